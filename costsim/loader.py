@@ -1,0 +1,156 @@
+"""Load and validate the three files; every user mistake becomes one CostsimError line."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from .errors import CostsimError, format_path
+from .models import TIER_CLASSES, FileModel, Policy, PriceTable, Workload
+from .yamlio import Document, load_yaml, parse_yaml
+
+M = TypeVar("M", bound=FileModel)
+
+_KIND = {PriceTable: "price table", Policy: "policy", Workload: "workload"}
+
+
+def _message(err: dict, model_cls) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field missing"
+    if kind == "literal_error" and err["loc"] == ("version",):
+        return f"unsupported version {err.get('input')!r} (this costsim reads version 1)"
+    msg = err["msg"]
+    if kind.endswith("_type") and "input" in err:
+        msg += f", got {type(err['input']).__name__} {err['input']!r}"
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def _validate(doc: Document, model_cls: type[M]) -> M:
+    # "version" first so a wrong version gives the one message that matters.
+    if "version" not in doc.data:
+        raise doc.error((), f"missing 'version: 1' (is this a costsim {_KIND[model_cls]} file?)")
+    try:
+        model = model_cls.model_validate(doc.data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        # An unknown key is the likeliest typo; report the earliest error in the file.
+        def sort_key(e):
+            loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list[", "constrained"))))
+            return (doc.line_of(loc) or 0, loc.__repr__())
+        err = min(errors, key=sort_key)
+        loc = tuple(p for p in err["loc"]
+                    if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        raise doc.error(loc, _message(err, model_cls)) from None
+    model._doc = doc
+    return model
+
+
+def _load(path: str | Path, model_cls: type[M]) -> M:
+    return _validate(load_yaml(path), model_cls)
+
+
+def prices_from_dict(data: dict, file: str = "<price table>") -> PriceTable:
+    """Validate an in-memory price table (e.g. one just built by `price-table update`)."""
+    return _validate(Document(data=data, file=file), PriceTable)
+
+
+def prices_from_text(text: str, file: str) -> PriceTable:
+    return _validate(parse_yaml(text, file), PriceTable)
+
+
+def load_prices(path: str | Path) -> PriceTable:
+    return _load(path, PriceTable)
+
+
+def load_workload(path: str | Path) -> Workload:
+    wl = _load(path, Workload)
+    total = math.fsum(t.share for t in wl.task_types)
+    if abs(total - 1.0) > 1e-6:
+        raise wl.error(("task_types",), f"task type shares sum to {total:g}, not 1")
+    seen: set[str] = set()
+    for i, t in enumerate(wl.task_types):
+        if t.name in seen:
+            raise wl.error(("task_types", i, "name"), f"duplicate task type '{t.name}'")
+        seen.add(t.name)
+    return wl
+
+
+def load_policy(path: str | Path) -> Policy:
+    pol = _load(path, Policy)
+    check_policy(pol)
+    return pol
+
+
+def check_policy(pol: Policy) -> None:
+    """Checks that need only the policy itself."""
+    tiers = list(pol.tiers)
+    listing = ", ".join(tiers)
+    for phase, tier in pol.routes.items():
+        if tier not in pol.tiers:
+            raise pol.error(("routes", phase), f"unknown tier '{tier}' (tiers: {listing})")
+    for name, sig in pol.signals.items():
+        if sig.min_tier is not None and sig.min_tier not in pol.tiers:
+            raise pol.error(("signals", name, "min_tier"),
+                            f"unknown tier '{sig.min_tier}' (tiers: {listing})")
+
+
+def check_policy_against(pol: Policy, prices: PriceTable, workload: Workload) -> None:
+    """Dangling references between a policy and the price table / workload it is run with."""
+    for tier, model in pol.tiers.items():
+        if model not in prices.models:
+            raise pol.error(("tiers", tier), f"unknown model '{model}' (not in the price table "
+                            f"{_where(prices)})")
+    handoff = pol.handoff
+    if handoff is not None and handoff.summarizer is not None:
+        s = handoff.summarizer
+        if s not in pol.tiers and s not in prices.models:
+            raise pol.error(("handoff", "summarizer"),
+                            f"'{s}' is neither a tier of this policy ({', '.join(pol.tiers)}) "
+                            f"nor a model in the price table")
+    if "default" not in pol.routes:
+        for t in workload.task_types:
+            for ph in t.phases:
+                if ph.phase not in pol.routes:
+                    raise pol.error(("routes",), f"no route for phase '{ph.phase}' of workload "
+                                    f"'{workload.name}' (add it, or a 'default' route)")
+
+
+def check_workload_against(workload: Workload, prices: PriceTable) -> None:
+    """Keys of success/defect maps must name a model in the table or a tier class."""
+    def check_keys(mapping: dict, loc: tuple) -> None:
+        for key in mapping:
+            if key not in prices.models and key not in TIER_CLASSES:
+                raise workload.error(loc + (key,), f"unknown model or tier '{key}' (tiers: "
+                                     f"{', '.join(TIER_CLASSES)}; models: see the price table)")
+
+    def check_defects(d, loc):
+        if d is None:
+            return
+        check_keys(d.rate, loc + ("rate",))
+        check_keys(d.catch_rate, loc + ("catch_rate",))
+
+    check_defects(workload.defects, ("defects",))
+    for i, t in enumerate(workload.task_types):
+        check_defects(t.defects, ("task_types", i, "defects"))
+        for j, ph in enumerate(t.phases):
+            if ph.success:
+                check_keys(ph.success, ("task_types", i, "phases", j, "success"))
+    s = workload.handoff.summarizer
+    if s is not None and s not in prices.models and s not in TIER_CLASSES:
+        raise workload.error(("handoff", "summarizer"),
+                             f"unknown model or tier '{s}'")
+
+
+def _where(table: PriceTable) -> str:
+    return table.doc.file if table.doc is not None else "in use"
+
+
+__all__ = ["load_prices", "load_policy", "load_workload", "prices_from_dict", "prices_from_text",
+           "check_policy", "check_policy_against", "check_workload_against", "CostsimError",
+           "format_path"]

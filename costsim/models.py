@@ -1,0 +1,182 @@
+"""Pydantic models of the three files (SPEC.md §2). Strict: unknown keys and wrong types fail."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+TIER_CLASSES = ("budget", "midrange", "premium")
+
+Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Prob = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosInt = Annotated[int, Field(ge=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=False)
+
+
+class FileModel(Strict):
+    """A top-level document; remembers the parsed file so later checks can cite lines."""
+
+    _doc: object = PrivateAttr(default=None)
+
+    @property
+    def doc(self):  # -> costsim.yamlio.Document | None
+        return self._doc
+
+    def error(self, loc: tuple, message: str):
+        """A CostsimError pointing at ``loc`` in this model's file (if it came from one)."""
+        from .errors import CostsimError, format_path
+
+        if self._doc is not None:
+            return self._doc.error(loc, message)
+        return CostsimError(message, path=format_path(loc))
+
+
+# --- price table (§2.1) -------------------------------------------------------------------
+
+class LongContext(Strict):
+    above: PosInt
+    input: Price | None = None
+    output: Price | None = None
+    cache_read: Price | None = None
+    cache_write: Price | None = None
+
+
+class PriceHistory(Strict):
+    date: dt.date
+    input: Price | None = None
+    output: Price | None = None
+    cache_read: Price | None = None
+    cache_write: Price | None = None
+    source: str | None = None
+
+
+class ModelPrice(Strict):
+    provider: str
+    tier: Literal["budget", "midrange", "premium"]
+    input: Price
+    output: Price
+    cache_read: Price | None = None
+    cache_write: Price | None = None
+    long_context: LongContext | None = None
+    context_window: PosInt | None = None
+    coding_score: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+    source: str | None = None
+    note: str | None = None
+    history: list[PriceHistory] = Field(default_factory=list)
+
+
+class Source(Strict):
+    name: str
+    ref: str | None = None
+    url: str | None = None
+    fetched: dt.date | None = None
+    note: str | None = None
+
+
+class PriceTable(FileModel):
+    version: Literal[1]
+    as_of: dt.date
+    currency: Literal["USD"] = "USD"
+    sources: list[Source] = Field(default_factory=list)
+    models: dict[str, ModelPrice]
+
+
+# --- routing policy (§2.2) ----------------------------------------------------------------
+
+class Handoff(Strict):
+    mode: Literal["summary", "full_history"]
+    summary_tokens: NonNegInt = 1500
+    summarizer: str | None = None
+
+
+class Escalation(Strict):
+    after_failures: PosInt = 2
+
+
+class PolicySignal(Strict):
+    min_tier: str | None = None
+    raise_: NonNegInt = Field(0, alias="raise")
+    phases: list[str] | None = None
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+
+
+class Policy(FileModel):
+    version: Literal[1]
+    name: str = Field(min_length=1)
+    description: str | None = None
+    tiers: dict[str, str] = Field(min_length=1)
+    routes: dict[str, str] = Field(min_length=1)
+    escalation: Escalation = Field(default_factory=Escalation)
+    signals: dict[str, PolicySignal] = Field(default_factory=dict)
+    handoff: Handoff | None = None
+
+
+# --- workload (§2.3) ----------------------------------------------------------------------
+
+class WorkloadSignal(Strict):
+    share: Prob
+    difficulty: Annotated[float, Field(allow_inf_nan=False)] = 0.0
+
+
+class ReviewMinutes(Strict):
+    base: Price = 0.0
+    per_defect: Price = 0.0
+
+
+class Defects(Strict):
+    phases: list[str] = Field(default_factory=list)
+    rate: dict[str, Prob] = Field(default_factory=dict)
+    catch_rate: dict[str, Prob] = Field(default_factory=dict)
+    review_minutes: ReviewMinutes = Field(default_factory=ReviewMinutes)
+
+
+SuccessValue = Prob | Annotated[list[Prob], Field(min_length=1)]
+
+
+class Phase(Strict):
+    phase: str = Field(min_length=1)
+    calls: PosInt
+    input_tokens: NonNegInt
+    output_tokens: NonNegInt
+    difficulty: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    success: dict[str, SuccessValue] | None = None
+
+
+class TaskType(Strict):
+    name: str = Field(min_length=1)
+    share: Prob
+    phases: list[Phase] = Field(min_length=1)
+    signals: dict[str, WorkloadSignal] | None = None
+    defects: Defects | None = None
+    max_attempts: PosInt | None = None
+
+    @model_validator(mode="after")
+    def _unique_phases(self) -> "TaskType":
+        seen: set[str] = set()
+        for ph in self.phases:
+            if ph.phase in seen:
+                raise ValueError(f"phase '{ph.phase}' appears twice")
+            seen.add(ph.phase)
+        return self
+
+
+class Workload(FileModel):
+    version: Literal[1]
+    name: str = Field(min_length=1)
+    description: str | None = None
+    tasks_per_month: PosInt = 1000
+    max_attempts: PosInt = 3
+    system_tokens: NonNegInt = 0
+    cache_hit_rate: Prob = 0.0
+    handoff: Handoff = Field(default_factory=lambda: Handoff(mode="full_history"))
+    feedback_gain: Prob = 0.0
+    signals: dict[str, WorkloadSignal] = Field(default_factory=dict)
+    defects: Defects | None = None
+    task_types: list[TaskType] = Field(min_length=1)
