@@ -65,7 +65,14 @@ def _float_text(x: float) -> str:
 def _string_text(s: str) -> str:
     if s and _PLAIN.match(s) and not s.endswith(" ") and yaml.safe_load(s) == s:
         return s
-    return json.dumps(s, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
+    # A JSON string is a YAML double-quoted scalar; characters YAML does not accept raw
+    # (controls, DEL, NEL, BOM, ...) are escaped.
+    text = json.dumps(s, ensure_ascii=False)
+    return "".join(c if c.isprintable() or c == "\t" else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    return f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
 
 
 def format_scalar(value: Any) -> str:
