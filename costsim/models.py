@@ -12,6 +12,8 @@ TIER_CLASSES = ("budget", "midrange", "premium")
 Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Prob = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 NonNegInt = Annotated[int, Field(ge=0)]
+# Dates may be written bare (2026-11-20, a YAML date) or quoted ("2026-11-20").
+Date = Annotated[dt.date, Field(strict=False)]
 PosInt = Annotated[int, Field(ge=1)]
 
 
@@ -48,7 +50,7 @@ class LongContext(Strict):
 
 
 class PriceHistory(Strict):
-    date: dt.date
+    date: Date
     input: Price | None = None
     output: Price | None = None
     cache_read: Price | None = None
@@ -75,13 +77,13 @@ class Source(Strict):
     name: str
     ref: str | None = None
     url: str | None = None
-    fetched: dt.date | None = None
+    fetched: Date | None = None
     note: str | None = None
 
 
 class PriceTable(FileModel):
     version: Literal[1]
-    as_of: dt.date
+    as_of: Date
     currency: Literal["USD"] = "USD"
     sources: list[Source] = Field(default_factory=list)
     models: dict[str, ModelPrice]
