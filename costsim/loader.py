@@ -39,16 +39,39 @@ def _validate(doc: Document, model_cls: type[M]) -> M:
         model = model_cls.model_validate(doc.data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        # An unknown key is the likeliest typo; report the earliest error in the file.
-        def sort_key(e):
-            loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list[", "constrained"))))
-            return (doc.line_of(loc) or 0, loc.__repr__())
-        err = min(errors, key=sort_key)
-        loc = tuple(p for p in err["loc"]
-                    if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        # Report the earliest error in the file; among errors on one line (e.g. the branches
+        # of a union) the deepest path into the user's data is the most specific.
+        located = [(_data_loc(doc.data, e["loc"]), e) for e in errors]
+        loc, err = min(located, key=lambda le: (doc.line_of(le[0]) or 0, -len(le[0])))
         raise doc.error(loc, _message(err, model_cls)) from None
     model._doc = doc
     return model
+
+
+def _data_loc(data, loc: tuple) -> tuple:
+    """The part of a pydantic error location that indexes into the user's data.
+
+    Drops pydantic's own labels (union branch names such as ``constrained-float``); keeps
+    a final missing/unknown key, which has no value to index into.
+    """
+    out = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not _is_label(part):
+            out.append(part)       # a missing field
+            node = None
+    return tuple(out)
+
+
+def _is_label(part: str) -> bool:
+    return "[" in part or part.startswith(("function-", "constrained-")) or part in (
+        "int", "float", "str", "bool", "list", "dict", "date")
 
 
 def _load(path: str | Path, model_cls: type[M]) -> M:

@@ -93,7 +93,7 @@ def render_rich(renderables) -> str:
 
 # --- compare --------------------------------------------------------------------------------
 
-COMPARE_COLUMNS = ["strategy", "kind", "cost/completed", "spend/task", "completion", "defects",
+COMPARE_COLUMNS = ["strategy", "cost/completed", "spend/task", "completion", "defects",
                    "review min", "attempts", "retries", "premium", "savings", "vs", "pareto"]
 
 
@@ -101,11 +101,13 @@ def _compare_rows(result, human: bool):
     rows = []
     for s in result.strategies:
         if human:
+            own = s.savings_vs == s.name       # the reference itself: nothing to save
             rows.append([
-                s.name, s.kind, money(s.cost_per_completed_task), money(s.spend_per_task),
+                s.name, money(s.cost_per_completed_task), money(s.spend_per_task),
                 pct(s.completion_rate, 2), pct(s.defect_rate, 2), f"{s.review_minutes:.1f}",
                 f"{s.expected_attempts:.2f}", f"{s.expected_retries:.2f}", pct(s.premium_share, 0),
-                pct(s.savings) if s.savings is not None else "-", s.savings_vs or "-",
+                "-" if s.savings is None or own else pct(s.savings),
+                "-" if own else (s.savings_vs or "-"),
                 "*" if s.pareto else ""])
         else:
             rows.append([s.name, s.kind, s.cost_per_completed_task, s.spend_per_task,
@@ -162,7 +164,7 @@ def render_compare(result, fmt: str, breakdown: bool = False) -> str:
     title = (f"{result.workload_name}: cost per completed task "
              f"(prices as of {result.prices_as_of}, engine: {result.engine})")
     items = [rich_table(title, COMPARE_COLUMNS, _compare_rows(result, human=True),
-                        right=range(2, 11), caption=caption)]
+                        right=range(1, 10), caption=caption)]
     if breakdown:
         pr, mr = _breakdown_rows(result)
         items.append(rich_table("per phase", PHASE_COLUMNS, _fmt_phase(pr), right=range(2, 7)))
