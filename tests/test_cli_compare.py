@@ -1,0 +1,144 @@
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import costsim
+from costsim.cli import app
+
+FX = Path(__file__).parent / "fixtures"
+runner = CliRunner()
+ARGS = ["--prices", str(FX / "prices.yaml"), "--policy", str(FX / "policy.yaml"),
+        "--workload", str(FX / "workload.yaml")]
+
+
+def run_json(*extra):
+    res = runner.invoke(app, ["compare", *ARGS, "--format", "json", *extra])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_defaults_run_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["compare", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["version"] == 1
+    assert data["workload"]["name"] == "medium-team"
+    names = {s["name"] for s in data["strategies"]}
+    assert "cheapest-routing" in names and "single:claude-opus-5" in names
+    kinds = {s["kind"] for s in data["strategies"]}
+    assert kinds == {"routed", "single"}
+
+
+def test_json_fields_and_sorting():
+    data = run_json()
+    strategies = data["strategies"]
+    assert [s["name"] for s in strategies] == ["single:cheap", "single:mid", "three-tier",
+                                               "single:top"]
+    costs = [s["cost_per_completed_task"] for s in strategies]
+    assert costs == sorted(costs)
+    for s in strategies:
+        for key in ("name", "kind", "spend_per_task", "completion_rate", "cost_per_completed_task",
+                    "defect_rate", "review_minutes", "expected_attempts", "expected_retries",
+                    "spend_by_model", "spend_by_provider", "tokens", "premium_share", "pareto",
+                    "savings", "savings_vs"):
+            assert key in s
+        assert s["cost_per_completed_task"] == pytest.approx(s["spend_per_task"]
+                                                             / s["completion_rate"])
+        assert sum(s["spend_by_provider"].values()) == pytest.approx(s["spend_per_task"])
+
+
+def test_strategies_cover_policy_models_and_extra_models(tmp_path):
+    data = run_json("--model", "mid")["strategies"]
+    assert sorted(s["name"] for s in data if s["kind"] == "single") == [
+        "single:cheap", "single:mid", "single:top"]          # no duplicate single:mid
+    # A policy naming only `mid`, plus --model top: single strategies are exactly those two.
+    pol = tmp_path / "p.yaml"
+    pol.write_text("version: 1\nname: only-mid\ntiers: {midrange: mid}\n"
+                   "routes: {default: midrange}\n")
+    res = runner.invoke(app, ["compare", "--prices", str(FX / "prices.yaml"), "--policy", str(pol),
+                              "--workload", str(FX / "workload.yaml"), "--model", "top",
+                              "-f", "json"])
+    names = sorted(s["name"] for s in json.loads(res.stdout)["strategies"])
+    assert names == ["only-mid", "single:mid", "single:top"]
+
+
+def test_savings_against_cheapest_single_completing_as_often():
+    s = {x["name"]: x for x in run_json()["strategies"]}
+    routed = s["three-tier"]
+    # Only single:top completes at least as often as the routed policy in this fixture.
+    assert routed["completion_rate"] > s["single:mid"]["completion_rate"]
+    assert routed["completion_rate"] <= s["single:top"]["completion_rate"]
+    assert routed["savings_vs"] == "single:top"
+    assert routed["savings"] == pytest.approx(
+        1 - routed["cost_per_completed_task"] / s["single:top"]["cost_per_completed_task"])
+
+
+def test_pareto_marks_non_dominated():
+    data = run_json()["strategies"]
+    for a in data:
+        dominated = any(
+            b["cost_per_completed_task"] <= a["cost_per_completed_task"]
+            and b["completion_rate"] >= a["completion_rate"]
+            and b["defect_rate"] <= a["defect_rate"] and b is not a
+            and (b["cost_per_completed_task"], b["completion_rate"], b["defect_rate"])
+            != (a["cost_per_completed_task"], a["completion_rate"], a["defect_rate"])
+            for b in data)
+        assert a["pareto"] == (not dominated)
+
+
+def test_breakdown_sums_to_total():
+    data = run_json("--breakdown")
+    for s in data["strategies"]:
+        phases = s["breakdown"]["phases"]
+        assert sum(p["spend"] for p in phases) == pytest.approx(s["spend_per_task"])
+        models = s["breakdown"]["models"]
+        assert sum(m["spend"] for m in models) == pytest.approx(s["spend_per_task"])
+
+
+def test_table_markdown_csv():
+    res = runner.invoke(app, ["compare", *ARGS])
+    assert res.exit_code == 0
+    assert "three-tier" in res.stdout and "cost/completed" in res.stdout
+    md = runner.invoke(app, ["compare", *ARGS, "-f", "markdown"]).stdout
+    assert "| strategy | cost/completed |" in md
+    out = runner.invoke(app, ["compare", *ARGS, "-f", "csv"]).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["name"] for r in rows][2] == "three-tier"
+    js = {s["name"]: s for s in run_json()["strategies"]}
+    for r in rows:
+        assert float(r["cost_per_completed_task"]) == pytest.approx(
+            js[r["name"]]["cost_per_completed_task"], rel=1e-12)
+
+
+def test_out_writes_file_atomically(tmp_path):
+    target = tmp_path / "result.json"
+    res = runner.invoke(app, ["compare", *ARGS, "-f", "json", "--out", str(target)])
+    assert res.exit_code == 0
+    assert json.loads(target.read_text())["version"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_python_api_matches_cli_and_has_a_frame():
+    r = costsim.compare(FX / "prices.yaml", [FX / "policy.yaml"], FX / "workload.yaml")
+    cli = {s["name"]: s for s in run_json()["strategies"]}
+    for s in r.strategies:
+        assert s.cost_per_completed_task == pytest.approx(cli[s.name]["cost_per_completed_task"],
+                                                          rel=1e-12)
+    df = r.to_frame()
+    assert list(df.index) == [s.name for s in r.strategies]
+    assert df.loc["three-tier", "completion_rate"] == pytest.approx(
+        r.get("three-tier").completion_rate)
+
+
+def test_help_mentions_every_option():
+    res = runner.invoke(app, ["compare", "--help"])
+    assert res.exit_code == 0
+    for opt in ("--prices", "--workload", "--policy", "--model", "--breakdown", "--format",
+                "--out", "--engine", "--samples", "--seed"):
+        assert opt in res.stdout
