@@ -144,9 +144,11 @@ def load_inputs(prices=None, policies=None, workload=None):
 
 
 def strategies_for(table: PriceTable, policies: Sequence[Policy],
-                   models: Iterable[str] = ()) -> list[Strategy]:
-    """Each routed policy, then single:M for every model the policies name and every --model."""
+                   models: Iterable[str] = (), pareto: Iterable[float] = ()) -> list[Strategy]:
+    """Each routed policy, then pareto:SCORE for every ``pareto`` threshold, then single:M for
+    every model the policies name and every --model."""
     out = [Strategy.routed(p) for p in policies]
+    out += [Strategy.pareto(s, table) for s in dict.fromkeys(pareto)]
     singles: list[str] = []
     for p in policies:
         for m in Strategy.routed(p).models():
@@ -162,7 +164,15 @@ def strategies_for(table: PriceTable, policies: Sequence[Policy],
 
 
 def parse_strategy(name: str, table: PriceTable, policies: Sequence[Policy]) -> Strategy:
-    """``single:MODEL`` or the name of one of ``policies``."""
+    """``single:MODEL``, ``pareto:SCORE`` or the name of one of ``policies``."""
+    if name.startswith("pareto:"):
+        raw = name.split(":", 1)[1]
+        try:
+            score = float(raw)
+        except ValueError:
+            raise CostsimError(f"'{raw}' is not a number (pareto:SCORE, e.g. pareto:70)",
+                               path="--strategy") from None
+        return Strategy.pareto(score, table)
     if name.startswith("single:"):
         m = name.split(":", 1)[1]
         if m not in table.models:
@@ -171,7 +181,7 @@ def parse_strategy(name: str, table: PriceTable, policies: Sequence[Policy]) -> 
     for p in policies:
         if p.name == name:
             return Strategy.routed(p)
-    known = ", ".join([p.name for p in policies] + ["single:MODEL"])
+    known = ", ".join([p.name for p in policies] + ["single:MODEL", "pareto:SCORE"])
     raise CostsimError(f"unknown strategy '{name}' (known: {known})", path="--strategy")
 
 
@@ -223,18 +233,20 @@ ENGINES = ("analytic", "montecarlo")
 
 
 def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (), *,
-            engine: str = "analytic", samples: int = 400_000, seed: int = 0) -> CompareResult:
+            engine: str = "analytic", samples: int = 400_000, seed: int = 0,
+            pareto: Iterable[float] = ()) -> CompareResult:
     """Every strategy side by side, sorted by cost per completed task.
 
     ``prices``/``workload``: a path, an already-loaded model, or None for the defaults;
     ``policies``: a list of paths or Policy models, or None for the bundled policies;
-    ``models``: extra ``single:M`` strategies.
+    ``models``: extra ``single:M`` strategies; ``pareto``: coding-score thresholds, each adds a
+    ``pareto:SCORE`` baseline (every attempt on the cheapest model scoring at least SCORE).
     """
     if engine not in ENGINES:
         raise CostsimError(f"unknown engine '{engine}' (engines: {', '.join(ENGINES)})",
                            path="--engine")
     table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload)
-    strategies = strategies_for(table, pols, models)
+    strategies = strategies_for(table, pols, models, pareto)
     results = []
     settings: dict = {}
     for s in strategies:

@@ -28,12 +28,14 @@ PER_MILLION = 1_000_000.0
 
 @dataclass(frozen=True)
 class Strategy:
-    """A routed policy or ``single:MODEL``."""
+    """A routed policy, ``single:MODEL`` or ``pareto:SCORE``."""
 
     name: str
-    kind: str  # "routed" | "single"
+    kind: str  # "routed" | "single" | "pareto"
     policy: Policy | None = None
     model: str | None = None
+    score: float | None = None          # pareto: the coding_score threshold
+    pool: tuple[str, ...] = ()          # pareto: models whose coding_score reaches it
 
     @classmethod
     def single(cls, model: str) -> "Strategy":
@@ -43,10 +45,27 @@ class Strategy:
     def routed(cls, policy: Policy) -> "Strategy":
         return cls(name=policy.name, kind="routed", policy=policy)
 
+    @classmethod
+    def pareto(cls, score: float, table: PriceTable) -> "Strategy":
+        """``pareto:SCORE``: every attempt goes to the model whose cost for that attempt (§3.2)
+        is lowest among the models with ``coding_score >= SCORE`` (models without a score are
+        skipped; ties go to the first model id in sorted order). Handoff: the workload's; the
+        summarizer is :func:`pareto_summarizer`."""
+        pool = tuple(sorted(m for m, p in table.models.items()
+                            if p.coding_score is not None and p.coding_score >= score))
+        if not pool:
+            scores = [p.coding_score for p in table.models.values() if p.coding_score is not None]
+            best = f"the highest is {max(scores):g}" if scores else "no model has one"
+            raise CostsimError(f"no model in the price table has a coding_score >= {score:g} "
+                               f"({best})", path=f"pareto:{score:g}")
+        return cls(name=f"pareto:{score:g}", kind="pareto", score=float(score), pool=pool)
+
     def models(self) -> list[str]:
         """Every model this strategy can call, in escalation order."""
         if self.kind == "single":
             return [self.model]
+        if self.kind == "pareto":
+            return list(self.pool)
         out = list(dict.fromkeys(self.policy.tiers.values()))
         s = self.policy.handoff.summarizer if self.policy.handoff else None
         if s and s not in self.policy.tiers and s not in out:
@@ -200,6 +219,9 @@ def strategy_handoff(strategy: Strategy, workload: Workload) -> tuple[Handoff, s
     if strategy.kind == "single":
         h = workload.handoff
         return h, (strategy.model if h.mode == "summary" else None)
+    if strategy.kind == "pareto":
+        h = workload.handoff
+        return h, (strategy.pool[0] if h.mode == "summary" else None)   # see pareto_summarizer
     pol = strategy.policy
     h = pol.handoff if pol.handoff is not None else workload.handoff
     if h.mode != "summary":
@@ -210,6 +232,24 @@ def strategy_handoff(strategy: Strategy, workload: Workload) -> tuple[Handoff, s
     if s in pol.tiers:
         return h, pol.tiers[s]
     return h, s
+
+
+def pareto_summarizer(prices: PriceTable, strategy: Strategy, workload: Workload,
+                      handoff: Handoff) -> str:
+    """The summarizer of ``pareto:SCORE``: the pool model with the lowest expected-size summary
+    bill, measured as the share-weighted sum over task types of the summary calls that follow a
+    first-attempt success of every phase but the last (ties: first model id in sorted order)."""
+    rates = Rates.from_table(prices, list(strategy.pool))
+    total = np.zeros(len(strategy.pool))
+    for t in workload.task_types:
+        for i, ph in enumerate(t.phases[:-1]):
+            g = ph.input_tokens + ph.output_tokens
+            prior = handoff.summary_tokens if i > 0 else 0
+            cost, _ = summary_cost_table(rates, system=workload.system_tokens, prior=prior,
+                                         calls=ph.calls, g=g,
+                                         summary_tokens=handoff.summary_tokens, attempts=1)
+            total += t.share * cost[0]
+    return strategy.pool[int(np.argmin(total))]
 
 
 # --- ladders --------------------------------------------------------------------------------
@@ -254,6 +294,8 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) 
             raise CostsimError(f"unknown model '{mid}' (not in the price table)",
                                path=strategy.name)
     handoff, summarizer = strategy_handoff(strategy, workload)
+    if strategy.kind == "pareto" and summarizer is not None:
+        summarizer = pareto_summarizer(prices, strategy, workload, handoff)
     if summarizer is not None and summarizer not in ids:
         if summarizer not in prices.models:
             raise CostsimError(f"summarizer '{summarizer}' is not a model in the price table",
@@ -323,6 +365,9 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) 
             acost, atok, scost, stok = per_task[cell.task][i]
             if strategy.kind == "single":
                 chosen = [index[strategy.model]] * Kt
+            elif strategy.kind == "pareto":
+                # cheapest model of the pool for each attempt of this phase (§3.2 cost)
+                chosen = [int(x) for x in np.argmin(acost, axis=1)]
             else:
                 pol = strategy.policy
                 start = start_tier(pol, ph.phase, cell.signals)
