@@ -50,6 +50,12 @@ def cell_stats(L: Ladders) -> CellStats:
     # noship = sum_k' w_rev[k'] * prod_i (1 - (1 - catch[k']) * rho_i)
     surv = 1.0 - L.catch                                                   # [C, K]
     terms = 1.0 - surv[:, None, :] * rho[:, :, None]                       # [C, P, K]
+    # A review phase that is also a defect phase: its defect comes from the same succeeding
+    # attempt k' whose catch rate applies, so use that attempt's rate, not the average rho.
+    rev_def = np.flatnonzero(has & L.is_defect_phase[np.arange(ncell), np.maximum(L.review_index, 0)])
+    if rev_def.size:
+        ri = L.review_index[rev_def]
+        terms[rev_def, ri, :] = 1.0 - surv[rev_def] * L.defect[rev_def, ri, :]
     noship = (w_rev * terms.prod(axis=1)).sum(-1)
     defect = np.where(Cc > 0, 1.0 - noship, 0.0)
     defect = np.clip(defect, 0.0, 1.0)
