@@ -26,14 +26,20 @@ R4  Handoff: the policy's ``handoff`` if present, else the workload's.  ``single
     workload's handoff and M as summarizer.  For a routed policy the summarizer name is resolved as:
     a tier name of the policy -> that tier's model; else a model id in the price table -> that
     model; else (a tier *class* named in the workload's handoff that the policy has no tier of
-    that name for) -> the first policy tier whose model has that price-table class.  With no
-    summarizer named anywhere: the model the policy routes the phase ``summarize`` to (its route,
-    else ``default``), else the policy's first (cheapest) tier.  [see SUMMARIZER_DEFAULT below]
+    that name for) -> the first policy tier whose model has that price-table class [costsim
+    instead rejects that case with a CostsimError; no numbers to compare].  With no summarizer
+    named anywhere, my first reading was: the model the policy routes the phase ``summarize`` to
+    (its route, else ``default``).  costsim uses the policy's first (cheapest) tier; SPEC is
+    silent, so the reference follows costsim (SUMMARIZER_DEFAULT = "first-tier"; the other reading
+    stays available as "summarize-route").
 R5  Success map lookup: model id first, then the model's price-table ``tier`` class.  A scalar
     is the same probability for every attempt (no feedback_gain); a list is indexed by the attempt
     index k within the phase (last value repeats).  If neither key is present the coding_score
     logistic is used (with feedback_gain for k >= 2, using the coding score of the model that makes
-    attempt k).  Phase ``difficulty`` absent -> 0.
+    attempt k).  Phase ``difficulty`` absent: my first reading was 0; costsim refuses (a
+    CostsimError: "not in the phase's success map and the phase has no difficulty"), which SPEC
+    ("without it, probabilities come from coding_score and difficulty") supports, so the
+    reference refuses too.
 R6  The difficulty of every active signal (workload signal, or the task type's own ``signals``
     block) adds to every phase, whatever the policy's ``phases`` restriction says: that restriction
     is about routing ("signals count only in their `phases`" is a sentence of §3.1 Routing).
@@ -62,7 +68,7 @@ import math
 TIER_CLASSES = ("budget", "midrange", "premium")
 
 # R4: which model summarizes when neither the policy nor the workload names a summarizer.
-SUMMARIZER_DEFAULT = "summarize-route"
+SUMMARIZER_DEFAULT = "first-tier"
 
 
 # --- prices ------------------------------------------------------------------------------------
@@ -180,7 +186,9 @@ def success_p(prices, workload, ph: dict, model: str, k: int, extra_difficulty: 
     score = prices["models"][model].get("coding_score")
     if score is None:
         raise ValueError(f"model {model} has no coding_score and phase {ph['phase']} no success entry")
-    d = (ph.get("difficulty") or 0.0) + extra_difficulty
+    if ph.get("difficulty") is None:
+        raise ValueError(f"phase {ph['phase']} has no difficulty and no success entry for {model}")
+    d = ph["difficulty"] + extra_difficulty
     p1 = 1.0 / (1.0 + math.exp(-(score - d) / 10.0))
     if k == 1:
         return p1
