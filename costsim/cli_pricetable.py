@@ -1,0 +1,441 @@
+"""`costsim price-table show | update | diff | validate`: parsing and rendering only.
+
+The work is done by :mod:`costsim.pricetable` (``update_table``, ``diff_tables``, the loader);
+this module turns flags into calls and results into text.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .cli_common import Format, emit, handle_errors, warn
+from .errors import CostsimError
+
+app = typer.Typer(
+    help="Show, refresh (from LiteLLM's price map or OpenRouter's models API), compare and "
+    "check price tables. Prices are USD per 1M tokens.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Source(str, Enum):
+    litellm = "litellm"
+    openrouter = "openrouter"
+
+
+class DiffFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+TableOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--table",
+        help="Work on this price table instead of the one in use (your user table if "
+        "`update` made one, else the bundled table).",
+        dir_okay=False,
+    ),
+]
+
+
+def _which(path: Path) -> str:
+    from .paths import bundled_prices_path, user_prices_path
+
+    try:
+        if path.resolve() == user_prices_path().resolve():
+            return "user table"
+        if path.resolve() == bundled_prices_path().resolve():
+            return "bundled table"
+    except OSError:
+        pass
+    return "given table"
+
+
+def _load_in_use(table: Path | None):
+    from .loader import load_prices
+    from .paths import resolve_prices_path
+
+    path = resolve_prices_path(table)
+    if table is not None and not path.exists():
+        raise CostsimError("no such file", str(path))
+    return path, load_prices(path)
+
+
+def _fmt(value: Any) -> str:
+    return getattr(value, "value", value)
+
+
+# --- show ----------------------------------------------------------------------------------
+
+SHOW_COLUMNS = [
+    "id",
+    "provider",
+    "tier",
+    "input",
+    "output",
+    "cache_read",
+    "cache_write",
+    "long_context_above",
+    "long_context_input",
+    "long_context_output",
+    "long_context_cache_read",
+    "long_context_cache_write",
+    "context_window",
+    "coding_score",
+    "source",
+]
+
+
+def _rows(prices, providers: list[str], tiers: list[str]) -> list[dict[str, Any]]:
+    prov = {p.casefold() for p in providers}
+    rows = []
+    for mid in sorted(prices.models):
+        m = prices.models[mid]
+        if prov and m.provider.casefold() not in prov:
+            continue
+        if tiers and m.tier not in tiers:
+            continue
+        lc = m.long_context
+        rows.append(
+            {
+                "id": mid,
+                "provider": m.provider,
+                "tier": m.tier,
+                "input": m.input,
+                "output": m.output,
+                "cache_read": m.cache_read,
+                "cache_write": m.cache_write,
+                "long_context_above": lc.above if lc else None,
+                "long_context_input": lc.input if lc else None,
+                "long_context_output": lc.output if lc else None,
+                "long_context_cache_read": lc.cache_read if lc else None,
+                "long_context_cache_write": lc.cache_write if lc else None,
+                "context_window": m.context_window,
+                "coding_score": m.coding_score,
+                "source": m.source,
+            }
+        )
+    return rows
+
+
+def _human(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    from .pricetable.diff import format_price
+
+    def lc(r):
+        if r["long_context_above"] is None:
+            return ""
+        parts = [format_price(r[f"long_context_{k}"]) if r[f"long_context_{k}"] is not None
+                 else "=" for k in ("input", "output")]
+        return f">{r['long_context_above'] // 1000:,}k: {parts[0]}/{parts[1]}"
+
+    headers = ["model", "provider", "tier", "input", "output", "cache read", "cache write",
+               "long context (in/out)", "context", "coding"]
+    body = [
+        [
+            r["id"],
+            r["provider"],
+            r["tier"],
+            format_price(r["input"]),
+            format_price(r["output"]),
+            format_price(r["cache_read"]) if r["cache_read"] is not None else "-",
+            format_price(r["cache_write"]) if r["cache_write"] is not None else "-",
+            lc(r),
+            f"{r['context_window']:,}" if r["context_window"] else "-",
+            f"{r['coding_score']:g}" if r["coding_score"] is not None else "-",
+        ]
+        for r in rows
+    ]
+    return headers, body
+
+
+@app.command()
+@handle_errors
+def show(
+    table: TableOpt = None,
+    provider: Annotated[
+        Optional[list[str]], typer.Option("--provider", help="Only this provider (repeatable).")
+    ] = None,
+    tier: Annotated[
+        Optional[list[str]],
+        typer.Option("--tier", help="Only this tier: budget, midrange or premium (repeatable)."),
+    ] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Write the output to FILE.", dir_okay=False)
+    ] = None,
+):
+    """Show the price table in use (or --table FILE): where it is, how old, every model."""
+    from .pricetable import stale_warning, table_age_days
+    from .render import render_rich, rich_table, to_csv, to_json, to_markdown
+
+    for t in tier or []:
+        if t not in ("budget", "midrange", "premium"):
+            raise CostsimError(f"--tier: unknown tier '{t}' (tiers: budget, midrange, premium)")
+    path, prices = _load_in_use(table)
+    kind = _which(path)
+    age = table_age_days(prices)
+    rows = _rows(prices, provider or [], tier or [])
+    stale = stale_warning(prices)
+    if stale:
+        warn(stale.removeprefix("warning: "))
+    fmt = _fmt(format)
+    if fmt == "json":
+        text = to_json(
+            {
+                "version": 1,
+                "table": str(path),
+                "kind": kind,
+                "as_of": prices.as_of.isoformat(),
+                "age_days": age,
+                "stale": stale is not None,
+                "currency": prices.currency,
+                "sources": [s.model_dump(exclude_none=True) for s in prices.sources],
+                "models": rows,
+            }
+        )
+    elif fmt == "csv":
+        text = to_csv(SHOW_COLUMNS, [[r[c] for c in SHOW_COLUMNS] for r in rows])
+    else:
+        title = (
+            f"{kind} {path}, as of {prices.as_of.isoformat()} ({age} day{'s' if age != 1 else ''} old); "
+            f"{prices.currency} per 1M tokens; {len(rows)} of {len(prices.models)} models"
+        )
+        headers, body = _human(rows)
+        if fmt == "markdown":
+            text = f"**Price table**: {title}\n\n" + to_markdown(headers, body)
+        else:
+            srcs = "; ".join(
+                s.name + (f" ({s.fetched.isoformat()})" if s.fetched else "")
+                for s in prices.sources
+            )
+            caption = f"sources: {srcs}" if srcs else None
+            text = render_rich(
+                [rich_table(title, headers, body, right=range(3, 10), caption=caption)]
+            )
+    emit(text, out)
+
+
+# --- update --------------------------------------------------------------------------------
+
+
+def _render_update(result) -> str:
+    from .pricetable.diff import render_diff_text
+
+    lines = [
+        f"Table: {result.path} ({result.origin})",
+        f"Source: {result.source_name} from {result.source_spec}",
+        "",
+        *result.report.lines(),
+        "",
+    ]
+    text = "\n".join(lines) + render_diff_text(result.merge.diff)
+    tail = []
+    m = result.merge
+    if m.missing and not m.pruned:
+        tail.append(
+            f"{len(m.missing)} model{'s' if len(m.missing) != 1 else ''} not in the source, "
+            f"kept (--prune removes them): {', '.join(m.missing)}"
+        )
+    if m.pruned:
+        tail.append(f"removed (--prune): {', '.join(m.pruned)}")
+    if result.dry_run:
+        tail.append("dry run: nothing written")
+    elif result.written:
+        tail.append(
+            f"wrote {result.path}"
+            + (f" (previous table kept as {result.backup})" if result.backup else "")
+        )
+    return text + ("\n" + "\n".join(tail) + "\n" if tail else "")
+
+
+@app.command()
+@handle_errors
+def update(
+    source: Annotated[
+        Source, typer.Option("--source", help="Kind of source: litellm or openrouter.")
+    ],
+    from_: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            metavar="PATH_OR_URL",
+            help="LiteLLM's model_prices_and_context_window.json or an OpenRouter "
+            "/api/v1/models response: a local file or an http(s) URL.",
+        ),
+    ],
+    table: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--table",
+            help="Update this table (created if missing). Default: your user table, seeded "
+            "from the bundled one the first time.",
+            dir_okay=False,
+        ),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Import every chat model of the source.")
+    ] = False,
+    add: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--add",
+            metavar="GLOB",
+            help="Also import source models whose id matches GLOB, e.g. 'anthropic/*' "
+            "(repeatable).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+    ] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove table models the source no longer has.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Allow an update that removes more than half the models."),
+    ] = False,
+    format: Annotated[
+        DiffFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = DiffFormat.table,
+):
+    """Refresh prices from a source and show what changed (infracost-style diff).
+
+    By default only the models the table already has are refreshed; their previous prices go
+    to each model's history. The source is parsed and the new table validated before anything
+    is written; the write is atomic and the previous file is kept as FILE.bak.
+    """
+    from .pricetable.merge import update_table
+    from .render import to_json
+
+    if all_ and add:
+        raise CostsimError("--all and --add exclude each other (--all already imports every model)")
+    result = update_table(
+        _fmt(source),
+        from_,
+        table=table,
+        import_all=all_,
+        patterns=add or (),
+        dry_run=dry_run,
+        prune=prune,
+        force=force,
+    )
+    if _fmt(format) == "json":
+        emit(to_json(result.to_dict()), None)
+    else:
+        emit(_render_update(result), None)
+
+
+# --- diff ----------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def diff(
+    old: Annotated[Path, typer.Argument(help="The older price table.", dir_okay=False)],
+    new: Annotated[Path, typer.Argument(help="The newer price table.", dir_okay=False)],
+    format: Annotated[
+        DiffFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = DiffFormat.table,
+):
+    """Compare two price tables: ~ changed, + added, - removed, with counts."""
+    from .loader import load_prices
+    from .pricetable.diff import diff_tables, render_diff_text
+    from .render import to_json
+
+    a, b = load_prices(old), load_prices(new)
+    d = diff_tables(a, b)
+    if _fmt(format) == "json":
+        emit(
+            to_json(
+                {
+                    "version": 1,
+                    "old": {"table": str(old), "as_of": a.as_of.isoformat()},
+                    "new": {"table": str(new), "as_of": b.as_of.isoformat()},
+                    **d.to_dict(),
+                }
+            ),
+            None,
+        )
+    else:
+        title = f"{old} (as of {a.as_of}) → {new} (as of {b.as_of}), USD per 1M tokens"
+        emit(render_diff_text(d, title=title), None)
+
+
+# --- validate ------------------------------------------------------------------------------
+
+
+def _checks(prices) -> list[str]:
+    """Plausibility warnings a schema cannot express (the table is still valid)."""
+    out = []
+    for mid, m in sorted(prices.models.items()):
+        if m.cache_read is not None and m.cache_read > m.input:
+            out.append(f"{mid}: cache_read {m.cache_read:g} is above input {m.input:g}")
+        lc = m.long_context
+        if lc is not None:
+            if lc.input is not None and lc.input < m.input:
+                out.append(f"{mid}: long_context.input {lc.input:g} is below input {m.input:g}")
+            if m.context_window is not None and lc.above >= m.context_window:
+                out.append(
+                    f"{mid}: long_context.above {lc.above:,} is not below context_window "
+                    f"{m.context_window:,} (never applies)"
+                )
+    return out
+
+
+@app.command()
+@handle_errors
+def validate(
+    file: Annotated[
+        Optional[Path],
+        typer.Argument(help="Table to check (same as --table).", dir_okay=False, show_default=False),
+    ] = None,
+    table: TableOpt = None,
+    format: Annotated[
+        DiffFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = DiffFormat.table,
+):
+    """Check a price table strictly (exit 2 with file:line: field: message if it is invalid)."""
+    from .pricetable import stale_warning, table_age_days
+    from .render import to_json
+
+    if file is not None and table is not None and file != table:
+        raise CostsimError("give the table once: as an argument or with --table")
+    path, prices = _load_in_use(table or file)
+    warnings = _checks(prices)
+    stale = stale_warning(prices)
+    if _fmt(format) == "json":
+        emit(
+            to_json(
+                {
+                    "version": 1,
+                    "table": str(path),
+                    "valid": True,
+                    "models": len(prices.models),
+                    "as_of": prices.as_of.isoformat(),
+                    "age_days": table_age_days(prices),
+                    "warnings": warnings + ([stale] if stale else []),
+                }
+            ),
+            None,
+        )
+        return
+    shown = warnings if len(warnings) <= 12 else warnings[:10]
+    for w in shown:
+        warn(w)
+    if len(shown) < len(warnings):
+        warn(f"... and {len(warnings) - len(shown)} more (--format json lists them all)")
+    if stale:
+        warn(stale.removeprefix("warning: "))
+    emit(
+        f"ok: {path}: {len(prices.models)} models, as of {prices.as_of.isoformat()} "
+        f"({_which(path)})\n",
+        None,
+    )
