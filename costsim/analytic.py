@@ -47,7 +47,8 @@ def cell_stats(L: Ladders) -> CellStats:
     if has.any():
         idx = np.flatnonzero(has)
         w_rev[idx] = w[idx, L.review_index[idx], :]
-    # noship = sum_k' w_rev[k'] * prod_i (1 - (1 - catch[k']) * rho_i)
+    # noship = sum_k' w_rev[k'] * prod_i (1 - (1 - catch[k']) * rho_i)  (rho of the review
+    # phase replaced below when it is a defect phase)
     surv = 1.0 - L.catch                                                   # [C, K]
     terms = 1.0 - surv[:, None, :] * rho[:, :, None]                       # [C, P, K]
     # A review phase that is also a defect phase: its defect comes from the same succeeding
@@ -56,8 +57,10 @@ def cell_stats(L: Ladders) -> CellStats:
     if rev_def.size:
         ri = L.review_index[rev_def]
         terms[rev_def, ri, :] = 1.0 - surv[rev_def] * L.defect[rev_def, ri, :]
-    noship = (w_rev * terms.prod(axis=1)).sum(-1)
-    defect = np.where(Cc > 0, 1.0 - noship, 0.0)
+    # ship = sum_k' w_rev[k'] * (1 - prod_i terms): equal to 1 - noship since the w_rev sum to 1,
+    # but exactly 0 when nothing can carry a defect (the w_rev sum to 1 only up to rounding).
+    ship = (w_rev * (1.0 - terms.prod(axis=1))).sum(-1)
+    defect = np.where(Cc > 0, ship, 0.0)
     defect = np.clip(defect, 0.0, 1.0)
     review = L.review_base + L.review_per_defect * defect
     return CellStats(F=F, P=P, R=R, E_phase=E_phase, E=E, C=Cc, defect=defect, review=review)
