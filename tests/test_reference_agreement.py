@@ -34,11 +34,8 @@ def close(a: float, b: float, rel: float = REL) -> bool:
     return abs(a - b) <= rel * max(abs(a), abs(b)) + 1e-15
 
 
-def run_both(prices: dict, workload: dict, policies: list[dict] = (), models=()):
-    """``costsim.compare`` on the documents written to YAML, and the reference on the same dicts.
-
-    Returns ``[(strategy_result, reference_dict), ...]`` for every strategy costsim reports.
-    """
+def compare_docs(prices: dict, workload: dict, policies: list[dict] = (), models=()):
+    """``costsim.compare`` on the three documents, written to YAML files first."""
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         pp, wp = d / "prices.yaml", d / "workload.yaml"
@@ -49,7 +46,15 @@ def run_both(prices: dict, workload: dict, policies: list[dict] = (), models=())
             p = d / f"policy{i}.yaml"
             p.write_text(yaml.safe_dump(pol, sort_keys=False))
             pol_paths.append(p)
-        result = costsim.compare(pp, pol_paths, wp, models=list(models))
+        return costsim.compare(pp, pol_paths, wp, models=list(models))
+
+
+def run_both(prices: dict, workload: dict, policies: list[dict] = (), models=()):
+    """``costsim.compare`` and the reference on the same documents.
+
+    Returns ``[(strategy_result, reference_dict), ...]`` for every strategy costsim reports.
+    """
+    result = compare_docs(prices, workload, policies, models)
     by_name = {p["name"]: p for p in policies}
     out = []
     for s in result.strategies:
@@ -416,3 +421,21 @@ def scenarios(draw):
 def test_random_scenarios_agree(scn):
     prices, wl, pol = scn
     assert_agree(prices, wl, [pol])
+
+
+def test_no_defect_source_gives_exactly_zero_defect_rate():
+    """A review phase but nothing that can carry a defect: the defect rate is 0, not rounding
+    noise (an outside check by relative error against 0 would fail on 1e-15)."""
+    prices = prices_doc({"m0": {"provider": "a", "tier": "budget", "input": 1.0, "output": 2.0,
+                                "coding_score": 20}})
+    # p = 1/(1+e^4.2) and P = 1 - (1 - p) differ in the last bit, so the review attempt's
+    # conditional weight p/P is not exactly 1
+    wl = wl_doc([{"name": "t", "share": 1.0, "phases": [
+        {"phase": "review", "calls": 1, "input_tokens": 10, "output_tokens": 10,
+         "difficulty": 62}]}], max_attempts=1)
+    pol = pol_doc("one", {"t0": "m0"}, {"default": "t0"}, escalation={"after_failures": 1})
+    for s, _ in assert_agree(prices, wl, [pol]):
+        assert s.defect_rate == 0.0 and s.review_minutes == 0.0
+    wl["defects"] = {"phases": ["review"], "rate": {"premium": 0.5}}   # names no model used
+    for s, _ in assert_agree(prices, wl, [pol]):
+        assert s.defect_rate == 0.0
