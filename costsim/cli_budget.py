@@ -1,0 +1,193 @@
+"""`costsim budget`: parse flags, call :func:`costsim.budget.budget`, render. Nothing else."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .cli_common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
+                         handle_errors, warn)
+
+
+class _LazyProgress:
+    """A Rich progress bar on stderr, shown only on a terminal and only once the run has taken
+    about a second (short runs stay silent)."""
+
+    def __init__(self, total: int, label: str, delay: float = 1.0):
+        self.total, self.label, self.delay = total, label, delay
+        self.done = 0
+        self.t0 = time.monotonic()
+        self.bar = None
+        self.task = None
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.monotonic() - self.t0 < self.delay or self.done >= self.total:
+                return
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total)
+        self.bar.update(self.task, completed=min(self.done, self.total))
+
+    def grow(self, extra: int, label: str) -> None:
+        """A second stage (the budget-coverage runs) extends the bar."""
+        self.total += extra
+        if self.bar is not None:
+            self.bar.update(self.task, total=self.total, description=label)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _money(x, digits=2):
+    from .render import money
+
+    return money(x, digits)
+
+
+def _histogram_lines(result, width: int = 40) -> list[str]:
+    """Text bars for the monthly-total histogram (counts come from the API)."""
+    edges, counts = result.histogram["edges"], result.histogram["counts"]
+    if not counts:
+        return []
+    top = max(counts) or 1
+    eighths = " ▏▎▍▌▋▊▉"
+    marks = {"P50": result.p50, "P90": result.p90, "P99": result.p99}
+    if result.budget_usd is not None:
+        marks["budget"] = result.budget_usd
+    lines = []
+    labels = [f"{_money(lo, 0)} – {_money(hi, 0)}" for lo, hi in zip(edges[:-1], edges[1:])]
+    lw = max(len(s) for s in labels)
+    for i, (label, c) in enumerate(zip(labels, counts)):
+        units = round(c / top * width * 8)
+        bar = "█" * (units // 8) + (eighths[units % 8] if units % 8 else "")
+        lo, hi = edges[i], edges[i + 1]
+        last = i == len(counts) - 1
+        here = [k for k, v in marks.items() if lo <= v < hi or (last and v == hi)]
+        tail = f"  ← {', '.join(here)}" if here else ""
+        lines.append(f"{label:>{lw}} │{bar:<{width}}│ {c:>6,}{tail}")
+    return lines
+
+
+def render_budget(result, fmt: str) -> str:
+    from .render import pct, render_rich, rich_table, to_json, to_markdown
+
+    if fmt == "json":
+        return to_json(result.to_dict())
+    conf = pct(result.confidence, 0)
+    low = f"P{result.low_percentile:g}"
+    rows = [
+        ["strategy", f"{result.strategy} ({result.strategy_chosen_by})"],
+        ["tasks per month", f"{result.tasks:,}"],
+        ["spend per task", _money(result.spend_per_task, 4)],
+        ["expected monthly spend", _money(result.expected)],
+        ["P50", _money(result.p50)],
+        ["P90", _money(result.p90)],
+        ["P99", _money(result.p99)],
+        [f"spend at {conf} confidence", _money(result.at_confidence)],
+        ["expected completed tasks", f"{result.completed_expected:,.1f}"],
+        [f"completed tasks, {low}", f"{result.completed_low:,}"],
+    ]
+    if result.budget_usd is not None:
+        covered = "unlimited" if result.budget_tasks is None else f"{result.budget_tasks:,}"
+        rows.append([f"tasks {_money(result.budget_usd)} covers at {conf}", covered])
+    prov_headers = ["provider", "expected", f"credits to buy ({conf})"]
+    prov_rows = [[p.provider, _money(p.expected), _money(p.credits)]
+                 for p in result.per_provider]
+    if fmt == "markdown":
+        out = [f"**{result.workload_name}** workload, prices as of {result.prices_as_of}; "
+               f"{result.months:,} simulated months, seed {result.seed}\n",
+               to_markdown(["", "value"], rows), "", to_markdown(prov_headers, prov_rows)]
+        out += ["", "Notes:", ""] + [f"- {n}" for n in result.notes]
+        return "\n".join(out) + "\n"
+    from rich.text import Text
+
+    title = (f"{result.workload_name}: monthly budget (prices as of {result.prices_as_of}, "
+             f"{result.months:,} simulated months, seed {result.seed})")
+    items = [rich_table(title, ["", "value"], rows, right=[1]),
+             rich_table("per provider", prov_headers, prov_rows, right=[1, 2]),
+             Text(f"Monthly spend over {result.months:,} simulated months:"),
+             Text("\n".join(_histogram_lines(result)))]
+    items += [Text(f"note: {n}", style="dim") for n in result.notes]
+    return render_rich(items)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def budget(
+        prices: PricesOpt = None,
+        workload: WorkloadOpt = None,
+        policy: PolicyOpt = None,
+        strategy: Annotated[Optional[str], typer.Option(
+            "--strategy", "-s", help="A policy name or single:MODEL. Default: the routed "
+            "policy with the lowest cost per completed task.")] = None,
+        tasks: Annotated[Optional[int], typer.Option(
+            help="Tasks per month. Default: the workload's tasks_per_month.", min=1)] = None,
+        confidence: Annotated[float, typer.Option(
+            help="Confidence for credits to buy, the low completed-task percentile, --budget "
+                 "and --fail-above (0-1).")] = 0.9,
+        budget_usd: Annotated[Optional[float], typer.Option(
+            "--budget", help="USD: report how many tasks this covers at the confidence.",
+            min=0)] = None,
+        fail_above: Annotated[Optional[float], typer.Option(
+            "--fail-above", help="USD: exit 1 when the monthly spend at the confidence exceeds "
+            "it (a CI gate).")] = None,
+        seed: Annotated[int, typer.Option(help="Monte Carlo seed.")] = 0,
+        months: Annotated[int, typer.Option(
+            help="Simulated months (more: steadier percentiles, slower).", min=1)] = 10_000,
+        plot: Annotated[Optional[Path], typer.Option(
+            "--plot", help="Also save a histogram chart to FILE.png (needs matplotlib).",
+            dir_okay=False)] = None,
+        format: ReportFormatOpt = "table",
+        out: OutOpt = None,
+    ):
+        """Pre-purchase budgeting for a month of tasks: expected, P50/P90/P99 monthly spend,
+        credits to buy per provider, tasks a budget covers; --fail-above makes it a CI gate.
+
+        Percentiles come from a Monte Carlo simulation of --months months (the same attempt
+        ladders as `compare`); the expected spend is exact.
+        """
+        from .budget import budget as run
+
+        n_tasks = tasks
+        prog = _LazyProgress(total=1, label="simulating months")
+        try:
+            if prog.enabled:
+                # size the bar once the task count is known (the workload default)
+                from .api import load_inputs
+
+                _, _, wl, _, _ = load_inputs(prices, policy or None, workload)
+                n_tasks_eff = n_tasks or wl.tasks_per_month
+                prog.total = n_tasks_eff * months
+            result = run(prices, policy or None, workload, strategy=strategy, tasks=tasks,
+                         confidence=confidence, budget_usd=budget_usd, seed=seed,
+                         months=months, progress=prog)
+        finally:
+            prog.close()
+        for w in result.warnings:
+            warn(w)
+        emit(render_budget(result, getattr(format, "value", format)), out)
+        if plot is not None:
+            result.plot(plot)
+            typer.echo(f"wrote {plot}", err=True)
+        if fail_above is not None and result.exceeds(fail_above):
+            typer.echo(f"budget gate: monthly spend at {result.confidence:g} confidence is "
+                       f"${result.at_confidence:,.2f}, above --fail-above "
+                       f"${fail_above:,.2f}", err=True)
+            raise typer.Exit(1)

@@ -1,0 +1,519 @@
+"""Monte Carlo over the compiled attempt ladders (the same arrays the analytic engine reads).
+
+A simulated task draws its cell (task type x signals) by weight, then, phase by phase, the
+attempt at which the phase succeeds or the abandonment that stops the task; the review phase's
+succeeding model catches the defects that the succeeding attempts of the defect phases made
+(SPEC.md §3.4, the semantics of :func:`costsim.analytic.cell_stats`).
+
+How it is fast: per (cell, phase) the ladder is turned into the CDF of "succeeds at attempt k"
+(``thr``) and the cost of each outcome (``val``: attempts 1..k plus the summarizer after a
+success, or every attempt when the phase is abandoned). A task then costs one uniform per phase,
+a comparison against K thresholds and a table lookup. Abandoned tasks move to an extra "dead"
+cell whose phases cost nothing, so no masks are needed. Tasks run in fixed-size chunks (memory
+stays flat); chunk j draws from the j-th child of ``np.random.default_rng(seed)`` (``spawn``), so
+the output depends on the seed only, not on the number of threads that ran the chunks.
+
+Extras that need per-outcome accounting (spend by model and provider, monthly per-provider
+totals) come from counting how often each (cell, phase, outcome) happened and multiplying by a
+per-outcome table: exact sums over the simulated tasks, without per-task-per-model arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .compile import Ladders
+
+CHUNK = 1 << 17            # tasks per chunk: fixed, so results never depend on the thread count
+RESERVOIR = 2_000_000      # per-task costs kept for percentiles (a uniform subsample beyond this)
+
+Progress = Callable[[int], None]
+
+
+# --- the sampling plan ---------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """Lookup tables derived from one :class:`Ladders` (no cost-model arithmetic of its own).
+
+    Rows are (cell, phase) pairs ``c*P + i``; cell ``C`` is the dead cell that abandoned tasks
+    move to. Outcome indices are ``row*(K+1) + o`` with o in 0..K-1 = succeeded at attempt o+1
+    and o = K = abandoned.
+    """
+
+    C: int
+    P: int
+    K: int
+    alias_prob: np.ndarray     # [C] Walker alias table over the cell weights
+    alias: np.ndarray          # [C]
+    thrT: np.ndarray           # [K, (C+1)*P] P(success by attempt k); the dead cell's rows are 0
+    next_row: np.ndarray       # [O] row of the next phase after each outcome
+    val: np.ndarray            # [O] spend of the outcome: attempts made + summarizer after success
+    attret: np.ndarray         # [O] int64: attempts + (retries << 32)
+    by_model: np.ndarray       # [O, M] the same spend split by model
+    defect: np.ndarray         # [O] defect rate of the succeeding attempt (0 outside defect phases)
+    surv: np.ndarray           # [O] 1 - catch rate of the succeeding review attempt (1 elsewhere)
+    defect_phases: list[int]   # phase indices that are a defect phase in some cell
+    review_phases: list[int]   # phase indices that are the review phase in some cell
+    review_base: np.ndarray    # [C+1]
+    review_per_defect: np.ndarray  # [C+1]
+    models: list[str]
+    providers: list[str]
+
+    @property
+    def n_outcomes(self) -> int:
+        return (self.C + 1) * self.P * (self.K + 1)
+
+    @property
+    def has_defects(self) -> bool:
+        return bool(self.defect_phases)
+
+
+def make_plan(L: Ladders) -> Plan:
+    C, P, K = L.p.shape
+    q = 1.0 - L.p
+    F = np.ones_like(L.p)
+    F[..., 1:] = np.cumprod(q[..., :-1], axis=-1)        # P(attempt k happens | phase runs)
+    cdf = np.cumsum(F * L.p, axis=-1)                      # P(succeeded by attempt k)
+    # Once failure is impossible, no uniform may fall past the threshold by round-off.
+    cdf = np.where(F * q == 0.0, 2.0, cdf)
+    thr = np.zeros((C + 1, P, K))
+    thr[:C] = cdf
+
+    def table(dtype=float):
+        return np.zeros((C + 1, P, K + 1), dtype)
+
+    cum = np.cumsum(L.cost, axis=-1)                       # attempts 1..k
+    val = table()
+    val[:C, :, :K] = cum + L.summ_cost
+    val[:C, :, K] = cum[..., -1]
+
+    real = np.arange(P)[None, :] < L.n_phases[:, None]     # [C, P] the phase exists
+    att = table(np.int64)
+    att[:C, :, :K] = np.arange(1, K + 1)
+    att[:C, :, K] = L.valid.sum(-1)
+    att[:C] *= real[..., None]
+    ret = np.where(att > 0, att - 1, 0)
+
+    M = len(L.rates.ids)
+    by_model = np.zeros((C + 1, P, K + 1, M))
+    midx = np.where(L.valid, L.model, 0)
+    for k in range(K):
+        # attempt k+1 is paid by every outcome o >= k (success at k+1 or later, or abandonment)
+        contrib = np.zeros((C, P, M))
+        np.put_along_axis(contrib, midx[..., k:k + 1], L.cost[..., k:k + 1], axis=-1)
+        by_model[:C, :, k:, :] += contrib[:, :, None, :]
+    if L.summ_model >= 0:
+        by_model[:C, :, :K, L.summ_model] += L.summ_cost
+
+    defect = table()
+    defect[:C, :, :K] = np.where(L.is_defect_phase[..., None], L.defect, 0.0)
+    surv = table()
+    surv[:] = 1.0
+    for c in np.flatnonzero(L.has_review):
+        surv[c, L.review_index[c], :K] = 1.0 - L.catch[c]
+    defect_phases = [int(i) for i in np.flatnonzero((defect > 0).any(axis=(0, 2)))]
+    review_phases = sorted({int(L.review_index[c]) for c in np.flatnonzero(L.has_review)})
+    rb = np.zeros(C + 1)
+    rb[:C] = L.review_base
+    rpd = np.zeros(C + 1)
+    rpd[:C] = L.review_per_defect
+
+    nxt = table(np.intp)
+    nxt[:] = (np.arange(C + 1)[:, None] * P + np.arange(1, P + 1)[None, :])[..., None]
+    nxt[:, :, K] = C * P + np.arange(1, P + 1)[None, :]       # abandoned: the dead cell
+    alias_prob, alias = alias_table(np.asarray(L.weight, float))
+    return Plan(C=C, P=P, K=K, alias_prob=alias_prob, alias=alias,
+                thrT=np.ascontiguousarray(thr.reshape((C + 1) * P, K).T),
+                next_row=nxt.ravel(), val=val.ravel(), attret=(att + (ret << 32)).ravel(),
+                by_model=by_model.reshape(-1, M), defect=defect.ravel(), surv=surv.ravel(),
+                defect_phases=defect_phases,
+                review_phases=review_phases, review_base=rb, review_per_defect=rpd,
+                models=list(L.rates.ids), providers=list(L.rates.providers))
+
+
+def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker/Vose alias table: pick j = floor(u*C), keep j if frac(u*C) < prob[j] else alias[j]."""
+    n = len(weights)
+    scaled = weights / weights.sum() * n
+    prob = np.ones(n)
+    alias = np.arange(n)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        prob[s] = scaled[s]
+        alias[s] = g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    return prob, alias          # leftovers keep prob 1 (round-off only)
+
+
+# --- one chunk -----------------------------------------------------------------------------
+
+@dataclass
+class Chunk:
+    n: int
+    idx: np.ndarray                  # [P, n] outcome index of every phase (into Plan tables)
+    alive: np.ndarray                # [n] bool: completed
+    cell: np.ndarray                 # [n]
+    cost: np.ndarray | None = None   # [n]
+    attret: np.ndarray | None = None  # [n] packed attempts/retries
+    shipped: np.ndarray | None = None  # [n] bool: completed and ships a defect
+
+    def attempts(self) -> np.ndarray:
+        return self.attret & 0xFFFFFFFF
+
+    def retries(self) -> np.ndarray:
+        return self.attret >> 32
+
+
+def sample_chunk(plan: Plan, n: int, rng: np.random.Generator, *, full: bool = True) -> Chunk:
+    """Simulate ``n`` tasks. ``full=False`` skips per-task cost, attempts and defects."""
+    P, K = plan.P, plan.K
+    K1 = K + 1
+    U = rng.random((P + 2, n))            # a uniform per phase, one for the cell, one for defects
+    # cell by Walker's alias method: one uniform, O(1) per task
+    x = U[P] * plan.C
+    j = x.astype(np.intp)
+    np.minimum(j, plan.C - 1, out=j)
+    x -= j
+    cell = np.where(x < plan.alias_prob.take(j), j, plan.alias.take(j))
+    r = cell * P                          # row (cell, phase) in the thresholds
+    idx = np.empty((P, n), np.intp)
+    cost = np.zeros(n) if full else None
+    attret = np.zeros(n, np.int64) if full else None
+    for i in range(P):
+        u = U[i]
+        ix = idx[i]
+        # outcome o = how many of the phase's CDF values are <= u (o = K: abandoned)
+        o = (plan.thrT[0].take(r) <= u).view(np.int8)
+        for t in plan.thrT[1:]:
+            o += (t.take(r) <= u).view(np.int8)
+        np.multiply(r, K1, out=ix)
+        ix += o
+        if full:
+            cost += plan.val.take(ix)
+            attret += plan.attret.take(ix)
+        r = plan.next_row.take(ix)        # abandoned tasks move to the dead cell
+    alive = r < plan.C * P + P
+    ch = Chunk(n=n, idx=idx, alive=alive, cell=cell, cost=cost, attret=attret)
+    if full:
+        ch.shipped = _defects(plan, idx, alive, U[P + 1])
+    return ch
+
+
+def _defects(plan: Plan, idx, alive, u) -> np.ndarray:
+    """Ships a defect: each defect phase's succeeding attempt adds one with its rate; the
+    succeeding review attempt catches each with its catch rate (all independent), so given the
+    outcomes a completed task ships one with probability 1 - prod_i (1 - rate_i (1 - catch))."""
+    if not plan.has_defects:
+        return np.zeros(len(u), bool)
+    s = None
+    for i in plan.review_phases:           # surv is 1 except in the cell's own review phase
+        v = plan.surv.take(idx[i])
+        s = v if s is None else s * v
+    noship = np.ones(len(u))
+    for i in plan.defect_phases:
+        d = plan.defect.take(idx[i])
+        noship *= 1.0 - (d if s is None else d * s)
+    return alive & (u >= noship)
+
+
+# --- running chunks -------------------------------------------------------------------------
+
+def child_rng(seed: int, j: int) -> np.random.Generator:
+    """The generator of chunk j: ``np.random.default_rng(seed).spawn(j + 1)[j]``, built lazily."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(j,)))
+
+
+def default_threads() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+def run_chunks(sizes: list[int], work: Callable[[int, int, np.random.Generator], object], seed: int,
+               *, threads: int | None = None, progress: Progress | None = None) -> Iterator:
+    """Yield ``work(j, size_j, rng_j)`` in chunk order; chunks run on a thread pool (NumPy
+    releases the GIL in the loops that matter). ``work`` must reduce its chunk to something small
+    so memory stays flat however many chunks there are."""
+    threads = threads or default_threads()
+    if threads == 1 or len(sizes) == 1:
+        for j, n in enumerate(sizes):
+            out = work(j, n, child_rng(seed, j))
+            if progress:
+                progress(n)
+            yield out
+        return
+    with ThreadPoolExecutor(threads) as ex:
+        # keep a bounded window of chunks in flight
+        window = 2 * threads
+        futures = {}
+        nxt = 0
+        for j in range(len(sizes)):
+            while nxt < len(sizes) and nxt < j + window:
+                futures[nxt] = ex.submit(work, nxt, sizes[nxt], child_rng(seed, nxt))
+                nxt += 1
+            out = futures.pop(j).result()
+            if progress:
+                progress(sizes[j])
+            yield out
+
+
+def chunk_sizes(total: int, chunk: int = CHUNK) -> list[int]:
+    full, rest = divmod(int(total), chunk)
+    return [chunk] * full + ([rest] if rest else [])
+
+
+# --- per-task estimates ---------------------------------------------------------------------
+
+@dataclass
+class TaskEstimates:
+    """Monte Carlo estimates of the headline metrics (means over simulated tasks)."""
+
+    samples: int
+    seed: int
+    spend_per_task: float
+    completion_rate: float
+    cost_per_completed_task: float
+    defect_rate: float
+    review_minutes: float
+    expected_attempts: float
+    expected_retries: float
+    spend_by_model: dict[str, float]
+    spend_by_provider: dict[str, float]
+    stderr: dict[str, float]
+    cost_percentiles: dict[str, float]     # per attempted task
+    percentile_sample: int                 # how many per-task costs the percentiles come from
+
+
+_SUMS = ("n", "cost", "cost2", "done", "cost_done", "ship", "rev", "rev2", "att", "att2", "ret",
+         "ret2")
+
+
+def simulate_tasks(L: Ladders, samples: int, seed: int = 0, *, threads: int | None = None,
+                   progress: Progress | None = None, plan: Plan | None = None) -> TaskEstimates:
+    """Simulate ``samples`` tasks of the ladders' strategy and workload."""
+    if samples < 1:
+        raise ValueError("samples must be >= 1")
+    plan = plan or make_plan(L)
+    sizes = chunk_sizes(samples)
+    keep_frac = min(1.0, RESERVOIR / samples)
+
+    def work(j, n, rng):
+        ch = sample_chunk(plan, n, rng, full=True)
+        cost, done = ch.cost, ch.alive
+        att = ch.attempts().astype(float)
+        ret = ch.retries().astype(float)
+        rev = np.where(done, plan.review_base[ch.cell] + plan.review_per_defect[ch.cell]
+                       * ch.shipped, 0.0)
+        sums = np.array([n, cost.sum(), cost @ cost, done.sum(), cost[done].sum(),
+                         ch.shipped.sum(), rev.sum(), rev @ rev, att.sum(), att @ att,
+                         ret.sum(), ret @ ret])
+        counts = np.bincount(ch.idx.ravel(), minlength=plan.n_outcomes)
+        keep = cost[:max(1, int(math.ceil(n * keep_frac)))].copy()   # tasks are iid: a uniform subsample
+        return sums, counts, keep
+
+    total = np.zeros(len(_SUMS))
+    counts = np.zeros(plan.n_outcomes, np.int64)
+    kept = []
+    for sums, cnt, keep in run_chunks(sizes, work, seed, threads=threads, progress=progress):
+        total += sums
+        counts += cnt
+        kept.append(keep)
+    S = dict(zip(_SUMS, total))
+    n = S["n"]
+    spend = S["cost"] / n
+    done = S["done"] / n
+    by_model_v = counts @ plan.by_model / n
+    by_model = {m: float(v) for m, v in zip(plan.models, by_model_v)}
+    by_provider: dict[str, float] = {}
+    for m, prov in zip(plan.models, plan.providers):
+        by_provider[prov] = by_provider.get(prov, 0.0) + by_model[m]
+
+    def mean_se(s, s2):
+        mu = s / n
+        var = max(s2 / n - mu * mu, 0.0)
+        return mu, math.sqrt(var / n)
+
+    def ratio_se(sy, sy2, sxy, sx, sx2):
+        """R = sum(y)/sum(x), delta method."""
+        if sx <= 0:
+            return math.inf if sy > 0 else 0.0, math.nan
+        R = sy / sx
+        xbar = sx / n
+        var = max((sy2 - 2 * R * sxy + R * R * sx2) / n, 0.0)
+        return R, math.sqrt(var / n) / xbar
+
+    _, se_spend = mean_se(S["cost"], S["cost2"])
+    se_done = math.sqrt(max(done * (1 - done), 0.0) / n)
+    cpct, se_cpct = ratio_se(S["cost"], S["cost2"], S["cost_done"], S["done"], S["done"])
+    drate, se_drate = ratio_se(S["ship"], S["ship"], S["ship"], S["done"], S["done"])
+    rmin, se_rmin = ratio_se(S["rev"], S["rev2"], S["rev"], S["done"], S["done"])
+    att, se_att = mean_se(S["att"], S["att2"])
+    ret, se_ret = mean_se(S["ret"], S["ret2"])
+    if S["done"] <= 0:
+        drate, rmin = 0.0, 0.0
+    sample = np.concatenate(kept)
+    pcts = np.percentile(sample, [50, 90, 99])
+    return TaskEstimates(
+        samples=int(n), seed=seed, spend_per_task=spend, completion_rate=done,
+        cost_per_completed_task=cpct, defect_rate=drate, review_minutes=rmin,
+        expected_attempts=att, expected_retries=ret, spend_by_model=by_model,
+        spend_by_provider=by_provider,
+        stderr={"spend_per_task": se_spend, "completion_rate": se_done,
+                "cost_per_completed_task": se_cpct, "defect_rate": se_drate,
+                "review_minutes": se_rmin, "expected_attempts": se_att,
+                "expected_retries": se_ret},
+        cost_percentiles={"p50": float(pcts[0]), "p90": float(pcts[1]), "p99": float(pcts[2])},
+        percentile_sample=int(len(sample)))
+
+
+def apply_montecarlo(result, ladders: Ladders, *, samples: int, seed: int,
+                     threads: int | None = None, progress: Progress | None = None):
+    """Overwrite a :class:`costsim.api.StrategyResult`'s headline fields with Monte Carlo
+    estimates; standard errors and per-task cost percentiles go to ``result.extra``.
+
+    Token counts and the per-phase/per-model breakdowns stay analytic (exact)."""
+    est = simulate_tasks(ladders, samples, seed, threads=threads, progress=progress)
+    for name in ("spend_per_task", "completion_rate", "cost_per_completed_task", "defect_rate",
+                 "review_minutes", "expected_attempts", "expected_retries"):
+        setattr(result, name, getattr(est, name))
+    keep = set(result.spend_by_model) | {m for m, v in est.spend_by_model.items() if v > 0}
+    result.spend_by_model = {m: v for m, v in est.spend_by_model.items() if m in keep}
+    provs = set(result.spend_by_provider) | {p for p, v in est.spend_by_provider.items() if v > 0}
+    result.spend_by_provider = {p: v for p, v in est.spend_by_provider.items() if p in provs}
+    tiers = dict(zip(ladders.rates.ids, ladders.rates.tiers))
+    prem = sum(v for m, v in est.spend_by_model.items() if tiers[m] == "premium")
+    result.premium_share = prem / est.spend_per_task if est.spend_per_task > 0 else 0.0
+    result.extra["montecarlo"] = {
+        "samples": est.samples, "seed": seed, "stderr": est.stderr,
+        "cost_percentiles": est.cost_percentiles,
+        "percentile_sample": est.percentile_sample,
+    }
+    return result
+
+
+# --- monthly totals -------------------------------------------------------------------------
+
+@dataclass
+class MonthlyTotals:
+    """Per simulated month of ``tasks_per_month`` independent tasks."""
+
+    tasks_per_month: int
+    months: int
+    seed: int
+    spend: np.ndarray                       # [months] total spend
+    completed: np.ndarray                   # [months] completed tasks
+    by_provider: dict[str, np.ndarray] = field(default_factory=dict)   # [months] each
+
+
+def simulate_months(L: Ladders, tasks_per_month: int, months: int, seed: int = 0, *,
+                    threads: int | None = None, progress: Progress | None = None,
+                    plan: Plan | None = None) -> MonthlyTotals:
+    """Simulate ``months`` months of ``tasks_per_month`` tasks each (tasks_per_month x months
+    tasks in all, in chunks); totals per month and per provider, and completed-task counts."""
+    if tasks_per_month < 1 or months < 1:
+        raise ValueError("tasks_per_month and months must be >= 1")
+    plan = plan or make_plan(L)
+    provs = list(dict.fromkeys(plan.providers))
+    # spend of every outcome per provider: [V, O]
+    pv = np.zeros((len(provs), plan.n_outcomes))
+    for j, prov in enumerate(plan.providers):
+        pv[provs.index(prov)] += plan.by_model[:, j]
+    N = int(tasks_per_month)
+    total = N * int(months)
+    # chunks hold whole months when a month fits, so a month never straddles two chunks
+    per = max(1, CHUNK // N) * N if N <= CHUNK else CHUNK
+    sizes = chunk_sizes(total, per)
+
+    def work(j, n, rng):
+        ch = sample_chunk(plan, n, rng, full=False)
+        first = j * per
+        month = (first + np.arange(n)) // N
+        m0 = int(month[0])
+        month -= m0
+        nm = int(month[-1]) + 1
+        out = np.empty((len(provs) + 1, nm))
+        for v in range(len(provs)):
+            spend = np.zeros(n)
+            for i in range(plan.P):
+                spend += pv[v].take(ch.idx[i])
+            out[v] = np.bincount(month, weights=spend, minlength=nm)
+        out[-1] = np.bincount(month, weights=ch.alive, minlength=nm)
+        return m0, out
+
+    acc = np.zeros((len(provs) + 1, int(months)))
+    for m0, out in run_chunks(sizes, work, seed, threads=threads, progress=progress):
+        acc[:, m0:m0 + out.shape[1]] += out
+    by_provider = {p: acc[v] for v, p in enumerate(provs)}
+    spend = acc[:-1].sum(axis=0)
+    return MonthlyTotals(tasks_per_month=N, months=int(months), seed=seed, spend=spend,
+                         completed=np.rint(acc[-1]).astype(np.int64), by_provider=by_provider)
+
+
+# --- how many tasks a budget covers ---------------------------------------------------------
+
+@dataclass
+class Coverage:
+    budget_usd: float
+    confidence: float
+    tasks: int | None            # None: unbounded (the strategy costs nothing)
+    method: str                  # "simulated" | "normal approximation"
+    runs: int
+
+
+def simulate_coverage(L: Ladders, budget_usd: float, confidence: float, seed: int = 0, *,
+                      runs: int = 10_000, min_runs: int = 2_000, max_tasks: int = 50_000_000,
+                      threads: int | None = None, progress: Progress | None = None,
+                      plan: Plan | None = None, spend_per_task: float | None = None,
+                      spend_sd: float | None = None) -> Coverage:
+    """The largest N such that N tasks cost at most ``budget_usd`` with probability
+    ``confidence``: each run draws tasks until the budget is exceeded; N is the lower
+    (1 - confidence) quantile of the number of tasks a run completes within the budget.
+
+    Runs are cut at a length far (8 sd) above the mean, which only censors runs the quantile
+    never looks at. Up to ``runs`` runs, fewer (not below ``min_runs``) when runs x length would
+    exceed ``max_tasks``; when even that is too many tasks, the central limit theorem
+    (N mu + z sigma sqrt(N) = budget) answers instead and ``method`` says so."""
+    plan = plan or make_plan(L)
+    if spend_per_task is None or spend_sd is None:
+        est = simulate_tasks(L, 200_000, seed, threads=threads, plan=plan)
+        spend_per_task = est.spend_per_task
+        spend_sd = est.stderr["spend_per_task"] * math.sqrt(est.samples)
+    mu, sd = spend_per_task, spend_sd
+    if mu <= 0:
+        return Coverage(budget_usd, confidence, None, "simulated", 0)
+    n_mean = budget_usd / mu
+    length = int(math.ceil(n_mean + 8 * sd / mu * math.sqrt(max(n_mean, 1.0)) + 16))
+    runs = max(1, min(runs, max(min_runs, max_tasks // length)))
+    if length > CHUNK or length * runs > max_tasks:
+        z = NormalDist().inv_cdf(confidence)
+        # N mu + z sd sqrt(N) = B  ->  sqrt(N) = (-z sd + sqrt(z^2 sd^2 + 4 mu B)) / (2 mu)
+        r = (-z * sd + math.sqrt(z * z * sd * sd + 4 * mu * budget_usd)) / (2 * mu)
+        return Coverage(budget_usd, confidence, int(math.floor(max(r, 0.0) ** 2)),
+                        "normal approximation", 0)
+    rows = max(1, CHUNK // length)
+    sizes = chunk_sizes(runs * length, rows * length)
+
+    def work(j, n, rng):
+        ch = sample_chunk(plan, n, rng, full=True)
+        cs = np.cumsum(ch.cost.reshape(-1, length), axis=1)
+        over = cs > budget_usd
+        # tasks covered = index of the first task that goes over (all `length` when none does)
+        return np.where(over.any(axis=1), over.argmax(axis=1), length)
+
+    covered = np.concatenate(list(run_chunks(sizes, work, seed, threads=threads,
+                                             progress=progress)))
+    q = np.quantile(covered, 1.0 - confidence, method="inverted_cdf")
+    return Coverage(budget_usd, confidence, int(q), "simulated", int(len(covered)))
