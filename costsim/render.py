@@ -152,6 +152,8 @@ def render_compare(result, fmt: str, breakdown: bool = False) -> str:
                  "input_tokens", "cached_input_tokens", "output_tokens"], model_rows)
         out = [f"**{result.workload_name}** workload, prices as of {result.prices_as_of}\n",
                to_markdown(COMPARE_COLUMNS, _compare_rows(result, human=True))]
+        if result.engine == "montecarlo":
+            out.append("\n" + to_markdown(MC_COLUMNS, _mc_rows(result)))
         if breakdown:
             pr, mr = _breakdown_rows(result)
             out += ["\n" + to_markdown(PHASE_COLUMNS, _fmt_phase(pr)),
@@ -165,11 +167,36 @@ def render_compare(result, fmt: str, breakdown: bool = False) -> str:
              f"(prices as of {result.prices_as_of}, engine: {result.engine})")
     items = [rich_table(title, COMPARE_COLUMNS, _compare_rows(result, human=True),
                         right=range(1, 10), caption=caption)]
+    if result.engine == "montecarlo":
+        items.append(rich_table(_mc_title(result), MC_COLUMNS, _mc_rows(result),
+                                right=range(1, 8)))
     if breakdown:
         pr, mr = _breakdown_rows(result)
         items.append(rich_table("per phase", PHASE_COLUMNS, _fmt_phase(pr), right=range(2, 7)))
         items.append(rich_table("per model", MODEL_COLUMNS, _fmt_model(mr), right=range(4, 10)))
     return render_rich(items)
+
+
+MC_COLUMNS = ["strategy", "± cost/completed", "± spend/task", "± completion", "± defects",
+              "cost/task P50", "P90", "P99"]
+
+
+def _mc_title(result):
+    s = result.settings
+    return (f"Monte Carlo: {s.get('samples', 0):,} tasks per strategy, seed {s.get('seed')}; "
+            f"± = one standard error; percentiles of the spend per attempted task")
+
+
+def _mc_rows(result):
+    rows = []
+    for s in result.strategies:
+        mc = s.extra.get("montecarlo", {})
+        se, q = mc.get("stderr", {}), mc.get("cost_percentiles", {})
+        rows.append([s.name, money(se.get("cost_per_completed_task")),
+                     money(se.get("spend_per_task")), pct(se.get("completion_rate"), 3),
+                     pct(se.get("defect_rate"), 3), money(q.get("p50")), money(q.get("p90")),
+                     money(q.get("p99"))])
+    return rows
 
 
 def _fmt_phase(rows):
