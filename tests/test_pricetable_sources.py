@@ -368,3 +368,69 @@ def test_openrouter_accepts_bare_list_and_rejects_garbage(openrouter_raw):
 )
 def test_classify_tier(inp, out, tier):
     assert classify_tier(inp, out) == tier
+
+
+# --- robustness: odd entries are skipped or reported, never a crash --------------------------
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**7), st.floats(allow_nan=True),
+    st.sampled_from(["", "0", "-1", "0.000003", "abc", "1e-6", "chat", "NaN"]),
+)
+_values = st.one_of(_scalars, st.lists(_scalars, max_size=3),
+                    st.dictionaries(st.sampled_from(["range", "input_cost_per_token"]), _scalars,
+                                    max_size=2))
+_ll_keys = st.sampled_from([
+    "mode", "litellm_provider", "input_cost_per_token", "output_cost_per_token",
+    "cache_read_input_token_cost", "cache_creation_input_token_cost", "max_input_tokens",
+    "input_cost_per_token_above_0k_tokens", "input_cost_per_token_above_200k_tokens",
+    "output_cost_per_reasoning_token", "tiered_pricing", "input_cost_per_token_priority",
+    "alias_of", "off_peak_pricing",
+])
+
+
+@given(st.dictionaries(st.text(max_size=8), st.dictionaries(_ll_keys, _values, max_size=8),
+                       max_size=4))
+def test_litellm_odd_entries_never_crash(data):
+    from costsim.models import ModelPrice
+
+    for entry in data.values():
+        entry.setdefault("mode", "chat")
+        entry.setdefault("litellm_provider", "p")
+    parsed = parse_litellm(data)
+    for m in parsed.models.values():
+        ModelPrice.model_validate(m)
+    assert parsed.report.imported + parsed.report.skipped_count == len(data)
+
+
+_or_pricing = st.dictionaries(
+    st.sampled_from(["prompt", "completion", "input_cache_read", "input_cache_write", "request",
+                     "image", "internal_reasoning", "overrides"]),
+    st.one_of(_scalars, st.lists(st.dictionaries(
+        st.sampled_from(["min_prompt_tokens", "utc_start", "prompt", "completion"]), _scalars,
+        max_size=3), max_size=2)),
+    max_size=6,
+)
+
+
+@given(st.lists(st.fixed_dictionaries(
+    {"id": st.text(min_size=1, max_size=12), "pricing": _or_pricing},
+    optional={"context_length": _scalars, "benchmarks": _values}), max_size=5))
+def test_openrouter_odd_entries_never_crash(items):
+    from costsim.models import ModelPrice
+
+    parsed = parse_openrouter({"data": items})
+    for m in parsed.models.values():
+        ModelPrice.model_validate(m)
+
+
+def test_litellm_zero_threshold_and_overlapping_tiers_are_reported():
+    parsed = parse_litellm({
+        "z": {"mode": "chat", "litellm_provider": "p", "input_cost_per_token": 1e-06,
+              "output_cost_per_token": 2e-06, "input_cost_per_token_above_0k_tokens": 3e-06},
+        "t": {"mode": "chat", "litellm_provider": "p", "tiered_pricing": [
+            {"range": [0, 100], "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06},
+            {"range": [0, 200], "input_cost_per_token": 2e-06, "output_cost_per_token": 4e-06}]},
+    })
+    assert "long_context" not in parsed.models["z"]
+    assert "long_context" not in parsed.models["t"]
+    assert parsed.report.unrepresented["tiered_pricing with overlapping ranges"] == ["t"]

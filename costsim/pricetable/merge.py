@@ -61,6 +61,20 @@ def _matches(key: str, patterns: Sequence[str]) -> list[str]:
             fnmatch.fnmatchcase(last, p.casefold())]
 
 
+def _fits_schema(entry: dict[str, Any]) -> bool:
+    """A parsed entry the table schema rejects (a source oddity the parser let through) is
+    skipped and reported rather than failing a whole ``--all`` import."""
+    from pydantic import ValidationError
+
+    from ..models import ModelPrice
+
+    try:
+        ModelPrice.model_validate(entry)
+    except ValidationError:
+        return False
+    return True
+
+
 def merge_prices(
     current: Any,
     parsed: ParsedSource,
@@ -119,6 +133,9 @@ def merge_prices(
             if not (import_all or hit):
                 continue
             if key in models:  # an unrelated table model already has this id
+                continue
+            if not _fits_schema(parsed.models[key]):
+                parsed.report.skip("does not fit the price-table schema", key)
                 continue
             models[key] = copy.deepcopy(parsed.models[key])
             result.added.append(key)

@@ -430,8 +430,11 @@ def _litellm_entry(
     for k, v in raw.items():
         m = _LL_ABOVE.match(k)
         if m and v is not None:
-            thresholds.setdefault(int(m.group(2)) * 1000, {})[_LL_BASE[m.group(1)]] = _price(v)
             used.add(k)
+            if int(m.group(2)) == 0:
+                report.note(f"price key '{k}' (threshold 0)", mid)
+                continue
+            thresholds.setdefault(int(m.group(2)) * 1000, {})[_LL_BASE[m.group(1)]] = _price(v)
     long_context = None
     if thresholds:
         above = min(thresholds)
@@ -503,7 +506,7 @@ def _litellm_tiers(
             return None
         rates = {_LL_BASE[k]: _price(v) for k, v in t.items() if k in _LL_BASE and v is not None}
         r = t.get("output_cost_per_reasoning_token")
-        if r is not None and _price(r) != rates["output"]:
+        if r is not None and _price(r) != rates.get("output"):
             report.note("separate reasoning-token price (reasoning billed as output)", mid)
         parsed.append((lo, rates))
     parsed.sort(key=lambda p: p[0])
@@ -516,6 +519,9 @@ def _litellm_tiers(
             base[k] = v
         elif base[k] != v:
             report.note("tiered_pricing first tier differs from the base price", mid)
+    if any(a[0] >= b[0] for a, b in zip(parsed, parsed[1:])):
+        report.note("tiered_pricing with overlapping ranges", mid)
+        return None
     if len(parsed) == 1:
         return None
     if len(parsed) > 2:
