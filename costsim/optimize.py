@@ -116,6 +116,7 @@ class OptimizeResult:
     frontier_defect: list[PolicyPoint]       # cost vs defect rate (other targets enforced)
     baselines: list[Baseline]
     notes: list[str] = field(default_factory=list)
+    frontier_all: list[PolicyPoint] = field(default_factory=list)  # cost vs completion, no target
 
     @property
     def feasible(self) -> bool:
@@ -151,6 +152,7 @@ class OptimizeResult:
             "infeasible": [asdict(i) for i in self.infeasible],
             "frontier_completion": [asdict(p) for p in self.frontier_completion],
             "frontier_defect": [asdict(p) for p in self.frontier_defect],
+            "frontier_all": [asdict(p) for p in self.frontier_all],
             "baselines": [asdict(b) for b in self.baselines],
             "notes": list(self.notes),
         }
@@ -718,6 +720,7 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
            "comp_o": -math.inf, "defect_o": math.inf, "review_o": math.inf}
     fr_c: list[tuple] = []
     fr_d: list[tuple] = []
+    fr_a: list[tuple] = []
     for g0, E, C, D, RV in S.chunks():
         off = g0 * routes_n
         live = C > 0
@@ -746,7 +749,8 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
                 agg[key] = max(agg[key], float(v.max())) if hi else min(agg[key], float(v.min()))
         # frontiers, each with the other targets enforced
         for store, mask, vals, sign, col in ((fr_c, ok_d & ok_r, C, 1.0, 1),
-                                             (fr_d, ok_c & ok_r, dr, -1.0, 2)):
+                                             (fr_d, ok_c & ok_r, dr, -1.0, 2),
+                                             (fr_a, live, C, 1.0, 1)):
             if store:
                 rows = sorted(store)
                 anchors = (np.array([r[0] for r in rows]), sign * np.array([r[col] for r in rows]))
@@ -777,6 +781,7 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
 
     frontier_c = merge(fr_c, 1, 1.0)
     frontier_d = merge(fr_d, 2, -1.0)
+    frontier_a = merge(fr_a, 1, 1.0)
 
     constraints = {"min_completion": minc, "max_defect_rate": maxd,
                    "max_review_minutes": maxr}
@@ -828,7 +833,7 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
         constraints=constraints, evaluated=S.size, seconds=time.perf_counter() - t0,
         best=best_point, best_policy=best_doc, infeasible=infeasible,
         frontier_completion=frontier_c, frontier_defect=frontier_d, baselines=base_rows,
-        notes=list(S.notes))
+        notes=list(S.notes), frontier_all=frontier_a)
 
 
 def _describe(pt: PolicyPoint, constraints: dict, base: str, evaluated: int) -> str:
