@@ -93,6 +93,7 @@ class CalibrationResult:
     workload: Workload                  # fitted from the log
     settings: dict
     tiers: dict[str, str]               # tier name -> model used for raise/lower
+    fit: list[dict] = field(default_factory=list)   # measured vs engine on the fitted workload
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -110,6 +111,7 @@ class CalibrationResult:
             "by_route": self.by_route,
             "weekly": self.weekly,
             "recommendations": self.recommendations,
+            "fit": self.fit,
             "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
@@ -743,13 +745,30 @@ def calibrate(log_path: str | Path, *, prices=None, policies=None, workload=None
 
     settings = {"min_samples": min_samples, "raise_below": raise_below,
                 "lower_max_gap": lower_max_gap, "review_changes_below": review_changes_below}
-    recs, notes, tiers, baseline = _recommend(fr, by_model, table, wl, policy, settings)
+    recs, notes, tiers, baseline, engine = _recommend(fr, by_model, table, wl, policy, settings)
+    fit = _fit_check(engine, overall, by_task_type)
     return CalibrationResult(
         log=str(log_path), rows=len(fr.df), tasks=len(fr.tasks), prices=prices_path,
         prices_as_of=str(table.as_of), baseline=baseline, by_model=by_model,
         by_route=by_route, by_task_type=by_task_type, overall=overall, weekly=weekly,
-        recommendations=recs, workload=wl, settings=settings, tiers=tiers, notes=notes,
-        warnings=warnings)
+        recommendations=recs, workload=wl, settings=settings, tiers=tiers, fit=fit,
+        notes=notes, warnings=warnings)
+
+
+def _fit_check(engine: dict | None, overall: dict, by_task_type: list[dict]) -> list[dict]:
+    """Measured vs the engine on the fitted workload with the current routes: how well the
+    calibrated workload replays the log (token growth on retries is the engine's, §3.2)."""
+    if engine is None:
+        return []
+    rows = []
+    for name, r in [("all tasks", overall)] + [(t["task_type"], t) for t in by_task_type]:
+        e = engine["workload" if name == "all tasks" else name]
+        rows.append({"scope": name,
+                     "measured_completion_rate": r["completion_rate"],
+                     "engine_completion_rate": e["completion_rate"],
+                     "measured_cost_per_completed_task": r["cost_per_completed_task"],
+                     "engine_cost_per_completed_task": e["cost_per_completed_task"]})
+    return rows
 
 
 def _observed_routes(fr: _Frames, wl: Workload) -> dict[tuple[str, str], list[str]]:
@@ -917,7 +936,7 @@ def _recommend(fr: _Frames, by_model: list[dict], table: PriceTable, wl: Workloa
                 continue
             rec["projected"] = _project(table, wl, policy, base_routes, before, rec, notes)
             recs.append(rec)
-    return recs, notes, tiers, baseline
+    return recs, notes, tiers, baseline, before
 
 
 def _review_changes(fr: _Frames) -> dict[tuple[str, str], tuple[int, int]]:

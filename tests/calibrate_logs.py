@@ -1,0 +1,102 @@
+"""Runs logs whose answers are known by construction (for tests/test_calibrate*.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CAL_PRICES = FIXTURES / "calibrate_prices.yaml"
+
+
+def slug(name: str) -> str:
+    """Aider model name -> the id used in calibrate_prices.yaml."""
+    s = re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-")
+    return s
+
+
+def aider_rows() -> list[dict]:
+    return yaml.safe_load((FIXTURES / "aider_polyglot_excerpt.yml").read_text())
+
+
+# Tokens of every attempt in the priced variant: 12k uncached input, 3k cached, 1.5k output.
+TOKENS = (12_000, 3_000, 1_500)
+
+
+def attempt_cost(prices: dict, model: str) -> float:
+    p = prices["models"][model]
+    i, c, o = TOKENS
+    return (i * p["input"] + c * p.get("cache_read", p["input"]) + o * p["output"]) / 1e6
+
+
+def aider_log(with_cost: bool, seed: int = 0) -> pd.DataFrame:
+    """Each leaderboard row becomes test_cases tasks of one model: pass_num_1 pass at the first
+    try; the others get a second try, of which pass_num_2 - pass_num_1 pass. Rows shuffled."""
+    out = []
+    for r in aider_rows():
+        m = slug(r["model"])
+        n, n1, n2 = r["test_cases"], r["pass_num_1"], r["pass_num_2"]
+        ids = np.array([f"{m}/{k}" for k in range(n)])
+        first_ok = np.arange(n) < n1
+        second = ~first_ok
+        second_ok = (np.arange(n) >= n1) & (np.arange(n) < n2)
+        attempts = n + second.sum()
+        cost = (r["total_cost"] or 0.0) / attempts
+        a1 = pd.DataFrame({"task_id": ids, "attempt": 1, "success": first_ok})
+        a2 = pd.DataFrame({"task_id": ids[second], "attempt": 2, "success": second_ok[second]})
+        d = pd.concat([a1, a2])
+        d["model"] = m
+        if with_cost:
+            d["cost_usd"] = cost
+        out.append(d)
+    df = pd.concat(out, ignore_index=True)
+    df["task_type"] = "exercise"
+    df["phase"] = "implement"
+    df["input_tokens"], df["cached_input_tokens"], df["output_tokens"] = TOKENS
+    df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    cols = ["task_id", "task_type", "phase", "attempt", "model", "input_tokens",
+            "cached_input_tokens", "output_tokens", "success"] + (["cost_usd"] if with_cost else [])
+    return df[cols]
+
+
+def _phase_rows(task, ttype, phase, model, outcomes, tokens=(2000, 0, 500), **extra):
+    rows = []
+    for a, ok in enumerate(outcomes, start=1):
+        rows.append({"task_id": task, "task_type": ttype, "phase": phase, "attempt": a,
+                     "model": model, "input_tokens": tokens[0], "cached_input_tokens": tokens[1],
+                     "output_tokens": tokens[2], "success": ok, **extra})
+    return rows
+
+
+def routed_log(n: int = 200) -> pd.DataFrame:
+    """Two task types, deterministic outcomes.
+
+    bugfix: search on `cheap` (first try always succeeds); implement on `cheap` succeeds at the
+    first try for 3 tasks in 10 (else: second try succeeds for half of those, the rest escalate to
+    `mid` at attempt 3 and succeed); review on `top` always succeeds.
+    docs: the docs phase starts on `top` for 7 tasks in 10 and on `mid` for 3 in 10; both succeed
+    at the first try for 9 in 10 and at the second try otherwise. So `top` adds nothing on docs.
+    """
+    rows = []
+    for k in range(n):
+        t = f"b{k}"
+        rows += _phase_rows(t, "bugfix", "search", "cheap", [True])
+        if k % 10 < 3:
+            rows += _phase_rows(t, "bugfix", "implement", "cheap", [True])
+        elif k % 2 == 0:
+            rows += _phase_rows(t, "bugfix", "implement", "cheap", [False, True])
+        else:
+            rows += _phase_rows(t, "bugfix", "implement", "cheap", [False, False])
+            rows += [dict(r, attempt=3) for r in
+                     _phase_rows(t, "bugfix", "implement", "mid", [True])]
+        rows += _phase_rows(t, "bugfix", "review", "top", [True])
+    for k in range(n):
+        t = f"d{k}"
+        model = "top" if k % 10 < 7 else "mid"
+        outcome = [True] if (k // 10) % 10 != 9 else [False, True]
+        rows += _phase_rows(t, "docs", "docs", model, outcome, tokens=(1000, 0, 800))
+    return pd.DataFrame(rows)
