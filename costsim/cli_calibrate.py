@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
     def calibrate(
         log: Annotated[Path, typer.Argument(
             help="Runs log: .csv, .jsonl/.ndjson or .parquet (optionally .gz), one row per "
-                 "attempt (SPEC §2.4).", dir_okay=False)],
+                 "attempt (SPEC §2.4).")],
         prices: PricesOpt = None,
         policy: PolicyOpt = None,
         workload: WorkloadOpt = None,

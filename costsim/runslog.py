@@ -152,7 +152,7 @@ def _read_jsonl(path: str):
     import pandas as pd
 
     try:
-        df = pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+        df = pd.read_json(path, lines=True, dtype=False)
     except ValueError as exc:
         loc = _Locator(path, "jsonl")
         line = _first_bad_json_line(loc)
