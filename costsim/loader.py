@@ -136,6 +136,12 @@ def check_policy_against(pol: Policy, prices: PriceTable, workload: Workload) ->
             raise pol.error(("handoff", "summarizer"),
                             f"'{s}' is neither a tier of this policy ({', '.join(pol.tiers)}) "
                             f"nor a model in the price table")
+    if handoff is None and workload.handoff.mode == "summary":
+        s = workload.handoff.summarizer
+        if s is not None and s not in pol.tiers and s not in prices.models:
+            raise workload.error(("handoff", "summarizer"),
+                                 f"'{s}' is neither a tier of policy '{pol.name}' "
+                                 f"({', '.join(pol.tiers)}) nor a model in the price table")
     if "default" not in pol.routes:
         for t in workload.task_types:
             for ph in t.phases:

@@ -113,3 +113,15 @@ def test_main_entry_point_exits_2_without_traceback(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "prices_negative.yaml:7:" in err
+
+
+def test_workload_summarizer_tier_missing_from_policy(tmp_path):
+    wl = tmp_path / "w.yaml"
+    wl.write_text((FX / "workload.yaml").read_text().replace(
+        "handoff: {mode: full_history}", "handoff: {mode: summary, summarizer: budget}"))
+    pol = tmp_path / "p.yaml"
+    pol.write_text("version: 1\nname: p\ntiers: {midrange: mid}\nroutes: {default: midrange}\n")
+    res = runner.invoke(app, ["compare", "--prices", str(FX / "prices.yaml"), "--policy", str(pol),
+                              "--workload", str(wl)])
+    assert res.exit_code == 2
+    assert res.stderr.startswith(f"{wl}:7: handoff.summarizer: 'budget' is neither a tier")
