@@ -356,3 +356,69 @@ def test_compare_with_pareto_option():
         by["single:top"]["cost_per_completed_task"], rel=1e-12)
     res = runner.invoke(app, args[:-4] + ["--pareto", "99"])
     assert res.exit_code == 2 and "coding_score >= 99" in res.output
+
+
+# --- random small workloads: every point against the engine ----------------------------------
+
+def random_inputs(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    models = {}
+    for tier, n in (("budget", 2), ("midrange", 1), ("premium", 2)):
+        for j in range(n):
+            kw = {"coding_score": float(rng.uniform(40, 90)), "cache_read": 0.1}
+            if rng.random() < 0.3:
+                kw["long_context"] = {"above": int(rng.integers(3000, 20000)), "input": 9.0}
+            models[f"{tier}{j}"] = model(tier=tier, input=float(rng.uniform(0.1, 5)),
+                                         output=float(rng.uniform(0.5, 20)), **kw)
+    names = ["search", "plan", "implement", "review", "docs"]
+
+    def phases(k):
+        chosen = sorted(rng.choice(len(names), k, replace=False))
+        out = []
+        for i in chosen:
+            ph = {"phase": names[i], "calls": int(rng.integers(1, 4)),
+                  "input_tokens": int(rng.integers(100, 3000)),
+                  "output_tokens": int(rng.integers(10, 800)),
+                  "difficulty": float(rng.uniform(20, 80))}
+            if names[i] == "review" and rng.random() < 0.5:
+                ph["success"] = {"budget": [0.6, 0.8], "premium": 0.95}
+            out.append(ph)
+        return out
+
+    tts = [{"name": "a", "share": 0.6, "phases": phases(4)},
+           {"name": "b", "share": 0.4, "phases": phases(3), "max_attempts": 2,
+            "signals": {"cross_file": {"share": 0.5, "difficulty": 3}},
+            "defects": {"phases": ["implement", "plan"], "rate": {"premium": 0.01,
+                                                                  "budget0": 0.2},
+                        "catch_rate": {"premium": 0.9},
+                        "review_minutes": {"base": 5, "per_defect": 60}}}]
+    w = workload(tts, max_attempts=3, system_tokens=500, cache_hit_rate=0.5,
+                 feedback_gain=0.4,
+                 signals={"cross_file": {"share": 0.3, "difficulty": 6},
+                          "security_sensitive": {"share": 0.2, "difficulty": 9}},
+                 defects={"phases": ["implement"], "rate": {"budget": 0.1, "midrange": 0.05,
+                                                           "premium": 0.02},
+                          "catch_rate": {"budget": 0.3, "premium": 0.7},
+                          "review_minutes": {"base": 10, "per_defect": 30}})
+    pol = policy({"budget": "budget0", "midrange": "midrange0", "premium": "premium0"},
+                 {"default": "midrange"},
+                 signals={"security_sensitive": {"min_tier": "premium",
+                                                 "phases": ["implement", "review"]},
+                          "cross_file": {"raise": 1}},
+                 handoff={"mode": "summary", "summary_tokens": 700, "summarizer": "budget"})
+    return (write(tmp_path, "p.yaml", prices(models)), write(tmp_path, "pol.yaml", pol),
+            write(tmp_path, "w.yaml", w))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_workloads_every_point_matches_engine(tmp_path, seed):
+    p, pol, w = random_inputs(tmp_path, seed)
+    S = Search(p, pol, w, after_failures=(1, 2), handoffs=("summary", "full_history"))
+    g = S.grid()
+    rng = np.random.default_rng(seed)
+    for flat in rng.choice(S.size, 60, replace=False):
+        m = engine_metrics(S.table, S.wl, S.policy_doc(flat))
+        assert g["spend"][flat] == pytest.approx(m.spend_per_task, rel=1e-12)
+        assert g["completion"][flat] == pytest.approx(m.completion_rate, rel=1e-12)
+        assert g["defect"][flat] == pytest.approx(m.defect_rate, rel=1e-12, abs=1e-15)
+        assert g["review"][flat] == pytest.approx(m.review_minutes, rel=1e-12)
