@@ -85,8 +85,10 @@ OVERALL_COLUMNS = ["scope", "tasks", "completion", "cost/completed", "spend/task
                    "retries/task", "reviewer changes"]
 MODEL_COLUMNS = ["task type", "phase", "model", "attempts", "1st-try success", "95% CI",
                  "retry success", "95% CI ", "in tok", "cached tok", "out tok", "spend"]
-ROUTE_COLUMNS = ["task type", "route", "tasks", "completion", "cost/completed", "retries/task",
-                 "reviewer changes"]
+ROUTE_COLUMNS = ["task type", "route", "tasks", "completion", "cost/completed", "spend/task",
+                 "retries/task", "reviewer changes"]
+FIT_COLUMNS = ["scope", "completion (log)", "completion (engine)", "cost/completed (log)",
+               "cost/completed (engine)"]
 REC_COLUMNS = ["action", "task type", "phase", "from", "to", "evidence",
                "cost/completed before", "after", "change"]
 
@@ -118,7 +120,10 @@ def _rows(result):
                      r["reason"], money(p.get("cost_per_completed_task_before")),
                      money(p.get("cost_per_completed_task_after")),
                      _pct(p.get("delta_pct")) if p.get("delta_pct") is not None else "-"])
-    return overall, weekly, models, routes, recs
+    fit = [[r["scope"], _pct(r["measured_completion_rate"]), _pct(r["engine_completion_rate"]),
+            money(r["measured_cost_per_completed_task"]),
+            money(r["engine_cost_per_completed_task"])] for r in result.fit]
+    return overall, weekly, models, routes, recs, fit
 
 
 def render_calibration(result, fmt: str) -> str:
@@ -126,7 +131,7 @@ def render_calibration(result, fmt: str) -> str:
 
     if fmt == "json":
         return to_json(result.to_dict())
-    overall, weekly, models, routes, recs = _rows(result)
+    overall, weekly, models, routes, recs, fit = _rows(result)
     head = (f"{result.log}: {result.rows:,} attempts, {result.tasks:,} tasks; prices as of "
             f"{result.prices_as_of}; baseline: {result.baseline}")
     notes = list(result.notes)
@@ -138,6 +143,9 @@ def render_calibration(result, fmt: str) -> str:
                 "\n#### Per task type and route\n", to_markdown(ROUTE_COLUMNS, routes),
                 "\n#### Recommendations\n",
                 to_markdown(REC_COLUMNS, recs) if recs else "None.\n"]
+        if fit:
+            out += ["\n#### Fitted workload vs the log (current routes)\n",
+                    to_markdown(FIT_COLUMNS, fit)]
         if notes:
             out += ["\n" + "\n".join(f"- {n}" for n in notes) + "\n"]
         return "\n".join(out)
@@ -154,5 +162,9 @@ def render_calibration(result, fmt: str) -> str:
                                 "fitted workload)", REC_COLUMNS, recs, right=range(6, 9)))
     else:
         items.append("No recommendations: no route crosses a threshold with enough samples.")
+    if fit:
+        items.append(rich_table("fitted workload vs the log, current routes (the engine resends "
+                                "context on retries, SPEC §3.2)", FIT_COLUMNS, fit,
+                                right=range(1, 5)))
     items += [f"note: {n}" for n in notes]
     return render_rich(items)
