@@ -303,6 +303,8 @@ class _TaskTables:
     review: int | None         # local index of the review phase
     w_rev: np.ndarray          # [c, T, G, K] success-attempt distribution of review
     surv: np.ndarray           # [c, T, G, K] 1 - catch rate of the review attempt
+    rev_rate: np.ndarray | None  # [c, T, G, K] defect rate of the review attempt, if review
+                                 # is itself a defect phase (analytic.cell_stats)
     base: np.ndarray           # [c] review minutes base
     per_defect: np.ndarray     # [c]
 
@@ -339,6 +341,7 @@ def _task_tables(table: PriceTable, wl: Workload, base: Policy, sp: _Space,
         w_rev = np.zeros((len(cells), T, G, K))
         w_rev[..., 0] = 1.0
         surv = np.ones((len(cells), T, G, K))
+        rev_rate = None
         review = None
         defect_phases = []
         p_cache: dict = {}
@@ -407,11 +410,16 @@ def _task_tables(table: PriceTable, wl: Workload, base: Policy, sp: _Space,
                         .transpose(1, 0, 2, 3, 4).reshape(T, G, K)
                     surv[ci] = np.broadcast_to((1.0 - crate)[starts][None], (H, T, A, Mc, K)) \
                         .transpose(1, 0, 2, 3, 4).reshape(T, G, K)
+                    if is_def:
+                        if rev_rate is None:
+                            rev_rate = np.zeros((len(cells), T, G, K))
+                        rev_rate[ci] = np.broadcast_to(drate[starts][None], (H, T, A, Mc, K)) \
+                            .transpose(1, 0, 2, 3, 4).reshape(T, G, K)
         rm = defects.review_minutes if defects is not None else None
         out.append(_TaskTables(
             axes=[sp.phase_names.index(ph.phase) for ph in t.phases],
             w=np.array([c.weight for c in cells]), P=P, E=E, defect_phases=defect_phases,
-            rho=rho, review=review, w_rev=w_rev, surv=surv,
+            rho=rho, review=review, w_rev=w_rev, surv=surv, rev_rate=rev_rate,
             base=np.full(len(cells), rm.base if rm else 0.0),
             per_defect=np.full(len(cells), rm.per_defect if rm else 0.0)))
     return out
@@ -451,10 +459,16 @@ def _combine(tt: _TaskTables, g0: int, g1: int, T: int, N: int):
         sv = np.ones((nc, gch) + (1,) * n + (K,))
     terms = None
     for i in tt.defect_phases:
-        t_ = 1.0 - sv * local(tt.rho[:, i], i)[..., None]
+        if i == tt.review and tt.rev_rate is not None:
+            # the review attempt that catches is the one whose own defect rate applies
+            rr = tt.rev_rate[:, :, g0:g1].transpose(0, 2, 1, 3).reshape(shp)
+            t_ = 1.0 - sv * rr
+        else:
+            t_ = 1.0 - sv * local(tt.rho[:, i], i)[..., None]
         terms = t_ if terms is None else terms * t_
-    noship = (wr * terms).sum(-1) if terms is not None else wr.sum(-1)
-    defect = np.clip(np.where(C > 0, 1.0 - noship, 0.0), 0.0, 1.0)
+    # ship = sum_k w_rev[k] (1 - prod_i terms): exactly 0 when nothing can carry a defect
+    ship = (wr * (1.0 - terms)).sum(-1) if terms is not None else 0.0 * wr.sum(-1)
+    defect = np.clip(np.where(C > 0, ship, 0.0), 0.0, 1.0)
     Cd = C * defect
     wE = np.tensordot(tt.w, E, axes=(0, 0))
     wC = np.tensordot(tt.w, C, axes=(0, 0))

@@ -388,7 +388,8 @@ def random_inputs(tmp_path, seed):
     tts = [{"name": "a", "share": 0.6, "phases": phases(4)},
            {"name": "b", "share": 0.4, "phases": phases(3), "max_attempts": 2,
             "signals": {"cross_file": {"share": 0.5, "difficulty": 3}},
-            "defects": {"phases": ["implement", "plan"], "rate": {"premium": 0.01,
+            # review as a defect phase too: its own defect and its catch come from one attempt
+            "defects": {"phases": ["implement", "plan", "review"], "rate": {"premium": 0.01,
                                                                   "budget0": 0.2},
                         "catch_rate": {"premium": 0.9},
                         "review_minutes": {"base": 5, "per_defect": 60}}}]
@@ -410,7 +411,7 @@ def random_inputs(tmp_path, seed):
             write(tmp_path, "w.yaml", w))
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
 def test_random_workloads_every_point_matches_engine(tmp_path, seed):
     p, pol, w = random_inputs(tmp_path, seed)
     S = Search(p, pol, w, after_failures=(1, 2), handoffs=("summary", "full_history"))
