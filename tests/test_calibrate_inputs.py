@@ -138,6 +138,7 @@ def test_blank_lines_do_not_shift_line_numbers(tmp_path):
 
 
 def test_parquet_errors_name_the_row(tmp_path):
+    pytest.importorskip("pyarrow")  # the test writes Parquet itself
     df = routed_log(20)
     df["attempt"] = df["attempt"].astype(object)
     df.loc[6, "attempt"] = "x"
@@ -149,6 +150,7 @@ def test_parquet_errors_name_the_row(tmp_path):
 
 
 def test_parquet_without_pyarrow(tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow")  # the test writes Parquet itself
     p = tmp_path / "runs.parquet"
     routed_log(5).to_parquet(p)
     real = builtins.__import__
@@ -177,6 +179,7 @@ def test_bad_options(tmp_path):
 # --- formats --------------------------------------------------------------------------------
 
 def test_csv_jsonl_parquet_gzip_agree(tmp_path):
+    pytest.importorskip("pyarrow")  # the test writes Parquet itself
     df = routed_log(60)
     df["timestamp"] = pd.Timestamp("2026-03-02T09:00:00Z") + pd.to_timedelta(
         df.index.to_numpy() * 5, unit="min")

@@ -276,6 +276,7 @@ def test_written_policy_matches_independent_reference(tmp_path):
 
 
 def test_cli_writes_policy_every_command_loads(tmp_path):
+    pytest.importorskip("matplotlib")
     out = tmp_path / "best.yaml"
     plot = tmp_path / "front.png"
     args = ["--prices", str(FIXTURES["prices"]), "--workload", str(FIXTURES["workload"])]
