@@ -19,6 +19,8 @@ from .compile import Strategy, compile_ladders
 from .errors import CostsimError
 
 DEFAULT_MONTHS = 10_000
+MAX_SIMULATED_TASKS = 100_000_000   # the default month count shrinks (not below 1,000) past this
+MIN_AUTO_MONTHS = 1_000
 HIST_BINS = 24
 
 
@@ -142,6 +144,13 @@ class BudgetResult:
         atomic_write(path, buf.getvalue())
 
 
+def months_for(tasks: int, months: int | None = None) -> int:
+    """The month count ``budget`` simulates for ``tasks`` per month (``months`` if given)."""
+    if months is not None:
+        return int(months)
+    return max(MIN_AUTO_MONTHS, min(DEFAULT_MONTHS, MAX_SIMULATED_TASKS // max(int(tasks), 1)))
+
+
 def cheapest_routed(table, policies, wl) -> Strategy:
     """The routed policy with the lowest analytic cost per completed task."""
     if not policies:
@@ -159,12 +168,13 @@ def cheapest_routed(table, policies, wl) -> Strategy:
 
 def budget(prices=None, policies=None, workload=None, *, strategy: str | None = None,
            tasks: int | None = None, confidence: float = 0.9, budget_usd: float | None = None,
-           seed: int = 0, months: int = DEFAULT_MONTHS, threads: int | None = None,
+           seed: int = 0, months: int | None = None, threads: int | None = None,
            progress=None) -> BudgetResult:
     """Monthly spend distribution of one strategy (default: the cheapest routed policy).
 
     ``prices``/``workload``/``policies``: as :func:`costsim.api.compare`. ``tasks``: tasks per
-    month (default: the workload's ``tasks_per_month``). ``months``: simulated months.
+    month (default: the workload's ``tasks_per_month``). ``months``: simulated months (default
+    10,000, fewer -- not below 1,000 -- when tasks x months would pass 100M simulated tasks).
     ``progress``: called with the number of tasks each finished chunk simulated.
     """
     import numpy as np
@@ -176,7 +186,7 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
                            path="--confidence")
     if tasks is not None and tasks < 1:
         raise CostsimError(f"tasks must be at least 1, got {tasks}", path="--tasks")
-    if months < 1:
+    if months is not None and months < 1:
         raise CostsimError(f"months must be at least 1, got {months}", path="--months")
     if budget_usd is not None and (budget_usd < 0 or math.isnan(budget_usd)):
         raise CostsimError(f"budget must be a non-negative amount, got {budget_usd}",
@@ -189,6 +199,12 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
         strat = parse_strategy(strategy, table, pols)
         chosen_by = "--strategy"
     n_tasks = int(tasks if tasks is not None else wl.tasks_per_month)
+    auto_note = None
+    if months is None:
+        months = months_for(n_tasks)
+        if months < DEFAULT_MONTHS:
+            auto_note = (f"simulated {months:,} months instead of {DEFAULT_MONTHS:,} to keep the "
+                         f"run near {MAX_SIMULATED_TASKS // 1_000_000}M tasks; --months sets it")
 
     L = compile_ladders(table, strat, wl)
     m = evaluate(L)
@@ -214,7 +230,7 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
         "Per-provider credits are each provider's own quantile of its monthly spend; bought "
         "together they usually exceed the total at the same confidence, since providers rarely "
         "peak in the same month.",
-    ]
+    ] + ([auto_note] if auto_note else [])
     res = BudgetResult(
         strategy=strat.name, kind=strat.kind, prices=prices_path,
         prices_as_of=str(table.as_of), workload=wl_path, workload_name=wl.name, tasks=n_tasks,

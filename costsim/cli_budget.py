@@ -27,6 +27,7 @@ class _LazyProgress:
 
     def __call__(self, n: int) -> None:
         self.done += n
+        self.total = max(self.total, self.done)     # a --budget run adds a second stage
         if not self.enabled:
             return
         if self.bar is None:
@@ -41,13 +42,7 @@ class _LazyProgress:
                                 console=Console(stderr=True), transient=True)
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=self.total)
-        self.bar.update(self.task, completed=min(self.done, self.total))
-
-    def grow(self, extra: int, label: str) -> None:
-        """A second stage (the budget-coverage runs) extends the bar."""
-        self.total += extra
-        if self.bar is not None:
-            self.bar.update(self.task, total=self.total, description=label)
+        self.bar.update(self.task, completed=self.done, total=self.total)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -149,32 +144,33 @@ def register(app: typer.Typer) -> None:
             "--fail-above", help="USD: exit 1 when the monthly spend at the confidence exceeds "
             "it (a CI gate).")] = None,
         seed: Annotated[int, typer.Option(help="Monte Carlo seed.")] = 0,
-        months: Annotated[int, typer.Option(
-            help="Simulated months (more: steadier percentiles, slower).", min=1)] = 10_000,
+        months: Annotated[Optional[int], typer.Option(
+            help="Simulated months (more: steadier percentiles, slower). Default: 10,000, fewer "
+                 "for very large --tasks.", min=1)] = None,
         plot: Annotated[Optional[Path], typer.Option(
             "--plot", help="Also save a histogram chart to FILE.png (needs matplotlib).",
             dir_okay=False)] = None,
         format: ReportFormatOpt = "table",
         out: OutOpt = None,
     ):
-        """Pre-purchase budgeting for a month of tasks: expected, P50/P90/P99 monthly spend,
-        credits to buy per provider, tasks a budget covers; --fail-above makes it a CI gate.
+        """Monthly budget: expected and P50/P90/P99 spend, credits per provider, tasks a budget covers.
 
-        Percentiles come from a Monte Carlo simulation of --months months (the same attempt
-        ladders as `compare`); the expected spend is exact.
+        Percentiles: Monte Carlo over --months months on the ladders `compare` uses. Expected: exact.
         """
         from .budget import budget as run
 
         n_tasks = tasks
-        prog = _LazyProgress(total=1, label="simulating months")
+        prog = _LazyProgress(total=1, label="simulating")
         try:
             if prog.enabled:
                 # size the bar once the task count is known (the workload default)
                 from .api import load_inputs
 
                 _, _, wl, _, _ = load_inputs(prices, policy or None, workload)
-                n_tasks_eff = n_tasks or wl.tasks_per_month
-                prog.total = n_tasks_eff * months
+                from .budget import months_for
+
+                n = n_tasks or wl.tasks_per_month
+                prog.total = n * months_for(n, months)
             result = run(prices, policy or None, workload, strategy=strategy, tasks=tasks,
                          confidence=confidence, budget_usd=budget_usd, seed=seed,
                          months=months, progress=prog)

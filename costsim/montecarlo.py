@@ -30,6 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .compile import Ladders
+from .errors import CostsimError
 
 CHUNK = 1 << 17            # tasks per chunk: fixed, so results never depend on the thread count
 RESERVOIR = 2_000_000      # per-task costs kept for percentiles (a uniform subsample beyond this)
@@ -194,9 +195,12 @@ def sample_chunk(plan: Plan, n: int, rng: np.random.Generator, *, full: bool = T
         u = U[i]
         ix = idx[i]
         # outcome o = how many of the phase's CDF values are <= u (o = K: abandoned)
-        o = (plan.thrT[0].take(r) <= u).view(np.int8)
-        for t in plan.thrT[1:]:
-            o += (t.take(r) <= u).view(np.int8)
+        if K < 127:                       # int8 counts are cheapest
+            o = (plan.thrT[0].take(r) <= u).view(np.int8)
+            for t in plan.thrT[1:]:
+                o += (t.take(r) <= u).view(np.int8)
+        else:
+            o = sum((t.take(r) <= u).astype(np.intp) for t in plan.thrT)
         np.multiply(r, K1, out=ix)
         ix += o
         if full:
@@ -228,6 +232,12 @@ def _defects(plan: Plan, idx, alive, u) -> np.ndarray:
 
 
 # --- running chunks -------------------------------------------------------------------------
+
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise CostsimError(f"seed must be a non-negative integer, got {seed!r}", path="--seed")
+    return int(seed)
+
 
 def child_rng(seed: int, j: int) -> np.random.Generator:
     """The generator of chunk j: ``np.random.default_rng(seed).spawn(j + 1)[j]``, built lazily."""
@@ -309,7 +319,8 @@ def simulate_tasks(L: Ladders, samples: int, seed: int = 0, *, threads: int | No
                    progress: Progress | None = None, plan: Plan | None = None) -> TaskEstimates:
     """Simulate ``samples`` tasks of the ladders' strategy and workload."""
     if samples < 1:
-        raise ValueError("samples must be >= 1")
+        raise CostsimError(f"samples must be at least 1, got {samples}", path="--samples")
+    seed = check_seed(seed)
     plan = plan or make_plan(L)
     sizes = chunk_sizes(samples)
     keep_frac = min(1.0, RESERVOIR / samples)
@@ -430,7 +441,8 @@ def simulate_months(L: Ladders, tasks_per_month: int, months: int, seed: int = 0
     """Simulate ``months`` months of ``tasks_per_month`` tasks each (tasks_per_month x months
     tasks in all, in chunks); totals per month and per provider, and completed-task counts."""
     if tasks_per_month < 1 or months < 1:
-        raise ValueError("tasks_per_month and months must be >= 1")
+        raise CostsimError("tasks per month and months must be at least 1", path="--tasks")
+    seed = check_seed(seed)
     plan = plan or make_plan(L)
     provs = list(dict.fromkeys(plan.providers))
     # spend of every outcome per provider: [V, O]
@@ -493,6 +505,7 @@ def simulate_coverage(L: Ladders, budget_usd: float, confidence: float, seed: in
     exceed ``max_tasks``; when even that is too many tasks, the central limit theorem
     (N mu + z sigma sqrt(N) = budget) answers instead and ``method`` says so."""
     plan = plan or make_plan(L)
+    seed = check_seed(seed)
     if spend_per_task is None or spend_sd is None:
         est = simulate_tasks(L, 200_000, seed, threads=threads, plan=plan)
         spend_per_task = est.spend_per_task

@@ -322,3 +322,23 @@ def test_cli_compare_montecarlo_json_and_table(fixtures):
     assert t.exit_code == 0 and "Monte Carlo" in t.stdout and "P99" in t.stdout
     md = CliRunner().invoke(app, args + ["--format", "markdown"])
     assert md.exit_code == 0 and "| strategy | ± cost/completed |" in md.stdout
+
+
+def test_negative_seed_is_a_user_error(fixtures):
+    args = ["compare", "--prices", str(fixtures / "prices.yaml"), "--policy",
+            str(fixtures / "policy.yaml"), "--workload", str(fixtures / "workload.yaml"),
+            "--engine", "montecarlo", "--samples", "1000", "--seed", "-1"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and "seed must be a non-negative integer" in r.stderr
+
+
+def test_many_attempts_do_not_overflow(tmp_path):
+    """More than 127 attempts per phase leave the int8 fast path; p = 0.01 over 150 attempts
+    completes with 1 - 0.99**150."""
+    p = H.prices({"x": H.model("acme", "budget", 1.0, 2.0)})
+    w = H.workload([{"name": "t", "share": 1.0, "phases": [
+        {"phase": "implement", "calls": 1, "input_tokens": 10, "output_tokens": 10,
+         "success": {"x": 0.01}}]}], max_attempts=150)
+    table, wl, _ = H.load_all(tmp_path, p, w)
+    est = mc.simulate_tasks(compile_ladders(table, Strategy.single("x"), wl), 100_000, seed=1)
+    assert abs(est.completion_rate - (1 - 0.99 ** 150)) <= Z * est.stderr["completion_rate"]
