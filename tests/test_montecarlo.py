@@ -342,3 +342,28 @@ def test_many_attempts_do_not_overflow(tmp_path):
     table, wl, _ = H.load_all(tmp_path, p, w)
     est = mc.simulate_tasks(compile_ladders(table, Strategy.single("x"), wl), 100_000, seed=1)
     assert abs(est.completion_rate - (1 - 0.99 ** 150)) <= Z * est.stderr["completion_rate"]
+
+
+def test_review_that_is_also_a_defect_phase(tmp_path):
+    """Review is a defect phase and escalates: its own defect and its catch come from the same
+    succeeding attempt. implement: budget, p 1, rate 0.3. review: attempt 1 budget (p 0.5,
+    rate 0.3, catch 0.1), attempt 2 premium (p 1, rate 0.01, catch 0.9).
+    Ship | review at 1: 1 - (1 - .9*.3)(1 - .9*.3) = 0.4671
+    Ship | review at 2: 1 - (1 - .1*.3)(1 - .1*.01) = 0.03097     -> defect rate 0.249035
+    (treating the review's defect as independent of its catch would give 0.208435)."""
+    p = H.prices({"b": H.model("acme", "budget", 1.0, 2.0),
+                  "t": H.model("zen", "premium", 5.0, 25.0)})
+    w = H.workload([{"name": "t", "share": 1.0, "phases": [
+        {"phase": "implement", "calls": 1, "input_tokens": 100, "output_tokens": 100,
+         "success": {"budget": 1.0, "premium": 1.0}},
+        {"phase": "review", "calls": 1, "input_tokens": 100, "output_tokens": 100,
+         "success": {"budget": 0.5, "premium": 1.0}}]}],
+        defects={"phases": ["implement", "review"], "rate": {"budget": 0.3, "premium": 0.01},
+                 "catch_rate": {"budget": 0.1, "premium": 0.9}})
+    pol = H.policy({"budget": "b", "premium": "t"}, {"default": "budget"},
+                   escalation={"after_failures": 1})
+    table, wl, pols = H.load_all(tmp_path, p, w, [pol])
+    L = compile_ladders(table, Strategy.routed(pols[0]), wl)
+    est = mc.simulate_tasks(L, 300_000, seed=8)
+    assert abs(est.defect_rate - 0.249035) <= Z * est.stderr["defect_rate"]
+    assert evaluate(L).defect_rate == pytest.approx(0.249035, rel=1e-9)
