@@ -37,7 +37,10 @@ def assert_agrees(L, samples=200_000, seed=7, z=Z):
     for f in HEADLINE:
         a, b, se = getattr(exact, f), getattr(est, f), est.stderr[f]
         if se == 0:
-            assert b == pytest.approx(a, rel=1e-9, abs=1e-12), f
+            # No spread in the sample does not mean none in the model: an event of
+            # probability 1e-5 is usually absent from 60k draws. Allow what a sample of this
+            # size cannot see (rule of three, generously: 10/n of the value's scale).
+            assert b == pytest.approx(a, rel=10.0 / samples, abs=1e-12), f
         else:
             assert abs(b - a) <= z * se, f"{f}: analytic {a}, MC {b} ± {se}"
     for m, v in exact.spend_by_model.items():
