@@ -10,7 +10,6 @@ timestamps over 12 weeks), writes it as CSV and Parquet, and times `calibrate()`
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -84,12 +83,9 @@ def main():
     from costsim.calibrate import calibrate
     from costsim.runslog import read_log
 
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-                if l.startswith("model name")), platform.processor())
-    import os
+    from machine import describe
 
-    print(f"machine: {os.cpu_count()} CPUs, {cpu}; python {platform.python_version()}, "
-          f"numpy {np.__version__}, pandas {pd.__version__}")
+    print(f"machine: {describe()}, pandas {pd.__version__}")
     d = args.keep or Path(tempfile.mkdtemp())
     d.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()

@@ -10,28 +10,13 @@ the in-process time of `costsim.compare()` on the defaults.
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import time
 
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import numpy
-
-    import os
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"numpy {numpy.__version__}")
+from machine import describe
 
 
 def wall(cmd: list[str], runs: int) -> float:
@@ -49,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     exe = shutil.which("costsim")
     cli = [exe, "compare"] if exe else [sys.executable, "-m", "costsim.cli", "compare"]
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     print(f"costsim compare (table), median of {args.runs}: {wall(cli, args.runs) * 1000:.0f} ms")
     print(f"costsim compare --format json:            "
           f"{wall(cli + ['--format', 'json'], args.runs) * 1000:.0f} ms")

@@ -13,8 +13,6 @@ to it), so tracing does not slow the timed runs.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import sys
 import time
@@ -31,20 +29,7 @@ from costsim import montecarlo as mc  # noqa: E402
 from costsim.analytic import evaluate  # noqa: E402
 from costsim.api import load_inputs, parse_strategy  # noqa: E402
 from costsim.compile import compile_ladders  # noqa: E402
-
-
-def machine() -> str:
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"nproc {os.cpu_count()}, CPU {cpu}, Python {platform.python_version()}, "
-            f"NumPy {np.__version__}, load average at start {load:.2f}")
+from machine import describe as machine  # noqa: E402
 
 
 def best_time(fn, repeat: int) -> float:

@@ -19,17 +19,7 @@ import numpy as np
 from costsim.analytic import evaluate
 from costsim.compile import Strategy, compile_ladders
 from costsim.optimize import Search, optimize, policy_from_doc
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from machine import cpu_model
 
 
 def main() -> None:
