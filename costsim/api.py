@@ -266,9 +266,7 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
 
 
 def price_warnings(table: PriceTable) -> list[str]:
-    try:
-        from .pricetable import stale_warning
-    except ImportError:
-        return []
+    from .pricetable import stale_warning
+
     w = stale_warning(table)
     return [w] if w else []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from typing import Annotated, Optional
@@ -76,17 +75,13 @@ def compare(
 
 
 def _register_subcommands() -> None:
-    """Commands that live in their own modules (added as they are built)."""
-    def present(mod: str) -> bool:
-        return importlib.util.find_spec(f"costsim.{mod}") is not None
+    """Commands that live in their own modules (each imports its heavy parts lazily)."""
+    from . import cli_budget, cli_calibrate, cli_optimize
+    from .cli_pricetable import app as price_table_app
 
-    if present("cli_pricetable"):
-        from .cli_pricetable import app as price_table_app
-
-        app.add_typer(price_table_app, name="price-table")
-    for mod in ("cli_budget", "cli_calibrate", "cli_optimize"):
-        if present(mod):
-            importlib.import_module(f"costsim.{mod}").register(app)
+    app.add_typer(price_table_app, name="price-table")
+    for mod in (cli_budget, cli_calibrate, cli_optimize):
+        mod.register(app)
 
 
 _register_subcommands()

@@ -105,16 +105,10 @@ def _thin(points: list, n: int) -> list:
     return [points[i] for i in idx]
 
 
-def _targets(result) -> str:
-    c = result.constraints
-    parts = []
-    if c["min_completion"] is not None:
-        parts.append(f"completion >= {c['min_completion']:g}")
-    if c["max_defect_rate"] is not None:
-        parts.append(f"defect rate <= {c['max_defect_rate']:g}")
-    if c["max_review_minutes"] is not None:
-        parts.append(f"review minutes <= {c['max_review_minutes']:g}")
-    return ", ".join(parts) or "none"
+def _targets(result, *, skip: str | None = None) -> list[str]:
+    from .optimize import target_phrases      # numpy-heavy module: not at start-up
+
+    return [w for k, w in target_phrases(result.constraints).items() if k != skip]
 
 
 def _tables(result, rows_n: int) -> list[tuple[str, list[str], list[list[str]], str | None]]:
@@ -129,7 +123,7 @@ def _tables(result, rows_n: int) -> list[tuple[str, list[str], list[list[str]], 
     rows += [[x.name] + _metric_cells(x) for x in sorted(
         result.baselines, key=lambda x: (x.cost_per_completed_task, x.name))]
     out.append(("best policy and baselines", METRIC_COLUMNS, rows,
-                f"targets: {_targets(result)}"))
+                f"targets: {', '.join(_targets(result)) or 'none'}"))
     if result.best is not None:
         b = result.best
         tiers = ", ".join(f"{t}={m}" for t, m in b.tiers.items())
@@ -137,20 +131,13 @@ def _tables(result, rows_n: int) -> list[tuple[str, list[str], list[list[str]], 
         out.append(("routes of the best policy", ["phase", "start tier", "model"], routes,
                     f"tiers: {tiers}; escalate after {b.after_failures} failures; "
                     f"handoff: {b.handoff}"))
-    c = result.constraints
-    others = [p for p in (f"defect rate <= {c['max_defect_rate']:g}"
-                          if c["max_defect_rate"] is not None else None,
-                          f"review minutes <= {c['max_review_minutes']:g}"
-                          if c["max_review_minutes"] is not None else None) if p]
+    others = _targets(result, skip="min_completion")
     fc = result.frontier_completion
     out.append((f"Pareto frontier: cost vs completion ({len(fc)} policies"
                 + (f"; {', '.join(others)}" if others else "") + ")",
                 FRONTIER_COLUMNS, [_metric_cells(p)[0:1] + _metric_cells(p)[2:] + [p.label()]
                                    for p in _thin(fc, rows_n)], None))
-    others = [p for p in (f"completion >= {c['min_completion']:g}"
-                          if c["min_completion"] is not None else None,
-                          f"review minutes <= {c['max_review_minutes']:g}"
-                          if c["max_review_minutes"] is not None else None) if p]
+    others = _targets(result, skip="max_defect_rate")
     fd = result.frontier_defect
     out.append((f"Pareto frontier: cost vs defect rate ({len(fd)} policies"
                 + (f"; {', '.join(others)}" if others else "") + ")",
@@ -218,8 +205,7 @@ def write_plot(result, path: Path) -> None:
                 color="tab:blue", lw=1.2, marker=".", ms=3,
                 label="Pareto frontier, cost vs completion (all searched policies)")
     fc = result.frontier_completion
-    others = [t for t in _targets(result).split(", ") if not t.startswith("completion")
-              and t != "none"]
+    others = _targets(result, skip="min_completion")
     if fc and others:
         ax.plot([p.completion_rate for p in fc], [p.cost_per_completed_task for p in fc],
                 color="tab:green", lw=1.5, marker=".", ms=4,

@@ -850,14 +850,16 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
         notes=list(S.notes), frontier_all=frontier_a)
 
 
+def target_phrases(constraints: dict) -> dict[str, str]:
+    """The targets that are set, keyed by constraint name, in words."""
+    words = {"min_completion": "completion >= {:g}", "max_defect_rate": "defect rate <= {:g}",
+             "max_review_minutes": "review minutes <= {:g}"}
+    return {k: w.format(constraints[k]) for k, w in words.items()
+            if constraints.get(k) is not None}
+
+
 def _describe(pt: PolicyPoint, constraints: dict, base: str, evaluated: int) -> str:
-    targets = []
-    if constraints["min_completion"] is not None:
-        targets.append(f"completion >= {constraints['min_completion']:g}")
-    if constraints["max_defect_rate"] is not None:
-        targets.append(f"defect rate <= {constraints['max_defect_rate']:g}")
-    if constraints["max_review_minutes"] is not None:
-        targets.append(f"review minutes <= {constraints['max_review_minutes']:g}")
+    targets = list(target_phrases(constraints).values())
     return (f"Found by `costsim optimize` around {base}: the lowest cost per completed task "
             f"(${pt.cost_per_completed_task:.4f}) of {evaluated:,} policies"
             + (f" meeting {', '.join(targets)}" if targets else "")
