@@ -81,7 +81,7 @@ def main():
     ap.add_argument("--keep", type=Path, default=None)
     args = ap.parse_args()
     from costsim.calibrate import calibrate
-    from costsim.runslog import read_log
+    from costsim.logs.runslog import read_log
 
     from machine import describe
 

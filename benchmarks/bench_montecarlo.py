@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from naive_montecarlo import simulate_naive  # noqa: E402
 
-from costsim import montecarlo as mc  # noqa: E402
-from costsim.analytic import evaluate  # noqa: E402
+from costsim.engine import montecarlo as mc  # noqa: E402
+from costsim.engine.analytic import evaluate  # noqa: E402
 from costsim.api import load_inputs, parse_strategy  # noqa: E402
-from costsim.compile import compile_ladders  # noqa: E402
+from costsim.engine.compile import compile_ladders  # noqa: E402
 from machine import describe as machine  # noqa: E402
 
 

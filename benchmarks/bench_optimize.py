@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from costsim.analytic import evaluate
-from costsim.compile import Strategy, compile_ladders
-from costsim.optimize import Search, optimize, policy_from_doc
+from costsim.engine.analytic import evaluate
+from costsim.engine.compile import Strategy, compile_ladders
+from costsim.search.optimize import Search, optimize, policy_from_doc
 from machine import cpu_model
 
 

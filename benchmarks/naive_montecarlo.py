@@ -10,7 +10,7 @@ import bisect
 import random
 from itertools import accumulate
 
-from costsim.compile import Ladders
+from costsim.engine.compile import Ladders
 
 
 def simulate_naive(L: Ladders, samples: int, seed: int = 0) -> dict:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from . import paths
-from .analytic import Metrics, evaluate
-from .compile import Ladders, Strategy, compile_ladders
+from .engine.analytic import Metrics, evaluate
+from .engine.compile import Ladders, Strategy, compile_ladders
 from .errors import CostsimError
 from .loader import (check_policy_against, check_workload_against, load_policy, load_prices,
                      load_workload)
@@ -253,7 +253,7 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
         L = compile_ladders(table, s, wl)
         r = result_from_metrics(s, evaluate(L), L)
         if engine == "montecarlo":
-            from .montecarlo import apply_montecarlo
+            from .engine.montecarlo import apply_montecarlo
 
             apply_montecarlo(r, L, samples=samples, seed=seed)
             settings = {"samples": samples, "seed": seed}

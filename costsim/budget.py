@@ -1,6 +1,6 @@
 """Pre-purchase budgeting: what a month of N tasks costs at the median and at P90/P99, what to
 buy from each provider, how many tasks a budget covers. The spread comes from the Monte Carlo
-engine (:mod:`costsim.montecarlo`); the expectations are exact (the analytic engine).
+engine (:mod:`costsim.engine.montecarlo`); the expectations are exact (the analytic engine).
 
 >>> from costsim.budget import budget
 >>> r = budget(tasks=1500, confidence=0.9, budget_usd=2000)    # doctest: +SKIP
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .api import RESULT_VERSION, load_inputs, parse_strategy, price_warnings
-from .analytic import evaluate
-from .compile import Strategy, compile_ladders
+from .engine.analytic import evaluate
+from .engine.compile import Strategy, compile_ladders
 from .errors import CostsimError
 
 DEFAULT_MONTHS = 10_000
@@ -179,7 +179,7 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
     """
     import numpy as np
 
-    from . import montecarlo as mc
+    from .engine import montecarlo as mc
 
     if not 0.0 < confidence < 1.0:
         raise CostsimError(f"confidence must be between 0 and 1 (exclusive), got {confidence}",

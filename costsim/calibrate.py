@@ -594,7 +594,7 @@ def ladders_for_routes(table: PriceTable, wl: Workload, routes: dict[tuple[str, 
     (SPEC §3.2–3.3), so each (cell, phase, attempt) slice is copied from M's ladder. This lets a
     route differ per task type, which a policy (routes by phase) cannot express.
     """
-    from .compile import Rates, Strategy, compile_ladders
+    from .engine.compile import Rates, Strategy, compile_ladders
 
     models = sorted({m for seq in routes.values() for m in seq})
     for (tt, ph_name), seq in routes.items():
@@ -648,7 +648,7 @@ def _metrics(L) -> dict:
     """Workload-wide and per-task-type E, C, cost per completed task, defects (SPEC §3.4)."""
     import numpy as np
 
-    from .analytic import cell_stats
+    from .engine.analytic import cell_stats
 
     s = cell_stats(L)
     w = L.weight
@@ -709,7 +709,7 @@ def calibrate(log_path: str | Path, *, prices=None, policies=None, workload=None
     from . import paths
     from .api import _as_prices
     from .loader import load_policy, load_workload
-    from .runslog import read_log
+    from .logs.runslog import read_log
 
     if min_samples < 1:
         raise CostsimError("must be at least 1", path="--min-samples")
@@ -788,7 +788,7 @@ def _observed_routes(fr: _Frames, wl: Workload) -> dict[tuple[str, str], list[st
 
 
 def _policy_routes(policy: Policy, wl: Workload) -> dict[tuple[str, str], list[str]]:
-    from .compile import start_tier, tier_of_attempt
+    from .engine.compile import start_tier, tier_of_attempt
 
     tiers = list(policy.tiers.values())
     last = len(tiers) - 1

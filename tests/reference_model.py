@@ -7,7 +7,7 @@ abandoned -- adding up the path's probability and its cost call by call.  It is 
 of paths is about ``max_attempts ** phases``) and only meant for tests with small inputs.
 
 Readings of SPEC where the text leaves something open (written down BEFORE reading
-costsim/compile.py and costsim/analytic.py; where a later comparison showed costsim made a
+costsim/engine/compile.py and costsim/engine/analytic.py; where a later comparison showed costsim made a
 different but defensible choice, the note says so):
 
 R1  Prices: base ``cache_read`` absent -> base ``input``.  Long context: ``input``/``output``

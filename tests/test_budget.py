@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 import helpers as H
-from costsim.analytic import evaluate
+from costsim.engine.analytic import evaluate
 from costsim.api import load_inputs, parse_strategy
 from costsim.budget import budget
 from costsim.cli import app
-from costsim.compile import compile_ladders
+from costsim.engine.compile import compile_ladders
 
 
 @pytest.fixture

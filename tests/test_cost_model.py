@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from costsim.analytic import evaluate
-from costsim.compile import Strategy, compile_ladders, tier_of_attempt
+from costsim.engine.analytic import evaluate
+from costsim.engine.compile import Strategy, compile_ladders, tier_of_attempt
 
 from helpers import load_all, model, policy, prices, workload
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from costsim.analytic import evaluate
-from costsim.compile import Strategy, compile_ladders
+from costsim.engine.analytic import evaluate
+from costsim.engine.compile import Strategy, compile_ladders
 
 from helpers import load_all, model, prices, workload
 

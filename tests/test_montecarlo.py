@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import helpers as H
-from costsim import montecarlo as mc
-from costsim.analytic import evaluate
+from costsim.engine import montecarlo as mc
+from costsim.engine.analytic import evaluate
 from costsim.api import compare, load_inputs, parse_strategy
 from costsim.cli import app
-from costsim.compile import Strategy, compile_ladders
+from costsim.engine.compile import Strategy, compile_ladders
 
 HEADLINE = ("spend_per_task", "completion_rate", "cost_per_completed_task", "defect_rate",
             "review_minutes", "expected_attempts", "expected_retries")

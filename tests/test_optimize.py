@@ -11,12 +11,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from costsim.analytic import evaluate
+from costsim.engine.analytic import evaluate
 from costsim.cli import app
-from costsim.compile import Strategy, compile_ladders
+from costsim.engine.compile import Strategy, compile_ladders
 from costsim.errors import CostsimError
 from costsim.loader import load_policy, load_prices, load_workload
-from costsim.optimize import Search, optimize, policy_from_doc
+from costsim.search.optimize import Search, optimize, policy_from_doc
 
 from helpers import model, policy, prices, workload, write
 

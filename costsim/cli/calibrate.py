@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
+from .common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
                          handle_errors, warn)
 
 # Keep in step with costsim.calibrate's DEFAULT_* (not imported: pandas stays out of start-up).
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         routes seen in the log). Projections come from the analytic engine on the workload
         fitted from the log.
         """
-        from .calibrate import calibrate as run
+        from ..calibrate import calibrate as run
 
         result = run(log, prices=prices, policies=policy or None, workload=workload,
                      min_samples=min_samples, raise_below=raise_below,
@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
 # --- rendering (formatting only) ------------------------------------------------------------
 
 def _pct(x, digits=1):
-    from .render import pct
+    from ..render import pct
 
     return pct(x, digits) if x is not None else "-"
 
@@ -94,7 +94,7 @@ REC_COLUMNS = ["action", "task type", "phase", "from", "to", "evidence",
 
 
 def _summary_row(label, r):
-    from .render import money
+    from ..render import money
 
     return [label, f"{r['tasks']:,}", _pct(r["completion_rate"]),
             money(r["cost_per_completed_task"]), money(r["spend_per_task"]),
@@ -102,7 +102,7 @@ def _summary_row(label, r):
 
 
 def _rows(result):
-    from .render import money
+    from ..render import money
 
     overall = [_summary_row("all tasks", result.overall)]
     overall += [_summary_row(r["task_type"], r) for r in result.by_task_type]
@@ -127,7 +127,7 @@ def _rows(result):
 
 
 def render_calibration(result, fmt: str) -> str:
-    from .render import render_rich, rich_table, to_json, to_markdown
+    from ..render import render_rich, rich_table, to_json, to_markdown
 
     if fmt == "json":
         return to_json(result.to_dict())

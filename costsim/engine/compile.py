@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import CostsimError
-from .models import Handoff, Policy, PriceTable, Workload
+from ..errors import CostsimError
+from ..models import Handoff, Policy, PriceTable, Workload
 
 PER_MILLION = 1_000_000.0
 

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .cli_common import Format, emit, handle_errors, warn
-from .errors import CostsimError
+from .common import Format, emit, handle_errors, warn
+from ..errors import CostsimError
 
 app = typer.Typer(
     help="Show, refresh (from LiteLLM's price map or OpenRouter's models API), compare and "
@@ -47,7 +47,7 @@ TableOpt = Annotated[
 
 
 def _which(path: Path) -> str:
-    from .paths import bundled_prices_path, user_prices_path
+    from ..paths import bundled_prices_path, user_prices_path
 
     try:
         if path.resolve() == user_prices_path().resolve():
@@ -60,8 +60,8 @@ def _which(path: Path) -> str:
 
 
 def _load_in_use(table: Path | None):
-    from .loader import load_prices
-    from .paths import resolve_prices_path
+    from ..loader import load_prices
+    from ..paths import resolve_prices_path
 
     path = resolve_prices_path(table)
     if table is not None and not path.exists():
@@ -127,7 +127,7 @@ def _rows(prices, providers: list[str], tiers: list[str]) -> list[dict[str, Any]
 
 
 def _human(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    from .pricetable.diff import format_price
+    from ..pricetable.diff import format_price
 
     def lc(r):
         if r["long_context_above"] is None:
@@ -173,8 +173,8 @@ def show(
     ] = None,
 ):
     """Show the price table in use (or --table FILE): where it is, how old, every model."""
-    from .pricetable import stale_warning, table_age_days
-    from .render import render_rich, rich_table, to_csv, to_json, to_markdown
+    from ..pricetable import stale_warning, table_age_days
+    from ..render import render_rich, rich_table, to_csv, to_json, to_markdown
 
     for t in tier or []:
         if t not in ("budget", "midrange", "premium"):
@@ -227,7 +227,7 @@ def show(
 
 
 def _render_update(result) -> str:
-    from .pricetable.diff import render_diff_text
+    from ..pricetable.diff import render_diff_text
 
     lines = [
         f"Table: {result.path} ({result.origin})",
@@ -312,8 +312,8 @@ def update(
     to each model's history. The source is parsed and the new table validated before anything
     is written; the write is atomic and the previous file is kept as FILE.bak.
     """
-    from .pricetable.merge import update_table
-    from .render import to_json
+    from ..pricetable.merge import update_table
+    from ..render import to_json
 
     if all_ and add:
         raise CostsimError("--all and --add exclude each other (--all already imports every model)")
@@ -346,9 +346,9 @@ def diff(
     ] = DiffFormat.table,
 ):
     """Compare two price tables: ~ changed, + added, - removed, with counts."""
-    from .loader import load_prices
-    from .pricetable.diff import diff_tables, render_diff_text
-    from .render import to_json
+    from ..loader import load_prices
+    from ..pricetable.diff import diff_tables, render_diff_text
+    from ..render import to_json
 
     a, b = load_prices(old), load_prices(new)
     d = diff_tables(a, b)
@@ -403,8 +403,8 @@ def validate(
     ] = DiffFormat.table,
 ):
     """Check a price table strictly (exit 2 with file:line: field: message if it is invalid)."""
-    from .pricetable import stale_warning, table_age_days
-    from .render import to_json
+    from ..pricetable import stale_warning, table_age_days
+    from ..render import to_json
 
     if file is not None and table is not None and file != table:
         raise CostsimError("give the table once: as an argument or with --table")

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CostsimError
+from ..errors import CostsimError
 
 REQUIRED = ("task_id", "task_type", "phase", "attempt", "model", "input_tokens", "output_tokens",
             "success")

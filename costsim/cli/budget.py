@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
+from .common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
                          handle_errors, warn)
 
 
@@ -50,7 +50,7 @@ class _LazyProgress:
 
 
 def _money(x, digits=2):
-    from .render import money
+    from ..render import money
 
     return money(x, digits)
 
@@ -80,7 +80,7 @@ def _histogram_lines(result, width: int = 40) -> list[str]:
 
 
 def render_budget(result, fmt: str) -> str:
-    from .render import pct, render_rich, rich_table, to_json, to_markdown
+    from ..render import pct, render_rich, rich_table, to_json, to_markdown
 
     if fmt == "json":
         return to_json(result.to_dict())
@@ -157,17 +157,17 @@ def register(app: typer.Typer) -> None:
 
         Percentiles: Monte Carlo over --months months on the ladders `compare` uses. Expected: exact.
         """
-        from .budget import budget as run
+        from ..budget import budget as run
 
         n_tasks = tasks
         prog = _LazyProgress(total=1, label="simulating")
         try:
             if prog.enabled:
                 # size the bar once the task count is known (the workload default)
-                from .api import load_inputs
+                from ..api import load_inputs
 
                 _, _, wl, _, _ = load_inputs(prices, policy or None, workload)
-                from .budget import months_for
+                from ..budget import months_for
 
                 n = n_tasks or wl.tasks_per_month
                 prog.total = n * months_for(n, months)

@@ -1,4 +1,4 @@
-"""`costsim optimize`: parse flags, call :func:`costsim.optimize.optimize`, render."""
+"""`costsim optimize`: parse flags, call :func:`costsim.search.optimize.optimize`, render."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import PricesOpt, ReportFormatOpt, WorkloadOpt, emit, handle_errors, warn
-from .errors import CostsimError
+from .common import PricesOpt, ReportFormatOpt, WorkloadOpt, emit, handle_errors, warn
+from ..errors import CostsimError
 
 INFEASIBLE_EXIT = 1
 
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         against completion and against defect rate. Exit status 1 (and a message saying which
         target fails and the best value reachable) when no policy meets the targets.
         """
-        from .optimize import optimize as run
+        from ..search.optimize import optimize as run
 
         cands = [c.strip() for item in (candidates or []) for c in item.split(",") if c.strip()]
         if candidates is not None and not cands:
@@ -92,7 +92,7 @@ FRONTIER_COLUMNS = ["cost/completed", "completion", "defects", "review min", "po
 
 
 def _metric_cells(x) -> list[str]:
-    from .render import money, pct
+    from ..render import money, pct
 
     return [money(x.cost_per_completed_task), money(x.spend_per_task),
             pct(x.completion_rate, 3), pct(x.defect_rate, 3), f"{x.review_minutes:.2f}"]
@@ -106,7 +106,7 @@ def _thin(points: list, n: int) -> list:
 
 
 def _targets(result, *, skip: str | None = None) -> list[str]:
-    from .optimize import target_phrases      # numpy-heavy module: not at start-up
+    from ..search.optimize import target_phrases      # numpy-heavy module: not at start-up
 
     return [w for k, w in target_phrases(result.constraints).items() if k != skip]
 
@@ -157,7 +157,7 @@ def _headline(result) -> str:
 
 
 def render_optimize(result, fmt: str, rows_n: int = 12, written: str | None = None) -> str:
-    from .render import render_rich, rich_table, to_json, to_markdown
+    from ..render import render_rich, rich_table, to_json, to_markdown
 
     if fmt == "json":
         d = result.to_dict()
@@ -196,7 +196,7 @@ def write_plot(result, path: Path) -> None:
     except ImportError:
         raise CostsimError("--plot needs matplotlib: pip install 'costsim[plot]'",
                            path="--plot") from None
-    from .fsutil import atomic_write
+    from ..fsutil import atomic_write
 
     fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
     fa = result.frontier_all

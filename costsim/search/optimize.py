@@ -19,10 +19,10 @@ the summarizer call after it depends on the summarizer model, which a config fix
 (cell, phase, route, config) we compute the phase success ``P``, expected spend ``E_i`` (summarizer
 included), the defect contribution ``rho_i`` and, for the review phase, the success-attempt
 distribution and catch rates -- from the same tables ``compile_ladders`` builds
-(:func:`~costsim.compile.attempt_cost_table`, :func:`~costsim.compile.summary_cost_table`,
-:func:`~costsim.compile.success_table`, :func:`~costsim.compile.start_tier`) -- and then combine the
+(:func:`~costsim.engine.compile.attempt_cost_table`, :func:`~costsim.engine.compile.summary_cost_table`,
+:func:`~costsim.engine.compile.success_table`, :func:`~costsim.engine.compile.start_tier`) -- and then combine the
 phases of every task type over all route combinations with NumPy broadcasting, exactly as
-:func:`costsim.analytic.cell_stats` combines them for one policy: ``R_i = prod_{q<i} P_q``,
+:func:`costsim.engine.analytic.cell_stats` combines them for one policy: ``R_i = prod_{q<i} P_q``,
 ``E = sum_i R_i E_i``, ``C = prod_i P_i``, ``noship = sum_k w_rev[k] prod_i (1 - (1 - catch_k)
 rho_i)``. Task types only see the routes of their own phases, so their totals are broadcast-summed
 onto the full route grid. Every point of the space is evaluated; nothing is pruned. The winner (and
@@ -42,11 +42,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import paths
-from .compile import (Rates, Strategy, _lookup, attempt_cost_table, cells_of, compile_ladders,
+from .. import paths
+from ..engine.compile import (Rates, Strategy, _lookup, attempt_cost_table, cells_of, compile_ladders,
                       start_tier, success_table, summary_cost_table)
-from .errors import CostsimError
-from .models import Handoff, Policy, PriceTable, Workload
+from ..errors import CostsimError
+from ..models import Handoff, Policy, PriceTable, Workload
 
 RESULT_VERSION = 1
 DEFAULT_BASE_POLICY = "cheapest-routing.yaml"
@@ -132,7 +132,7 @@ class OptimizeResult:
         return policy_yaml(self.best_policy, self)
 
     def write_policy(self, path: str | Path) -> None:
-        from .fsutil import atomic_write
+        from ..fsutil import atomic_write
 
         atomic_write(path, self.policy_yaml())
 
@@ -543,7 +543,7 @@ def _chunk_frontier(cost, good, sign, anchors) -> np.ndarray:
 # --- the search --------------------------------------------------------------------------------
 
 def _resolve_base(policy) -> Policy:
-    from .loader import load_policy
+    from ..loader import load_policy
 
     if policy is None:
         return load_policy(paths.bundled_dir("policies") / DEFAULT_BASE_POLICY)
@@ -589,7 +589,7 @@ def build_policy(sp: _Space, base: Policy, g: int, route: Sequence[int], name: s
 
 
 def policy_from_doc(doc: dict) -> Policy:
-    from .loader import check_policy
+    from ..loader import check_policy
 
     pol = Policy.model_validate(doc)
     check_policy(pol)
@@ -598,7 +598,7 @@ def policy_from_doc(doc: dict) -> Policy:
 
 def _engine_point(table, wl, doc: dict) -> PolicyPoint:
     """compile_ladders + evaluate on the policy document itself."""
-    from .analytic import evaluate
+    from ..engine.analytic import evaluate
 
     pol = policy_from_doc(doc)
     m = evaluate(compile_ladders(table, Strategy.routed(pol), wl))
@@ -611,7 +611,7 @@ def _engine_point(table, wl, doc: dict) -> PolicyPoint:
 
 
 def _baseline(table, wl, strategy: Strategy) -> Baseline | None:
-    from .analytic import evaluate
+    from ..engine.analytic import evaluate
 
     try:
         m = evaluate(compile_ladders(table, strategy, wl))
@@ -634,8 +634,8 @@ class Search:
                  candidates: Iterable[str] | None = None,
                  after_failures: Sequence[int] = AFTER_FAILURES,
                  handoffs: Sequence[str] = HANDOFF_MODES, max_policies: int = MAX_POLICIES):
-        from .api import _as_prices, _as_workload
-        from .loader import check_policy_against, check_workload_against
+        from ..api import _as_prices, _as_workload
+        from ..loader import check_policy_against, check_workload_against
 
         self.table, self.prices_path = _as_prices(prices)
         self.wl, self.wl_path = _as_workload(workload)

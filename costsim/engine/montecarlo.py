@@ -3,7 +3,7 @@
 A simulated task draws its cell (task type x signals) by weight, then, phase by phase, the
 attempt at which the phase succeeds or the abandonment that stops the task; the review phase's
 succeeding model catches the defects that the succeeding attempts of the defect phases made
-(SPEC.md §3.4, the semantics of :func:`costsim.analytic.cell_stats`).
+(SPEC.md §3.4, the semantics of :func:`costsim.engine.analytic.cell_stats`).
 
 How it is fast: per (cell, phase) the ladder is turned into the CDF of "succeeds at attempt k"
 (``thr``) and the cost of each outcome (``val``: attempts 1..k plus the summarizer after a
@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .compile import Ladders
-from .errors import CostsimError
+from ..errors import CostsimError
 
 CHUNK = 1 << 17            # tasks per chunk: fixed, so results never depend on the thread count
 RESERVOIR = 2_000_000      # per-task costs kept for percentiles (a uniform subsample beyond this)

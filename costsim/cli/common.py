@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .errors import CostsimError
-from .fsutil import atomic_write
+from ..errors import CostsimError
+from ..fsutil import atomic_write
 
 
 class Format(str, Enum):
