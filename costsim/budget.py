@@ -198,7 +198,7 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
     else:
         strat = parse_strategy(strategy, table, pols)
         chosen_by = "--strategy"
-    n_tasks = int(tasks if tasks is not None else wl.tasks_per_month)
+    n_tasks = int(tasks if tasks is not None else round(wl.monthly_tasks))
     auto_note = None
     if months is None:
         months = months_for(n_tasks)

@@ -1017,6 +1017,6 @@ def _project(table, wl, policy, base_routes, before, rec, notes) -> dict | None:
     out["route_before"] = base_routes[key]
     out["change"] = how
     out["workload"] = _delta(before["workload"], after["workload"])
-    out["monthly_spend_delta"] = wl.tasks_per_month * (
+    out["monthly_spend_delta"] = wl.monthly_tasks * (
         after["workload"]["spend_per_task"] - before["workload"]["spend_per_task"])
     return out

@@ -15,6 +15,8 @@ NonNegInt = Annotated[int, Field(ge=0)]
 # Dates may be written bare (2026-11-20, a YAML date) or quoted ("2026-11-20").
 Date = Annotated[dt.date, Field(strict=False)]
 PosInt = Annotated[int, Field(ge=1)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class Strict(BaseModel):
@@ -99,6 +101,9 @@ class Handoff(Strict):
 
 class Escalation(Strict):
     after_failures: PosInt = 2
+    # full: a retry resends the failed attempts of the phase; none: it starts afresh from the
+    # phase's own input (a new session, e.g. on a new model).
+    retry_context: Literal["full", "none"] = "full"
 
 
 class PolicySignal(Strict):
@@ -139,6 +144,25 @@ class Defects(Strict):
     review_minutes: ReviewMinutes = Field(default_factory=ReviewMinutes)
 
 
+class Variation(Strict):
+    """How tasks of one type differ (tasks share one difficulty and one size draw)."""
+
+    difficulty: NonNegFloat = 0.0                 # spread of task difficulty, in logits
+    tokens: NonNegFloat = 0.0                     # spread of a task's token use, log scale
+    tokens_follow_difficulty: Prob = 0.0          # correlation of size with difficulty
+
+    @property
+    def is_zero(self) -> bool:
+        return self.difficulty == 0.0 and self.tokens == 0.0
+
+
+class Volume(Strict):
+    """Tasks per month that vary from month to month: mean and coefficient of variation."""
+
+    mean: PosFloat
+    cv: NonNegFloat = 0.0
+
+
 SuccessValue = Prob | Annotated[list[Prob], Field(min_length=1)]
 
 
@@ -158,6 +182,7 @@ class TaskType(Strict):
     signals: dict[str, WorkloadSignal] | None = None
     defects: Defects | None = None
     max_attempts: PosInt | None = None
+    variation: Variation | None = None
 
     @model_validator(mode="after")
     def _unique_phases(self) -> "TaskType":
@@ -173,7 +198,7 @@ class Workload(FileModel):
     version: Literal[1]
     name: str = Field(min_length=1)
     description: str | None = None
-    tasks_per_month: PosInt = 1000
+    tasks_per_month: PosInt | Volume = 1000
     max_attempts: PosInt = 3
     system_tokens: NonNegInt = 0
     cache_hit_rate: Prob = 0.0
@@ -181,4 +206,15 @@ class Workload(FileModel):
     feedback_gain: Prob = 0.0
     signals: dict[str, WorkloadSignal] = Field(default_factory=dict)
     defects: Defects | None = None
+    variation: Variation | None = None
     task_types: list[TaskType] = Field(min_length=1)
+
+    @property
+    def monthly_tasks(self) -> float:
+        """Mean tasks per month (``tasks_per_month`` or its ``mean``)."""
+        v = self.tasks_per_month
+        return float(v.mean) if isinstance(v, Volume) else float(v)
+
+    def variation_of(self, task_type: "TaskType") -> "Variation | None":
+        """The task type's own ``variation`` block, else the workload's."""
+        return task_type.variation if task_type.variation is not None else self.variation

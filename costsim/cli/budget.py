@@ -169,7 +169,7 @@ def register(app: typer.Typer) -> None:
                 _, _, wl, _, _ = load_inputs(prices, policy or None, workload)
                 from ..budget import months_for
 
-                n = n_tasks or wl.tasks_per_month
+                n = n_tasks or round(wl.monthly_tasks)
                 prog.total = n * months_for(n, months)
             result = run(prices, policy or None, workload, strategy=strategy, tasks=tasks,
                          confidence=confidence, budget_usd=budget_usd, seed=seed,

@@ -287,7 +287,21 @@ def _lookup(mapping: dict, mid: str, tier: str) -> float:
     return mapping.get(tier, 0.0)
 
 
+def _unsupported(strategy: Strategy, workload: Workload) -> None:
+    """Fields the file formats accept that this engine does not evaluate yet: refuse them
+    rather than give numbers that silently ignore them."""
+    for v in [workload.variation] + [t.variation for t in workload.task_types]:
+        if v is not None and not v.is_zero:
+            raise workload.error(("variation",), "variation is not supported by this version "
+                                 "of the engine yet")
+    pol = strategy.policy
+    if pol is not None and pol.escalation.retry_context != "full":
+        raise pol.error(("escalation", "retry_context"), "retry_context: none is not "
+                        "supported by this version of the engine yet")
+
+
 def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) -> Ladders:
+    _unsupported(strategy, workload)
     ids = strategy.models()
     for mid in ids:
         if mid not in prices.models:
