@@ -439,6 +439,21 @@ def _b(p, s):
     return optimize.brentq(lambda b: mean(b) - p, -60, 60, xtol=1e-12)
 
 
+@pytest.mark.parametrize("s", [0.5, 2.5, 10.0])
+def test_solve_b_keeps_the_rate(s):
+    p = np.array([0.0, 1e-6, 0.03, 0.5, 0.97, 1.0])
+    b = logsim.solve_b(p, s)
+    assert b[0] == -np.inf and b[-1] == np.inf
+    for pi, bi in zip(p[1:-1], b[1:-1]):
+        assert _mean_sigmoid(bi, s) == pytest.approx(pi, rel=1e-9)
+
+
+def _mean_sigmoid(b, s):
+    return integrate.quad(lambda z: special.expit(b - s * z) * math.exp(-z * z / 2), -40, 40,
+                          points=[b / s], epsabs=1e-16, epsrel=1e-12, limit=200)[0] \
+        / math.sqrt(2 * math.pi)
+
+
 def one_phase(success, K, **kw):
     px = prices(a=model("budget", 1.0, 2.0), b=model("premium", 5.0, 25.0))
     wl = {"version": 1, "name": "one", "max_attempts": K, "system_tokens": 0,
