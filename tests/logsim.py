@@ -11,22 +11,38 @@ call, vectorised over tasks with NumPy (loops run over task types, phases and at
     measure_log(df_or_path, prices=None)             -> what a log shows, computed plainly
     task_outcomes(df_or_path, prices=None)           -> one row per (run, task) of a log
 
-What a task does (SPEC §3, with the readings of tests/reference_model.py R1-R14):
+What a task does (SPEC §3; the same readings as tests/reference_model.py R1-R14):
 
 - Task type by ``share``; each signal of the task type's ``signals`` block (else the workload's)
   independently active with its ``share``; with ``variation`` a difficulty ``z ~ N(0,1)`` and a
   size noise ``e ~ N(0,1)`` per task.  Everything about a task (type, signals, z, e, arrival
-  time) is drawn once: every run of the task shares it.
-- Routing §3.1 (R7), success §3.3 (R5, R6: active signals add their difficulty to every phase),
-  with variation an attempt succeeds with ``sigmoid(b - s z)``, ``b`` solved so that the mean over
-  z is the §3.3 rate (R13); given z, attempts are independent coins.
+  time) is drawn once: all its phases, attempts and runs share it.
+- Routing §3.1 (R7: start tier from the route, min_tier and raise of the active signals in
+  their phases; one tier up every ``after_failures`` failures).  Success §3.3 (R5: success map
+  by model id, then the model's price-table tier class, a list indexed by attempt, a number for
+  every attempt; else the logistic of coding_score and difficulty + the difficulty of every
+  active signal (R6), with feedback_gain from attempt 2).  Given z, attempts are independent.
 - Tokens §3.2 call by call: call j of attempt k resends ``ctx_j = system + prior + retry +
-  (j-1) g`` and adds ``in``; ``retry = (k-1) n g`` (0 with ``retry_context: none``, R10).  With
-  variation every count is multiplied by the task's ``u`` (R12).  In ``summary`` mode a summarizer
-  call follows every successful phase but the task type's last (R3).
-- Abandonment after ``max_attempts`` failures ends the task; defects §3.4 (R8): in every defect
-  phase the succeeding model adds a defect with its rate, the model that succeeded in ``review``
-  catches each defect independently with its catch rate.
+  (j-1) g`` and adds ``in``; ``prior`` is the transcript of one attempt of each earlier phase
+  (full_history) or ``summary_tokens`` (summary, phases after the first); ``retry = (k-1) n g``.
+  A call uses the long-context rates when its input exceeds ``above`` (R2).  In ``summary`` mode
+  a summarizer call follows every successful phase but the task type's last (R3).
+- Abandonment after ``max_attempts`` failures in a phase ends the task; defects §3.4 (R8): in
+  every defect phase the succeeding model adds a defect with its rate, the model that
+  succeeded in the phase named ``review`` catches each defect independently with its catch rate.
+
+Readings where SPEC is open (the lead's decisions; the reference follows the same):
+
+D1  ``retry_context: none`` (routed policies; ``single:M`` always resends): ``retry = 0`` for
+    every call; the summarizer's input after a success at attempt k is ``system + prior + n g``.
+D2  With variation EVERY token count of the task is multiplied by
+    ``u = exp(t (r z + sqrt(1-r^2) e) - t^2/2)``: system tokens, prior, retries, ``in``, ``out``,
+    the summarizer's input and its output (summary_tokens); the long-context rule sees the
+    multiplied counts.  Defect and catch rates do not depend on z.
+D3  A task type's own ``variation`` block replaces the workload's; absent everywhere: s = t = 0.
+D4  No summarizer named: the policy's first tier (``single:M``: M).
+D5  An attempt succeeds with ``sigmoid(b - s z)``, ``b`` solved so that its mean over z equals
+    the §3.3 rate p (:func:`solve_b`); p = 0 and p = 1 stay 0 and 1 for every z.
 
 Log rows (SPEC §2.4):
 
