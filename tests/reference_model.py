@@ -166,7 +166,8 @@ class Strategy:
             self.tier_names = list(policy["tiers"])
             self.tier_models = [policy["tiers"][t] for t in self.tier_names]
             self.after = (policy.get("escalation") or {}).get("after_failures", 2)
-            self.retry_full = (policy.get("escalation") or {}).get("retry_context", "full") != "none"
+            retry_context = (policy.get("escalation") or {}).get("retry_context", "full")
+            self.retry_full = retry_context != "none"
             self.handoff = policy.get("handoff") or workload.get("handoff") or {"mode": "full_history"}
             self.summarizer = self._resolve_summarizer(self.handoff.get("summarizer"))
 
