@@ -218,33 +218,45 @@ def mark_savings_and_pareto(results: list[StrategyResult]) -> None:
             if ref.cost_per_completed_task > 0 and ref.cost_per_completed_task != float("inf"):
                 r.savings_vs = ref.name
                 r.savings = 1.0 - r.cost_per_completed_task / ref.cost_per_completed_task
+    def d(x):      # an engine that cannot tell defects (replay) leaves them None: equal
+        return 0.0 if x is None else x
+
     for r in results:
         r.pareto = not any(
             o is not r
             and o.cost_per_completed_task <= r.cost_per_completed_task
             and o.completion_rate >= r.completion_rate
-            and o.defect_rate <= r.defect_rate
+            and d(o.defect_rate) <= d(r.defect_rate)
             and (o.cost_per_completed_task < r.cost_per_completed_task
-                 or o.completion_rate > r.completion_rate or o.defect_rate < r.defect_rate)
+                 or o.completion_rate > r.completion_rate or d(o.defect_rate) < d(r.defect_rate))
             for o in results)
 
 
-ENGINES = ("analytic", "montecarlo")
+ENGINES = ("analytic", "montecarlo", "replay")
 
 
 def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (), *,
             engine: str = "analytic", samples: int = 400_000, seed: int = 0,
-            pareto: Iterable[float] = ()) -> CompareResult:
+            pareto: Iterable[float] = (), log=None, bootstrap: int = 1000) -> CompareResult:
     """Every strategy side by side, sorted by cost per completed task.
 
     ``prices``/``workload``: a path, an already-loaded model, or None for the defaults;
     ``policies``: a list of paths or Policy models, or None for the bundled policies;
     ``models``: extra ``single:M`` strategies; ``pareto``: coding-score thresholds, each adds a
     ``pareto:SCORE`` baseline (every attempt on the cheapest model scoring at least SCORE).
+    ``engine="replay"`` evaluates the strategies on the recorded outcomes of the runs log
+    ``log`` (see :func:`costsim.replay.compare_replay`; ``bootstrap`` resamples, ``seed``).
     """
     if engine not in ENGINES:
         raise CostsimError(f"unknown engine '{engine}' (engines: {', '.join(ENGINES)})",
                            path="--engine")
+    if (engine == "replay") != (log is not None):
+        raise CostsimError("--engine replay and --log LOG go together", path="--log")
+    if engine == "replay":
+        from .replay import compare_replay
+
+        return compare_replay(log, prices, policies, workload, models, seed=seed,
+                              bootstrap=bootstrap, pareto=pareto)
     table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload)
     strategies = strategies_for(table, pols, models, pareto)
     results = []

@@ -104,7 +104,8 @@ def _compare_rows(result, human: bool):
             own = s.savings_vs == s.name       # the reference itself: nothing to save
             rows.append([
                 s.name, money(s.cost_per_completed_task), money(s.spend_per_task),
-                pct(s.completion_rate, 2), pct(s.defect_rate, 2), f"{s.review_minutes:.1f}",
+                pct(s.completion_rate, 2), pct(s.defect_rate, 2),
+                "-" if s.review_minutes is None else f"{s.review_minutes:.1f}",
                 f"{s.expected_attempts:.2f}", f"{s.expected_retries:.2f}", pct(s.premium_share, 0),
                 "-" if s.savings is None or own else pct(s.savings),
                 "-" if own else (s.savings_vs or "-"),
@@ -154,6 +155,11 @@ def render_compare(result, fmt: str, breakdown: bool = False) -> str:
                to_markdown(COMPARE_COLUMNS, _compare_rows(result, human=True))]
         if result.engine == "montecarlo":
             out.append("\n" + to_markdown(MC_COLUMNS, _mc_rows(result)))
+        if result.engine == "replay":
+            out.append("\n" + _replay_title(result) + "\n\n"
+                       + to_markdown(REPLAY_COLUMNS, _replay_rows(result)))
+            if _left_out_rows(result):
+                out.append("\n" + to_markdown(LEFT_OUT_COLUMNS, _left_out_rows(result)))
         if breakdown:
             pr, mr = _breakdown_rows(result)
             out += ["\n" + to_markdown(PHASE_COLUMNS, _fmt_phase(pr)),
@@ -170,6 +176,13 @@ def render_compare(result, fmt: str, breakdown: bool = False) -> str:
     if result.engine == "montecarlo":
         items.append(rich_table(_mc_title(result), MC_COLUMNS, _mc_rows(result),
                                 right=range(1, 8)))
+    if result.engine == "replay":
+        items.append(rich_table(_replay_title(result), REPLAY_COLUMNS, _replay_rows(result),
+                                right=range(1, 7)))
+        if _left_out_rows(result):
+            items.append(rich_table("left out: tasks lacking a record the strategy needs "
+                                    "(the most frequent lack first)", LEFT_OUT_COLUMNS,
+                                    _left_out_rows(result), right=(1,)))
     if breakdown:
         pr, mr = _breakdown_rows(result)
         items.append(rich_table("per phase", PHASE_COLUMNS, _fmt_phase(pr), right=range(2, 7)))
@@ -207,3 +220,51 @@ def _fmt_phase(rows):
 def _fmt_model(rows):
     return [[r[0], r[1], r[2], r[3], money(r[4]), pct(r[5]), f"{r[6]:.2f}", f"{r[7]:,.0f}",
              f"{r[8]:,.0f}", f"{r[9]:,.0f}"] for r in rows]
+
+
+REPLAY_COLUMNS = ["strategy", "covered", "completion 95% CI", "cost/completed 95% CI",
+                  "cost/task P50", "P90", "P99"]
+LEFT_OUT_COLUMNS = ["strategy", "tasks", "first record missing"]
+
+
+def _replay_title(result):
+    s = result.settings
+    k = s.get("max_attempts", {})
+    att = (f"attempts per phase: {k.get('text')}" if k else "")
+    return (f"Replay of {s.get('log')}: {s.get('tasks', 0):,} tasks, {s.get('runs', 1):,} "
+            f"run(s); {att}; {100 * s.get('level', 0.95):.0f}% intervals from "
+            f"{s.get('bootstrap', 0):,} bootstrap resamples of the tasks (seed {s.get('seed')}); "
+            f"percentiles of the recorded spend per task")
+
+
+def _span(lo_hi, fmt):
+    if not lo_hi:
+        return "-"
+    lo, hi = lo_hi
+    return f"{fmt(lo)}–{fmt(hi)}"
+
+
+def _replay_rows(result):
+    rows = []
+    for s in result.strategies:
+        rp = s.extra.get("replay", {})
+        iv, q = rp.get("intervals", {}), rp.get("cost_percentiles", {})
+        rows.append([s.name, pct(rp.get("coverage")),
+                     _span(iv.get("completion_rate"), lambda x: pct(x, 1)),
+                     _span(iv.get("cost_per_completed_task"), money),
+                     money(q.get("p50")), money(q.get("p90")), money(q.get("p99"))])
+    return rows
+
+
+def _left_out_rows(result):
+    rows = []
+    for s in result.strategies:
+        rp = s.extra.get("replay", {})
+        lost = rp.get("tasks", 0) - rp.get("covered", 0)
+        if lost and rp.get("left_out"):
+            x = rp["left_out"][0]
+            what = "summary after" if x["missing"] == "summary" else "attempt on"
+            more = f" (+{len(rp['left_out']) - 1} more kinds)" if len(rp["left_out"]) > 1 else ""
+            rows.append([s.name, f"{lost:,}", f"{x['model']} {what} {x['phase']}: "
+                                              f"{x['tasks']:,}{more}"])
+    return rows
