@@ -9,15 +9,13 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
+from .common import TYPER_SETTINGS
 
 app = typer.Typer(
     name="costsim",
     help="Cost estimator and routing-policy simulator for AI coding agents: what one completed "
          "task costs with each single model and with each routing policy.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **TYPER_SETTINGS,
 )
 
 

@@ -12,16 +12,13 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import Format, emit, handle_errors, warn
+from .common import TYPER_SETTINGS, Format, emit, handle_errors, warn
 from ..errors import CostsimError
 
 app = typer.Typer(
     help="Show, refresh (from LiteLLM's price map or OpenRouter's models API), compare and "
     "check price tables. Prices are USD per 1M tokens.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **TYPER_SETTINGS,
 )
 
 
