@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from .errors import CostsimError, format_path
 from .models import TIER_CLASSES, FileModel, Policy, PriceTable, Workload
+from .paths import resolve_named
 from .yamlio import Document, load_yaml, parse_yaml
 
 M = TypeVar("M", bound=FileModel)
@@ -88,11 +89,13 @@ def prices_from_text(text: str, file: str) -> PriceTable:
 
 
 def load_prices(path: str | Path) -> PriceTable:
-    return _load(path, PriceTable)
+    """A price table from a file, or the bundled/user table by name (``bundled``, ``user``)."""
+    return _load(resolve_named("pricing", path), PriceTable)
 
 
 def load_workload(path: str | Path) -> Workload:
-    wl = _load(path, Workload)
+    """A workload from a file, or a bundled one by name (``large-team``)."""
+    wl = _load(resolve_named("workloads", path), Workload)
     total = math.fsum(t.share for t in wl.task_types)
     if abs(total - 1.0) > 1e-6:
         raise wl.error(("task_types",), f"task type shares sum to {total:g}, not 1")
@@ -105,7 +108,8 @@ def load_workload(path: str | Path) -> Workload:
 
 
 def load_policy(path: str | Path) -> Policy:
-    pol = _load(path, Policy)
+    """A policy from a file, or a bundled one by name (``cheapest-routing``)."""
+    pol = _load(resolve_named("policies", path), Policy)
     check_policy(pol)
     return pol
 
