@@ -131,7 +131,12 @@ def _as_workload(workload) -> tuple[Workload, str]:
 def _as_policies(policies) -> list[Policy]:
     if policies is None:
         policies = paths.resolve_policy_paths(())
-    out = [p if isinstance(p, Policy) else load_policy(p) for p in policies]
+    if isinstance(policies, (str, Path, Policy)):
+        policies = [policies]
+    out: list[Policy] = []
+    for p in policies:       # a path, a bundled name or a folder of policies
+        out += [p] if isinstance(p, Policy) else [load_policy(x) for x in
+                                                   paths.resolve_policy_paths([p])]
     seen: dict[str, Policy] = {}
     for p in out:
         if p.name in seen:

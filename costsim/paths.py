@@ -129,6 +129,19 @@ def resolve_policy_path(explicit: str | Path) -> Path:
 
 
 def resolve_policy_paths(explicit: list[str | Path] | tuple = ()) -> list[Path]:
-    if explicit:
-        return [resolve_policy_path(p) for p in explicit]
-    return bundled_policy_paths()
+    """Each --policy: a file, a bundled name, or a folder (every ``*.yaml`` in it, sorted).
+    None given: every bundled policy."""
+    if not explicit:
+        return bundled_policy_paths()
+    out: list[Path] = []
+    for p in explicit:
+        path = resolve_policy_path(p)
+        if path.is_dir():
+            found = sorted(list(path.glob("*.yaml")) + list(path.glob("*.yml")))
+            if not found:
+                raise CostsimError("a folder with no policy in it (no *.yaml file)", str(path),
+                                   path="--policy")
+            out += found
+        else:
+            out.append(path)
+    return out

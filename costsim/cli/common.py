@@ -47,8 +47,8 @@ WorkloadOpt = Annotated[Optional[Path], typer.Option(
     "--workload", "-w", metavar="FILE", help="Workload: a YAML file or a bundled name "
     "(small-team, medium-team, large-team). Default: medium-team.", dir_okay=False)]
 PolicyOpt = Annotated[Optional[list[Path]], typer.Option(
-    "--policy", "-p", metavar="FILE", help="Routing policy: a YAML file or a bundled name such "
-    "as cheapest-routing (repeatable). Default: every bundled policy.", dir_okay=False)]
+    "--policy", "-p", metavar="FILE", help="Routing policy: a YAML file, a folder of them, or a "
+    "bundled name such as cheapest-routing (repeatable). Default: every bundled policy.")]
 WideOpt = Annotated[bool, typer.Option(
     "--wide", help="Show every column, however wide the table gets (by default a table keeps "
     "to the terminal width and shows the figures a reader needs first).")]
