@@ -376,7 +376,7 @@ def render_compare(result, fmt: str, breakdown: bool = False, wide: bool = False
         out = [f"**{result.workload_name}** workload, {result.tasks_per_month:,.0f} tasks a "
                f"month, prices as of {result.prices_as_of}\n",
                to_markdown([c.flat for c in cols], rows),
-               "\n" + "\n".join(f"- {n}" for n in _compare_notes(result)) + "\n"]
+               "\n".join(f"- {n}" for n in _compare_notes(result)) + "\n"]
         if result.engine == "montecarlo":
             out.append("\n" + to_markdown([c.flat for c in MC_COLUMNS], _mc_rows(result)))
         if breakdown:
