@@ -288,7 +288,11 @@ def render_rich(renderables, width: int | None = None) -> str:
         console.print(r)
         if isinstance(r, FittedTable):
             console.print()
-    text = "\n".join(line.rstrip() for line in buf.getvalue().splitlines())
+    import re
+
+    # no trailing blanks (also before a colour reset on a terminal)
+    text = "\n".join(re.sub(r" +((?:\x1b\[[0-9;]*m)*)$", r"\1", line)
+                     for line in buf.getvalue().splitlines())
     return text.rstrip("\n") + "\n"
 
 

@@ -211,7 +211,7 @@ def test_prune_losing_more_than_half_needs_force(table):
 def test_all_into_a_new_table_is_exact_and_valid(tmp_path):
     new = tmp_path / "sub" / "litellm.yaml"
     r = cli("update", "--source", "litellm", "--from", LITELLM, "--table", new, "--all",
-            "--empty")
+            "--empty", "--provider", "all")
     assert r.exit_code == 0, r.stderr
     assert "10 added" in r.stdout
     t = load_prices(new)

@@ -107,13 +107,28 @@ def test_provider_slash_glob_matches_litellm_bare_keys(litellm, small):
     assert json.loads(r.stdout)["added_models"] == ["claude-haiku-5-5"]
 
 
-def test_a_model_without_its_maker_takes_one_reseller(litellm, small):
+def test_a_model_only_resellers_sell_needs_a_provider(litellm, small):
+    # kimi is Moonshot's; the source has it only from resellers: left out unless asked for
     r = pt("update", "--source", "litellm", "--from", litellm, "--table", small,
            "--add", "kimi-*", "--dry-run", "-f", "json")
+    assert r.exit_code == 2
+    assert ("--add 'kimi-*' matched only models their maker does not sell in this source "
+            "(fireworks_ai/kimi-k9, together_ai/moonshotai/kimi-k9); --provider NAME (e.g. "
+            "fireworks_ai) or --provider all imports them") == r.stderr.strip()
+    r = pt("update", "--source", "litellm", "--from", litellm, "--table", small,
+           "--add", "kimi-*", "--provider", "together_ai", "--dry-run", "-f", "json")
+    assert json.loads(r.stdout)["added_models"] == ["together_ai/moonshotai/kimi-k9"]
+
+
+def test_a_model_of_an_unknown_maker_takes_one_entry(tmp_path, small):
+    src = tmp_path / "l.json"
+    src.write_text(json.dumps({"groq/zeta-9": entry("groq"), "zeta-9": entry("zetaco"),
+                               "together_ai/zeta-9": entry("together_ai")}))
+    r = pt("update", "--source", "litellm", "--from", src, "--table", small,
+           "--add", "zeta-*", "--dry-run", "-f", "json")
     d = json.loads(r.stdout)
-    # no moonshot entry: the bare-est, shortest key
-    assert d["added_models"] == ["fireworks_ai/kimi-k9"]
-    assert any("no entry from its maker" in n for n in d["notes"])
+    assert d["added_models"] == ["zeta-9"]                 # the bare key
+    assert any("no entry from its maker, took zeta-9" in n for n in d["notes"])
 
 
 def test_a_glob_matching_nothing_says_what_exists(litellm, small):

@@ -178,8 +178,13 @@ def merge_prices(
             if providers is None and model_name(key) in have:
                 continue
             candidates.append(key)
-        chosen, notes = pick_entries(candidates, parsed.models, providers)
+        chosen, notes, resold = pick_entries(candidates, parsed.models, providers)
         result.notes += notes
+        if resold:
+            n = len(resold)
+            few = ", ".join(sorted(resold)[:4]) + (", ..." if n > 4 else "")
+            result.notes.append(f"left out {n} model{'s' if n != 1 else ''} only resellers "
+                                f"sell ({few}); --provider NAME or --provider all takes them")
         for key in chosen:
             if not _fits_schema(parsed.models[key]):
                 parsed.report.skip("does not fit the price-table schema", key)
@@ -190,6 +195,14 @@ def merge_prices(
             if not any(k in result.added for k in matched[p]):
                 already = [k for k in matched[p] if k in claimed or k in models
                            or model_name(k) in have]
+                only_resold = [k for ks in resold.values() for k in ks if k in matched[p]]
+                if only_resold and not already:
+                    few = ", ".join(only_resold[:3]) + (", ..." if len(only_resold) > 3 else "")
+                    raise CostsimError(
+                        f"--add '{p}' matched only models their maker does not sell in this "
+                        f"source ({few}); --provider NAME (e.g. "
+                        f"{parsed.models[only_resold[0]].get('provider')}) or --provider all "
+                        f"imports them")
                 raise CostsimError(_no_match_message(p, parsed, already))
 
     if prune and result.missing:

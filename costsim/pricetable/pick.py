@@ -66,26 +66,32 @@ def _rank(key: str, entry: dict[str, Any], makers: tuple[str, ...]) -> tuple:
 
 
 def pick_entries(keys: Iterable[str], models: dict[str, dict[str, Any]],
-                 providers: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
-    """The source keys to import from ``keys`` (all matched by the user's patterns), and notes
-    for the report.
+                 providers: Sequence[str] | None = None
+                 ) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """The source keys to import from ``keys`` (all matched by the user's patterns), notes for
+    the report, and the models left out because only resellers sell them.
 
-    ``providers`` None: one key per model, the maker's own (see the module docstring).
-    ``["all"]``: every key. Names: every key whose provider is one of them."""
+    ``providers`` None: one key per model, the maker's own (see the module docstring). A model
+    whose maker is known but absent from the source (a reseller's own variant or snapshot,
+    ``kyma/gpt-5.6-sol-pro``) is left out; one whose maker is not known takes the bare-est,
+    shortest key. ``["all"]``: every key. Names: every key whose provider is one of them."""
     keys = list(keys)
     if providers:
         wanted = {p.casefold() for p in providers}
         if "all" in wanted:
-            return keys, []
+            return keys, [], {}
         return [k for k in keys if str(models[k].get("provider", "")).casefold() in wanted
-                or k.split("/", 1)[0].casefold() in wanted], []
+                or k.split("/", 1)[0].casefold() in wanted], [], {}
     groups: dict[str, list[str]] = {}
     for k in keys:
         groups.setdefault(model_name(k), []).append(k)
-    chosen, notes = [], []
+    chosen, notes, resold = [], [], {}
     for name, ks in groups.items():
         makers = first_party_provider(name)
         best = min(ks, key=lambda k: _rank(k, models[k], makers))
+        if makers and _rank(best, models[best], makers)[0]:
+            resold[name] = sorted(ks)
+            continue
         chosen.append(best)
         if len(ks) > 1:
             first = _rank(best, models[best], makers)[0] is False
@@ -94,4 +100,4 @@ def pick_entries(keys: Iterable[str], models: dict[str, dict[str, Any]],
             took = f"{provider}'s own entry" if first else f"no entry from its maker, took {best}"
             notes.append(f"{name}: {took}; {n} other provider{'s' if n != 1 else ''} left out "
                          f"(--provider NAME adds them)")
-    return sorted(chosen), notes
+    return sorted(chosen), notes, resold
