@@ -205,6 +205,8 @@ def fit_table(title: str | None, columns: Sequence[Column], rows: Sequence[Seque
             hidden.append(victim)
     widths = {i: minimum[i] for i in keep}
     room = (10**6 if wide else width) - needed(keep)
+    if room < 0:            # too wide whatever gives: keep names whole, the terminal wraps
+        room = 10**6
     # Grow text columns first (whole names), then headers back onto one line.
     for i in sorted(keep, key=lambda i: cols[i].numeric):
         if room <= 0:

@@ -37,8 +37,9 @@ TableOpt = Annotated[
     Optional[Path],
     typer.Option(
         "--table",
-        help="Work on this price table instead of the one in use (your user table if "
-        "`update` made one, else the bundled table).",
+        metavar="FILE",
+        help="Work on this price table (a file, or 'bundled' or 'user') instead of the one in "
+        "use (your user table if `update` made one, else the bundled table).",
         dir_okay=False,
     ),
 ]
