@@ -11,8 +11,9 @@ from typing import Iterable
 
 import numpy as np
 
-from .api import (CompareResult, StrategyResult, load_inputs, mark_savings_and_pareto,
-                  price_warnings, strategies_for)
+from .api import (CompareResult, StrategyResult, default_baseline, load_inputs,
+                  mark_savings_and_pareto, parse_strategy, price_warnings, strategies_for)
+from .loader import policy_warnings
 from .engine.compile import Strategy
 from .engine.replay import (DEFAULT_BOOTSTRAP, LEVEL, ReplayMetrics, check_bootstrap,
                             max_attempts, prepare, replay_all)
@@ -54,12 +55,13 @@ def result_from_replay(strategy: Strategy, m: ReplayMetrics, tiers: dict[str, st
 
 def compare_replay(log, prices=None, policies=None, workload=None, models: Iterable[str] = (),
                    *, seed: int = 0, bootstrap: int = DEFAULT_BOOTSTRAP,
-                   pareto: Iterable[float] = ()) -> CompareResult:
+                   pareto: Iterable[float] = (), baseline: str | None = None) -> CompareResult:
     """Replay every strategy (each routed policy, single:M for every model the policies name,
     every ``models`` entry and every model of the log that the price table knows) on ``log``.
 
     ``max_attempts`` comes from ``workload`` when one is given, else from the log. A strategy
-    the log cannot cover at all is left out with a warning."""
+    the log cannot cover at all is left out with a warning. Savings are against ``baseline``
+    (default: :func:`costsim.api.default_baseline`) where it was replayed on the same tasks."""
     from .engine.montecarlo import check_seed
     from .logs.attempts import read_attempts
 
@@ -73,11 +75,18 @@ def compare_replay(log, prices=None, policies=None, workload=None, models: Itera
     rlog = prepare(records)
     in_log = [m for m in rlog.model_names if m in table.models]
     strategies = strategies_for(table, pols, list(models) + in_log)
+    if baseline is not None:
+        base = parse_strategy(baseline, table, pols)
+        if base.name not in {s.name for s in strategies}:
+            strategies.append(base)
+        base_name, chosen_by = base.name, "--baseline"
+    else:
+        base_name, chosen_by = default_baseline(table, pols, models)
     figures = replay_all(rlog, strategies, wl, explicit_workload=workload is not None,
                          resamples=bootstrap, seed=seed)
     tiers = {mid: mp.tier for mid, mp in table.models.items()}
     providers = {mid: mp.provider for mid, mp in table.models.items()}
-    warnings = price_warnings(table)
+    warnings = price_warnings(table) + [w for p in pols for w in policy_warnings(p, wl)]
     results, masks = [], {}
     for s, m in zip(strategies, figures):
         if m.covered == 0:
@@ -85,7 +94,9 @@ def compare_replay(log, prices=None, policies=None, workload=None, models: Itera
             why = (f": no record of {need.model} on {need.phase}" if need else "")
             warnings.append(f"{s.name} left out: the log covers none of its tasks{why}")
             continue
-        results.append(result_from_replay(s, m, tiers, providers))
+        r = result_from_replay(s, m, tiers, providers)
+        r.monthly_spend = r.spend_per_task * wl.monthly_tasks
+        results.append(r)
         masks[s.name] = m.covered_mask
     if not results:
         raise CostsimError(f"no strategy can be replayed on this log (its models: "
@@ -98,10 +109,12 @@ def compare_replay(log, prices=None, policies=None, workload=None, models: Itera
                                     for s in strategies):
         warnings.append("the log has no signals column: replayed as if no task carried a signal")
     results.sort(key=lambda r: (r.cost_per_completed_task, r.name))
-    mark_savings_and_pareto(results)
+    if base_name not in masks:
+        base_name = None
+    mark_savings_and_pareto(results, base_name)
     for r in results:     # savings only against a strategy replayed on the same tasks
         if r.savings_vs is not None and not np.array_equal(masks[r.name], masks[r.savings_vs]):
-            r.savings = r.savings_vs = None
+            r.savings = r.monthly_savings = None
     K = max_attempts(rlog, wl if workload is not None else None)
     lo, hi = int(K.min()), int(K.max())
     span = f"{lo}" if lo == hi else f"{lo}-{hi}"
@@ -111,6 +124,7 @@ def compare_replay(log, prices=None, policies=None, workload=None, models: Itera
     return CompareResult(
         prices=prices_path, prices_as_of=str(table.as_of), workload=wl_path,
         workload_name=wl.name, engine="replay", strategies=results, warnings=warnings,
+        tasks_per_month=wl.monthly_tasks, baseline=base_name, baseline_chosen_by=chosen_by,
         settings={"log": str(log), "tasks": rlog.n_tasks, "runs": len(rlog.run_names),
                   "bootstrap": bootstrap, "seed": seed, "level": LEVEL,
                   "max_attempts": attempts})

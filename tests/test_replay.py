@@ -21,6 +21,7 @@ from costsim.engine.compile import Strategy
 from costsim.engine.replay import (bootstrap, max_attempts, metrics, prepare, replay_strategy)
 from costsim.loader import load_policy, load_prices, load_workload
 from costsim.logs.attempts import read_attempts
+from helpers import invoke_at_widths
 
 FIX = Path(__file__).parent / "fixtures"
 PRICES = FIX / "prices.yaml"
@@ -375,10 +376,13 @@ def test_cli_table_and_json(tmp_path):
     log, pols, wl = _files(tmp_path, CASCADE_LOG, [CASCADE], _workload(2))
     args = ["compare", "--engine", "replay", "--log", str(log), "--prices", str(PRICES),
             "--policy", str(pols[0]), "--workload", str(wl)]
-    res = runner.invoke(app, args)
-    assert res.exit_code == 0, res.output
-    assert "Replay of" in res.output and "cost/completed 95% CI" in res.output
-    assert "left out" in res.output and "cheap attempt on implement: 2" in res.output
+    outs = invoke_at_widths(runner, app, args)        # fits 80, 120 and 200 columns
+    for text in outs.values():
+        assert "Replay of" in text and "95% interval" in text
+        assert "left out" in text and "cheap attempt on implement (2)" in text
+    # the replay figures of the cascade: covered, interval, percentiles
+    row = [line for line in outs[200].splitlines() if line.startswith("cascade")][1]
+    assert "100.0%" in row and "$8.3500" in row and "$8.4850" in row
     res = runner.invoke(app, args + ["--format", "json", "--bootstrap", "300", "--seed", "3"])
     data = json.loads(res.output)
     assert data["engine"] == "replay" and data["settings"]["bootstrap"] == 300
