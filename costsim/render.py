@@ -529,7 +529,8 @@ def _left_out_rows(result):
         if lost and rp.get("left_out"):
             x = rp["left_out"][0]
             what = "summary after" if x["missing"] == "summary" else "attempt on"
-            more = f"; {len(rp['left_out']) - 1} other kinds" if len(rp["left_out"]) > 1 else ""
+            n = len(rp["left_out"]) - 1
+            more = f"; and {n} other record{'s' if n > 1 else ''}" if n else ""
             rows.append([s.name, f"{lost:,}",
                          f"{x['model']} {what} {x['phase']} ({x['tasks']:,}{more})"])
     return rows

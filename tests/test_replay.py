@@ -427,3 +427,15 @@ def test_bad_logs_are_located(tmp_path, text, where):
                               str(PRICES), "--policy", str(pols[0])])
     assert res.exit_code == 2
     assert where in res.output
+
+
+def test_the_readme_example_log_replays_its_own_runs():
+    log = Path(__file__).parent.parent / "docs" / "examples" / "replay-runs.csv"
+    r = compare(policies=["two-tier"], engine="replay", log=log, bootstrap=0)
+    truth = logsim.measure_log(log)["by_run"]
+    for name in ("single:deepseek-v4-flash", "single:claude-sonnet-5", "single:claude-opus-5"):
+        s = r.get(name)
+        assert s.extra["replay"]["coverage"] == 1.0
+        assert s.completion_rate == pytest.approx(truth[name]["completion_rate"], rel=1e-12)
+        assert s.spend_per_task == pytest.approx(truth[name]["spend_per_task"], rel=1e-9)
+    assert r.get("two-tier").extra["replay"]["coverage"] == 1.0
