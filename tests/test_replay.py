@@ -439,3 +439,49 @@ def test_the_readme_example_log_replays_its_own_runs():
         assert s.completion_rate == pytest.approx(truth[name]["completion_rate"], rel=1e-12)
         assert s.spend_per_task == pytest.approx(truth[name]["spend_per_task"], rel=1e-9)
     assert r.get("two-tier").extra["replay"]["coverage"] == 1.0
+
+
+# --- real records: an OpenHands excerpt (tests/fixtures/openhands_excerpt.csv) --------------------
+
+def test_openhands_cascade_replayed_through_the_command(tmp_path):
+    """Four configs ran the same 60 swt-bench instances. As a runs log (run = model = config,
+    one phase, one attempt), the replayed cascade equals the cascade computed from the records
+    with pandas, and the records show the correlation independent coins miss."""
+    import pandas as pd
+
+    rec = pd.read_csv(FIX / "openhands_excerpt.csv")
+    log = pd.DataFrame({"run": rec.config, "task_id": rec.instance, "task_type": rec.benchmark,
+                        "phase": "solve", "attempt": 1, "model": rec.config,
+                        "input_tokens": 0, "output_tokens": 0, "success": rec.resolved,
+                        "cost_usd": rec.cost_usd})
+    log.to_csv(tmp_path / "runs.csv", index=False)
+    cheap, dear = "results/DeepSeek-V3.2-Reasoner", "results/GPT-5.2"
+    px = {"version": 1, "as_of": "2026-06-30", "models": {
+        c: {"provider": "x", "tier": "premium" if c == dear else "budget", "input": 1.0,
+            "output": 1.0} for c in rec.config.unique()}}
+    pol = dict(CASCADE, tiers={"budget": cheap, "premium": dear})
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(px))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(pol))
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(_workload(2, phases=("solve",))))
+    res = runner.invoke(app, ["compare", "--engine", "replay", "--log", str(tmp_path / "runs.csv"),
+                              "--prices", str(tmp_path / "p.yaml"), "--policy",
+                              str(tmp_path / "c.yaml"), "--workload", str(tmp_path / "w.yaml"),
+                              "--format", "json", "--bootstrap", "0"])
+    assert res.exit_code == 0, res.output
+    got = {s["name"]: s for s in json.loads(res.stdout)["strategies"]}
+    c = rec.pivot(index="instance", columns="config", values="cost_usd")
+    ok = rec.pivot(index="instance", columns="config", values="resolved").astype(bool)
+    spend = c[cheap] + c[dear].where(~ok[cheap], 0.0)
+    done = ok[cheap] | ok[dear]
+    assert got["cascade"]["spend_per_task"] == pytest.approx(spend.mean(), rel=1e-12)
+    assert got["cascade"]["completion_rate"] == pytest.approx(done.mean(), rel=1e-12)
+    assert got["cascade"]["cost_per_completed_task"] == pytest.approx(spend.sum() / done.sum(),
+                                                                      rel=1e-12)
+    assert got["cascade"]["replay"]["covered"] == 60
+    for m in (cheap, dear):   # a second attempt needs a second record: only successes covered
+        s = got[f"single:{m}"]
+        assert s["replay"]["covered"] == ok[m].sum()
+        assert s["spend_per_task"] == pytest.approx(c[m][ok[m]].mean(), rel=1e-12)
+    # independent coins: 1 - (1 - 0.567)(1 - 0.8) = 0.913 against 0.85 replayed
+    coins = 1 - (1 - ok[cheap].mean()) * (1 - ok[dear].mean())
+    assert coins - done.mean() > 0.05
