@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 S_MAX = 10.0          # difficulty spreads beyond this are all "the task decides" (logits)
-SE_MAX = 1.0          # an s whose standard error exceeds this is not shown by the log
 MIN_MULTI = 10        # tasks with two or more recorded outcomes needed to try fitting s
 OMEGA_MIN = 1e-3      # sizes that match to the token still leave this much run-to-run noise
 B_MAX = 30.0
@@ -186,7 +185,9 @@ def fit_success(P: Patterns, s_fixed: float | None = None) -> SuccessFit:
         se = _se_last(lambda th: _stage1_nll(th, P, _grid(s))[1], best.x)
     z, w = _grid(s)
     rates = {it: float(w @ (1 / (1 + np.exp(-(bk - s * z))))) for it, bk in zip(P.items, b)}
-    ok = s_fixed is None and P.multi >= MIN_MULTI and math.isfinite(se) and se <= SE_MAX
+    # identified: enough tasks seen twice or more, and outcomes that pin s down (a finite
+    # standard error; a log whose rates explain any s has none)
+    ok = s_fixed is None and P.multi >= MIN_MULTI and math.isfinite(se)
     return SuccessFit(items=P.items, b=b, s=s, se_s=se, nll=float(best.fun), identified=ok,
                       rates=rates)
 

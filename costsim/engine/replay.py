@@ -101,6 +101,7 @@ class ReplayLog:
     r_cost: np.ndarray
     r_tokens: np.ndarray               # [R, 3] uncached input, cached input, output
     priced_rows: int = 0
+    queue_cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_tasks(self) -> int:
@@ -181,14 +182,18 @@ def prepare(records: AttemptRecords) -> ReplayLog:
 class _Queues:
     """For each (task, phase, model): its records in queue order and how many are used."""
 
-    def __init__(self, log: ReplayLog, rows: np.ndarray, run_rank: np.ndarray):
+    def __init__(self, log: ReplayLog, summary: bool, run_rank: np.ndarray):
         NP, NM = len(log.phase_names), len(log.model_names)
         self.NP, self.NM = NP, NM
-        key = (log.r_task[rows] * NP + log.r_phase[rows]) * NM + log.r_model[rows]
-        order = np.lexsort((log.r_attempt[rows], run_rank[log.r_run[rows]], key))
-        self.rows = rows[order]
-        self.keys, self.start, self.count = np.unique(key[order], return_index=True,
-                                                      return_counts=True)
+        # the order depends on the run ranks only: strategies that share them share it
+        cache_key = (summary, run_rank.tobytes())
+        if cache_key not in log.queue_cache:
+            rows = np.flatnonzero(log.r_summary == summary)
+            key = (log.r_task[rows] * NP + log.r_phase[rows]) * NM + log.r_model[rows]
+            order = np.lexsort((log.r_attempt[rows], run_rank[log.r_run[rows]], key))
+            keys, start, count = np.unique(key[order], return_index=True, return_counts=True)
+            log.queue_cache[cache_key] = (rows[order], keys, start, count)
+        self.rows, self.keys, self.start, self.count = log.queue_cache[cache_key]
         self.used = np.zeros(self.keys.size, dtype=np.int64)
 
     def take(self, task: np.ndarray, phase: int, model: np.ndarray) -> np.ndarray:
@@ -293,9 +298,8 @@ def replay_strategy(log: ReplayLog, strategy: Strategy, K: np.ndarray,
     run_rank = np.arange(1, len(log.run_names) + 1, dtype=np.int64)
     if strategy.name in log.run_names:
         run_rank[log.run_names.index(strategy.name)] = 0
-    rows = np.arange(log.r_task.size)
-    attempts_q = _Queues(log, rows[~log.r_summary], run_rank)
-    summary_q = _Queues(log, rows[log.r_summary], run_rank) if summarizer else None
+    attempts_q = _Queues(log, False, run_rank)
+    summary_q = _Queues(log, True, run_rank) if summarizer else None
     s_code = code_of(summarizer) if summarizer else -1
 
     T = log.n_tasks
