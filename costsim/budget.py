@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .api import RESULT_VERSION, load_inputs, parse_strategy, price_warnings
+from .loader import policy_warnings
 from .engine.analytic import evaluate
 from .engine.compile import Strategy, compile_ladders
 from .errors import CostsimError
@@ -153,23 +154,6 @@ class BudgetResult:
         atomic_write(path, buf.getvalue())
 
 
-def check_plot_path(path: str | Path) -> None:
-    """Fail now, not after the simulation, when ``--plot FILE`` cannot be written: matplotlib
-    missing or a file extension it cannot render."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise CostsimError("--plot needs matplotlib: pip install 'costsim[plot]'",
-                           path="--plot") from None
-    suffix = Path(path).suffix.lstrip(".").lower() or "png"
-    kinds = Figure().canvas.get_supported_filetypes()
-    if suffix not in kinds:
-        raise CostsimError(f"cannot write a plot as '{suffix}' (formats: "
-                           f"{', '.join(sorted(kinds))})", str(path), path="--plot")
-
-
 def months_for(tasks: float, months: int | None = None, varied: bool = False) -> int:
     """The month count ``budget`` simulates for ``tasks`` per month (``months`` if given):
     10,000 months; with ``variation``, fewer (not below 1,000) while that keeps months small
@@ -295,7 +279,8 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
         completed_expected=mean_tasks * m.completion_rate, completed_low=completed_low,
         per_provider=per_provider,
         histogram={"edges": [float(x) for x in edges], "counts": [int(c) for c in counts]},
-        warnings=price_warnings(table), notes=notes, monthly_spend=spend,
+        warnings=price_warnings(table) + [w for p in pols for w in policy_warnings(p, wl)],
+        notes=notes, monthly_spend=spend,
         strategy_chosen_by=chosen_by, tasks_cv=cv, method=sim.method)
 
     if budget_usd is not None:

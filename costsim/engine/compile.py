@@ -709,6 +709,21 @@ def _choose_models(strategy: Strategy, t, cells: list[Cell], index: dict, cost: 
     return tier_models[tier]
 
 
+def _no_score(prices: PriceTable, workload: Workload, model: str, task: int, phase: int,
+              label: str) -> None:
+    """A model without coding_score where a phase needs one: the error points at the model in
+    the price table (that is where the fix goes) and names the phase that needs it."""
+    table = prices.doc.file if prices.doc is not None else "the price table"
+    where = ""
+    if workload.doc is not None:
+        where = f" ({workload.doc.file}:{workload.doc.line_of(('task_types', task, 'phases', phase))})"
+    raise prices.error(("models", model), (
+        f"'{model}' has no coding_score, so costsim cannot tell how often it succeeds in "
+        f"{label}{where}; add coding_score: N (0-100) to it, run `costsim price-table scores "
+        f"--table {table}` to take scores from OpenRouter, or give that phase a success rate "
+        f"for '{model}'"))
+
+
 def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, *,
                     cache: CompileCache | None = None) -> Ladders:
     """Compile one strategy. ``cache``: a :class:`CompileCache` of the same price table and
@@ -783,6 +798,8 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
             c, i, k = (int(x[0]) for x in np.nonzero(nan))
             ph = t.phases[i]
             bad = ids[chosen[c, i, k]]
+            if ph.difficulty is not None:
+                _no_score(prices, workload, bad, t_idx, i, f"{t.name}/{ph.phase}")
             why = "has no coding_score in the price table" if ph.difficulty is not None \
                 else "is not in the phase's success map and the phase has no difficulty"
             raise CostsimError(
