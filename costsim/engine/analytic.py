@@ -146,15 +146,18 @@ class Metrics:
 def evaluate(L: Ladders) -> Metrics:
     M = len(L.rates.ids)
     # phase names in order of first appearance (cell order, then phase order)
-    names: list[str] = []
-    for cell in L.cells:
-        for n in L.phase_names[cell.task]:
-            if n not in names:
-                names.append(n)
-    name_id = np.full(L.p.shape[:2], -1, int)
-    for c, cell in enumerate(L.cells):
-        for i, n in enumerate(L.phase_names[cell.task]):
-            name_id[c, i] = names.index(n)
+    if L.phase_ids is not None:
+        names, name_id = L.phase_list, L.phase_ids
+    else:
+        names = []
+        for cell in L.cells:
+            for n in L.phase_names[cell.task]:
+                if n not in names:
+                    names.append(n)
+        name_id = np.full(L.p.shape[:2], -1, int)
+        for c, cell in enumerate(L.cells):
+            for i, n in enumerate(L.phase_names[cell.task]):
+                name_id[c, i] = names.index(n)
 
     E = C = ship_w = rev_w = attempts = retries = summ_spend = summ_calls = 0.0
     spend_m = np.zeros(M)
@@ -192,8 +195,9 @@ def evaluate(L: Ladders) -> Metrics:
             att, spend, tmass, tsucc = mass, mass * cost, mass, succ_mass
         spend_m += np.bincount(m_idx, weights=spend.ravel(), minlength=M)
         att_m += np.bincount(m_idx, weights=att.ravel(), minlength=M)
-        tok_m += np.stack([np.bincount(m_idx, weights=(tmass[..., None] * L.tokens[sl])[..., x]
-                                       .ravel(), minlength=M) for x in range(3)], axis=1)
+        tok = L.tokens[sl]
+        tok_m += np.stack([np.bincount(m_idx, weights=(tmass * tok[..., x]).ravel(),
+                                       minlength=M) for x in range(3)], axis=1)
         summ_spend += float((succ_mass * summ).sum())
         summ_tok += (tsucc[..., None] * L.summ_tokens[sl]).sum(axis=(0, 1, 2))
         summ_calls += float(succ_mass[np.broadcast_to(summ > 0, succ_mass.shape)].sum()) \

@@ -295,13 +295,15 @@ def expected_cost(base, delta, theta, mu, sigma):
     ``base``: ``X``; ``delta``/``theta``: ``X + [J]``; ``mu``/``sigma``: ``[Q]``; result
     ``X + [Q]``."""
     m = size_mean(mu, sigma)
-    out = np.asarray(base, float)[..., None] * m
+    base = np.asarray(base, float)
+    out = np.ascontiguousarray(base[..., None] * m)
     delta = np.asarray(delta, float)
-    if delta.shape[-1] == 0:
-        return out
     theta = np.asarray(theta, float)
     live = np.isfinite(theta) & (delta != 0.0)
-    if not live.any():
+    if delta.shape[-1] == 0 or not live.any():
         return out
-    above = size_above(theta[..., None], mu, sigma)        # X + [J, Q]
-    return out + np.where(live[..., None], delta[..., None] * above, 0.0).sum(axis=-2)
+    where = np.nonzero(live)                       # only the calls that have a threshold
+    extra = delta[where][:, None] * size_above(theta[where][:, None], mu, sigma)   # [L, Q]
+    flat = out.reshape(-1, out.shape[-1])          # a view: out is C-contiguous
+    np.add.at(flat, np.ravel_multi_index(where[:-1], base.shape), extra)
+    return out
