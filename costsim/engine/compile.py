@@ -587,7 +587,7 @@ class CompileCache:
         thr = np.asarray(thresholds, float)
         thr = np.unique(thr[np.isfinite(thr) & (thr > 0)])
         has_lc = spread.t > 0 and thr.size > 0
-        steep = has_lc and spread.step_width < STEEP_WIDTH
+        steep = has_lc and spread.step_width * max(1.0, spread.s) < STEEP_WIDTH
         key = (spread, has_lc, thr.tobytes() if steep else b"")
         if key not in self._rules:
             self._rules[key] = node_rule(spread, thr if has_lc else None)
