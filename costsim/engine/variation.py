@@ -189,11 +189,10 @@ def node_rule(spread: Spread, thresholds: np.ndarray | None = None) -> NodeRule:
 # --- success ---------------------------------------------------------------------------------
 
 def logistic(x: np.ndarray) -> np.ndarray:
-    """σ(x) = 1 / (1 + e^-x) without overflow, accurate in both tails."""
-    x = np.asarray(x, float)
-    e = np.exp(-np.abs(x))
-    with np.errstate(invalid="ignore"):
-        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    """σ(x) = 1 / (1 + e^-x), accurate in both tails (e^-x overflowing to inf gives exactly 0,
+    the right limit; ±inf give 0 and 1)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-np.asarray(x, float)))
 
 
 def _log_logistic(x):
