@@ -7,7 +7,9 @@ and difficulty spread, and a large comparison (issue 13: 100 policies on a 50-ta
 Prints the median wall time of the installed `costsim compare` (a fresh process each run, so
 interpreter start-up and imports are included), the import time of the CLI module, the
 in-process time of `costsim.compare()` on the defaults, and the in-process time of the large
-comparison (files written to a temporary folder first; generated with a fixed seed).
+comparison (files written to a temporary folder first; generated with a fixed seed). Beside
+every wall time, the CPU time it took (user + system): on a shared machine that is what the
+wall time would be with the cores to itself (compare runs on one core).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,13 +34,27 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIATION = {"difficulty": 1.3, "tokens": 0.7, "tokens_follow_difficulty": 0.5}
 
 
-def wall(cmd: list[str], runs: int) -> float:
-    times = []
+def _child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def wall(cmd: list[str], runs: int) -> str:
+    """Median wall time and median CPU time of ``runs`` fresh processes, in ms."""
+    times, cpu = [], []
     for _ in range(runs):
+        c = _child_cpu()
         t = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        cpu.append(_child_cpu() - c)
+    return f"{statistics.median(times) * 1000:.0f} ms wall, {statistics.median(cpu) * 1000:.0f} ms CPU"
+
+
+def timed(fn) -> tuple[float, float]:
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def with_variation(folder: Path, variation: dict | None = VARIATION) -> Path:
@@ -113,40 +130,36 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     var = with_variation(tmp)
     plain = with_variation(tmp, None)
-    print(f"costsim compare, bundled workload without variation, median of {args.runs}: "
-          f"{wall(cli + ['--workload', str(plain)], args.runs) * 1000:.0f} ms")
+    print(f"median of {args.runs} runs")
+    print(f"costsim compare, bundled workload without variation: "
+          f"{wall(cli + ['--workload', str(plain)], args.runs)}")
     print(f"costsim compare, bundled workload with variation {VARIATION}: "
-          f"{wall(cli + ['--workload', str(var)], args.runs) * 1000:.0f} ms")
-    print(f"costsim compare (defaults as shipped):    {wall(cli, args.runs) * 1000:.0f} ms")
-    print(f"costsim compare --format json:            "
-          f"{wall(cli + ['--format', 'json'], args.runs) * 1000:.0f} ms")
-    print(f"python -c pass (interpreter alone):       "
-          f"{wall([sys.executable, '-c', 'pass'], args.runs) * 1000:.0f} ms")
-    print(f"import costsim.cli:                       "
-          f"{wall([sys.executable, '-c', 'import costsim.cli'], args.runs) * 1000:.0f} ms")
+          f"{wall(cli + ['--workload', str(var)], args.runs)}")
+    print(f"costsim compare (defaults as shipped): {wall(cli, args.runs)}")
+    print(f"costsim compare --format json:         {wall(cli + ['--format', 'json'], args.runs)}")
+    print(f"python -c pass (interpreter alone):    "
+          f"{wall([sys.executable, '-c', 'pass'], args.runs)}")
+    print(f"import costsim.cli:                    "
+          f"{wall([sys.executable, '-c', 'import costsim.cli'], args.runs)}")
     import costsim
 
     for label, wl in (("without variation", plain), ("with variation", var)):
         costsim.compare(workload=wl)  # warm
-        t = time.perf_counter()
         n = 10
-        for _ in range(n):
-            r = costsim.compare(workload=wl)
-        dt = (time.perf_counter() - t) / n
+        res = [timed(lambda: costsim.compare(workload=wl)) for _ in range(n)]
+        r = costsim.compare(workload=wl)
         print(f"costsim.compare() in process, {label} ({len(r.strategies)} strategies): "
-              f"{dt * 1000:.1f} ms")
+              f"{statistics.median(x[0] for x in res) * 1000:.1f} ms wall, "
+              f"{statistics.median(x[1] for x in res) * 1000:.1f} ms CPU")
 
     for label, v in (("without variation", None), ("with variation", VARIATION)):
         d = Path(tempfile.mkdtemp())
         wp, pols = large_case(d, variation=v)
-        times = []
-        for _ in range(args.large_runs):
-            t = time.perf_counter()
-            r = costsim.compare(workload=wp, policies=pols)
-            times.append(time.perf_counter() - t)
-        print(f"large compare {label}: {len(r.strategies)} strategies on 50 task types x 20 "
-              f"phases (800 cells): median {statistics.median(times):.2f} s "
-              f"(runs: {', '.join(f'{x:.2f}' for x in times)})")
+        res = [timed(lambda: costsim.compare(workload=wp, policies=pols))
+               for _ in range(args.large_runs)]
+        print(f"large compare {label}: {len(pols)} policies + singles on 50 task types x 20 "
+              f"phases (800 cells): {statistics.median(x[0] for x in res):.2f} s wall, "
+              f"{statistics.median(x[1] for x in res):.2f} s CPU (median of {len(res)})")
 
 
 if __name__ == "__main__":

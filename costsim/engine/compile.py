@@ -19,6 +19,21 @@ function of the size (for the Monte Carlo engine, which samples the size itself)
 Everything that does not depend on the strategy (cost tables per model, success rates per model,
 cells) is computed once per workload and price table in a :class:`CompileCache`, so comparing
 many policies costs one table build plus a gather per policy.
+
+Per-node ladders for another evaluator (e.g. a policy search that combines phases itself), per
+task type ``t`` (index ``t_idx``) and table configuration ``cfg`` (:class:`TableConfig`):
+
+    cache = CompileCache(prices, workload, models)
+    spread = Spread.of(workload.variation_of(t))           # s, t, r
+    pz = cache.pieces(t_idx, cfg, ids)                      # cost as a function of the size
+    key, rule = cache.node_rule(spread, thresholds)         # thresholds: pz.arrays["theta"] (and
+                                                            # "summ_theta") of the models used
+    b = cache.intercepts(key, rule, spread.s, p)            # p: the §3.3 rates, any shape
+    p_nodes = node_success(p, b, spread.s, rule.z)          # p's shape + [Q]
+    nc = cache.node_costs(t_idx, cfg, key, rule, ids)       # "cost" [P_t, K_t, M, Q], "summ" too
+
+then the §3.4 recursion at every node and the sums over nodes with ``rule.weight`` (ratios such
+as cost per completed task formed last). Without variation the rule is one node of weight 1.
 """
 
 from __future__ import annotations
@@ -360,12 +375,21 @@ def pareto_summarizer(prices: PriceTable, strategy: Strategy, workload: Workload
 # --- strategy-independent tables ------------------------------------------------------------
 
 @dataclass(frozen=True)
-class _Cfg:
-    """What a task type's cost tables depend on besides the model."""
+class TableConfig:
+    """What a task type's cost tables depend on besides the model: the handoff (summary mode
+    and its summary_tokens) and whether retries resend the failed attempts."""
 
     summary: bool
     summary_tokens: int
     retry: bool
+
+    @classmethod
+    def of(cls, strategy: "Strategy", workload: Workload) -> "TableConfig":
+        handoff, _ = strategy_handoff(strategy, workload)
+        summary = handoff.mode == "summary"
+        pol = strategy.policy
+        return cls(summary, handoff.summary_tokens if summary else 0,
+                   pol is None or pol.escalation.retry_context == "full")
 
 
 @dataclass
@@ -492,7 +516,7 @@ class CompileCache:
         return missing
 
     # cost and token tables per model ------------------------------------------------------
-    def costs(self, cfg: _Cfg, solo: bool, ids) -> _ModelTable:
+    def costs(self, cfg: TableConfig, solo: bool, ids) -> _ModelTable:
         """Every task type's ``cost``/``summ_cost`` ``[T, P, K, models]`` (zero padding) and
         ``tokens``/``summ_tokens`` ``[T, P, K, 3]`` (model independent). ``solo``: the strategy
         has one model (see :func:`_attempt_costs`)."""
@@ -541,7 +565,7 @@ class CompileCache:
                     arrays["summ_tokens"][t_idx, i, :Kt] = st
             prior_full += ph.calls * g
 
-    def pieces(self, t_idx: int, cfg: _Cfg, ids) -> _ModelTable:
+    def pieces(self, t_idx: int, cfg: TableConfig, ids) -> _ModelTable:
         """Each attempt's and summary's cost as a function of the size factor (see
         :func:`attempt_pieces`): ``base [P_t, K_t, models]``, ``delta``/``theta``
         ``[P_t, K_t, models, J]`` (J = the type's most calls; padding has delta 0, theta inf),
@@ -605,7 +629,7 @@ class CompileCache:
         table = np.array([known[x] for x in uniq.tolist()])
         return table[np.searchsorted(uniq, flat)].reshape(p.shape)
 
-    def node_costs(self, t_idx: int, cfg: _Cfg, key: tuple, rule: NodeRule,
+    def node_costs(self, t_idx: int, cfg: TableConfig, key: tuple, rule: NodeRule,
                    ids) -> _ModelTable:
         """Expected attempt cost at every node, ``cost [P_t, K_t, models, Q]``, and of the
         summary each model would write after a success at attempt k, ``summ`` (0 where no
@@ -911,7 +935,7 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
     summary = handoff.mode == "summary"
     pol = strategy.policy
     retry = pol is None or pol.escalation.retry_context == "full"
-    cfg = _Cfg(summary, handoff.summary_tokens if summary else 0, retry)
+    cfg = TableConfig(summary, handoff.summary_tokens if summary else 0, retry)
     spreads = [Spread.of(workload.variation_of(t)) for t in tts]
     varied = any(not sp.is_zero for sp in spreads)
 
@@ -987,7 +1011,7 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
         phase_list=cache.phase_list)
 
 
-def _type_nodes(cache: CompileCache, t_idx: int, cfg: _Cfg, ids: list[str], spread: Spread,
+def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str], spread: Spread,
                 sl: slice, chosen: np.ndarray, p: np.ndarray, cost: np.ndarray,
                 summ_cost: np.ndarray, summarizer: str | None, index: dict,
                 pc: SizePieces) -> TypeNodes | None:
