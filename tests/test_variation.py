@@ -334,3 +334,39 @@ def test_closed_form_long_context_with_difficulty(tmp_path):
     c = 21000e-6
     above = special.ndtr((-math.log(1.5) + 0.32) / 0.8)      # E[u 1{u > 1.5}], t = 0.8
     assert m.spend_per_task == pytest.approx(c + c * above, rel=1e-10)
+
+
+def test_per_type_tables_for_other_evaluators_match_the_ladders(tmp_path):
+    """CompileCache.type_* (the per-node ladder parts a policy search combines itself) give
+    the numbers compile_ladders puts in the ladders."""
+    from costsim.engine.compile import CompileCache, Spread, TableConfig, node_success
+
+    var = {"difficulty": 1.3, "tokens": 0.8, "tokens_follow_difficulty": 0.5}
+    table, wl, strategies = setup(tmp_path, var)
+    strat = strategies[0]
+    L = compile_ladders(table, strat, wl)
+    ids = L.rates.ids
+    cache = CompileCache(table, wl, ids)
+    cfg = TableConfig.of(strat, wl)
+    info = cache.types[0]
+    sl = slice(info.start, info.stop)
+    Pt, Kt = info.phases, info.attempts
+    model = L.model[sl, :Pt, :Kt]
+    ii, kk = np.arange(Pt)[None, :, None], np.arange(Kt)[None, None, :]
+    costs = cache.type_costs(0, cfg, ids)
+    assert (costs["cost"][ii, kk, model] == L.cost[sl, :Pt, :Kt]).all()
+    p = cache.type_success(0, ids)[info.extra_index[:, None, None], ii, kk, model]
+    assert (p == L.p[sl, :Pt, :Kt]).all()
+    spread = Spread.of(wl.variation_of(wl.task_types[0]))
+    pz = cache.type_pieces(0, cfg, ids)
+    used = np.zeros((Pt, Kt, len(ids)), bool)
+    used[np.broadcast_to(ii, model.shape), np.broadcast_to(kk, model.shape), model] = True
+    key, rule = cache.node_rule(spread, np.concatenate([pz["theta"][used].ravel(),
+                                                        pz["summ_theta"].ravel()]))
+    tn = L.variation.types[0]
+    assert (rule.z == tn.rule.z).all() and (rule.weight == tn.rule.weight).all()
+    b = cache.intercepts(key, rule, spread.s, p)
+    assert (node_success(p, b, spread.s, rule.z) ==
+            node_success(L.p[sl, :Pt, :Kt], tn.b[:, :Pt, :Kt], spread.s, tn.rule.z)).all()
+    nc = cache.type_node_costs(0, cfg, key, rule, ids)
+    assert (nc["cost"][ii, kk, model] == tn.cost[ii, kk, model]).all()

@@ -21,19 +21,24 @@ cells) is computed once per workload and price table in a :class:`CompileCache`,
 many policies costs one table build plus a gather per policy.
 
 Per-node ladders for another evaluator (e.g. a policy search that combines phases itself), per
-task type ``t`` (index ``t_idx``) and table configuration ``cfg`` (:class:`TableConfig`):
+task type ``t`` (index ``t_idx``) and table configuration ``cfg`` (:class:`TableConfig`), as
+plain arrays with a model axis in the order of ``ids``:
 
-    cache = CompileCache(prices, workload, models)
+    cache = CompileCache(prices, workload, ids)
+    costs = cache.type_costs(t_idx, cfg, ids)               # cost, summ_cost [P_t, K_t, M], tokens
+    p = cache.type_success(t_idx, ids)                      # §3.3 rates [E_t, P_t, K_t, M]
     spread = Spread.of(workload.variation_of(t))           # s, t, r
-    pz = cache.pieces(t_idx, cfg, ids)                      # cost as a function of the size
-    key, rule = cache.node_rule(spread, thresholds)         # thresholds: pz.arrays["theta"] (and
+    pz = cache.type_pieces(t_idx, cfg, ids)                 # cost as a function of the size
+    key, rule = cache.node_rule(spread, thresholds)         # thresholds: pz["theta"] (and
                                                             # "summ_theta") of the models used
-    b = cache.intercepts(key, rule, spread.s, p)            # p: the §3.3 rates, any shape
+    b = cache.intercepts(key, rule, spread.s, p)            # any shape (NaN-free)
     p_nodes = node_success(p, b, spread.s, rule.z)          # p's shape + [Q]
-    nc = cache.node_costs(t_idx, cfg, key, rule, ids)       # "cost" [P_t, K_t, M, Q], "summ" too
+    nc = cache.type_node_costs(t_idx, cfg, key, rule, ids)  # cost, summ [P_t, K_t, M, Q]
 
 then the §3.4 recursion at every node and the sums over nodes with ``rule.weight`` (ratios such
-as cost per completed task formed last). Without variation the rule is one node of weight 1.
+as cost per completed task formed last). Without variation the rule is one node of weight 1
+(use ``costs``). The rule depends on the thresholds only when ``r`` is near 1
+(``spread.step_width * max(1, s) < STEEP_WIDTH``); pass every threshold the evaluator may meet.
 """
 
 from __future__ import annotations
@@ -392,6 +397,9 @@ class TableConfig:
                    pol is None or pol.escalation.retry_context == "full")
 
 
+_Cfg = TableConfig        # the name it had at first (kept for code that imported it)
+
+
 @dataclass
 class _TypeInfo:
     start: int                   # first cell of the task type (cells are grouped by type)
@@ -703,6 +711,43 @@ class CompileCache:
                                 for m, tr in zip(missing, tiers)]
             table.add(missing, {"rate": rate, "catch": catch})
         return table
+
+
+    # per task type, as plain arrays (for evaluators that combine phases themselves) -------
+    def type_costs(self, t_idx: int, cfg: TableConfig, ids) -> dict:
+        """Task type ``t_idx``'s ``cost``/``summ_cost`` ``[P_t, K_t, M]`` for ``ids`` (in that
+        order) and ``tokens``/``summ_tokens`` ``[P_t, K_t, 3]``. With several ids the numbers are
+        those of a multi-model strategy (see :func:`_attempt_costs`)."""
+        info = self.types[t_idx]
+        Pt, Kt = info.phases, info.attempts
+        tab = self.costs(cfg, len(ids) == 1, ids)
+        col = tab.index(ids)
+        a = tab.arrays
+        return {"cost": a["cost"][t_idx, :Pt, :Kt][..., col],
+                "summ_cost": a["summ_cost"][t_idx, :Pt, :Kt][..., col],
+                "tokens": a["tokens"][t_idx, :Pt, :Kt], "summ_tokens": a["summ_tokens"][t_idx, :Pt, :Kt]}
+
+    def type_success(self, t_idx: int, ids) -> np.ndarray:
+        """Task type ``t_idx``'s §3.3 rates ``[E_t, P_t, K_t, M]`` (E_t: its distinct signal
+        difficulties, indexed by ``types[t_idx].extra_index``)."""
+        info = self.types[t_idx]
+        tab = self.success(ids)
+        return tab.arrays["p"][t_idx, :len(info.extras), :info.phases, :info.attempts][
+            ..., tab.index(ids)]
+
+    def type_pieces(self, t_idx: int, cfg: TableConfig, ids) -> dict:
+        """:meth:`pieces` as plain arrays for ``ids`` (model axis 2)."""
+        tab = self.pieces(t_idx, cfg, ids)
+        col = tab.index(ids)
+        return {k: v[:, :, col] for k, v in tab.arrays.items()}
+
+    def type_node_costs(self, t_idx: int, cfg: TableConfig, key: tuple, rule: NodeRule,
+                        ids) -> dict:
+        """:meth:`node_costs` as plain arrays for ``ids``: ``cost``/``summ``
+        ``[P_t, K_t, M, Q]``."""
+        tab = self.node_costs(t_idx, cfg, key, rule, ids)
+        col = tab.index(ids)
+        return {k: v[:, :, col] for k, v in tab.arrays.items()}
 
 
 _EXP = np.frompyfunc(math.exp, 1, 1)
