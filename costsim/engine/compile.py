@@ -38,7 +38,7 @@ plain arrays with a model axis in the order of ``ids``:
 then the §3.4 recursion at every node and the sums over nodes with ``rule.weight`` (ratios such
 as cost per completed task formed last). Without variation the rule is one node of weight 1
 (use ``costs``). The rule depends on the thresholds only when ``r`` is near 1
-(``spread.step_width * max(1, s) < STEEP_WIDTH``); pass every threshold the evaluator may meet.
+(``spread.steep``); pass every threshold the evaluator may meet.
 """
 
 from __future__ import annotations
@@ -619,7 +619,7 @@ class CompileCache:
         thr = np.asarray(thresholds, float)
         thr = np.unique(thr[np.isfinite(thr) & (thr > 0)])
         has_lc = spread.t > 0 and thr.size > 0
-        steep = has_lc and spread.step_width * max(1.0, spread.s) < STEEP_WIDTH
+        steep = has_lc and spread.steep
         key = (spread, has_lc, thr.tobytes() if steep else b"")
         if key not in self._rules:
             self._rules[key] = node_rule(spread, thr if has_lc else None)

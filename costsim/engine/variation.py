@@ -22,7 +22,7 @@ How the rule is built (:func:`node_rule`) and why it meets the documented 1e-6:
   ``σ(b − s·z)`` is analytic in a strip of half-width ``π/s`` around the real line, and at that
   width 8-node panels integrate products of such factors to ~1e-9 relative (measured).
 * long-context thresholds make ``E[u·1{u>θ} | z] = E[u|z]·Φ((mu + sigma² − ln θ)/sigma)``: a
-  smoothed step in ``z`` of width ``w = ρ/r``. While ``w >= STEEP_WIDTH`` it is treated like a
+  smoothed step in ``z`` of width ``w = ρ/r``. While ``w·max(1, s) >= STEEP_WIDTH`` it is treated like a
   logistic of slope ``1.7/w`` (panels at most ``1.76·w`` wide). Narrower (``r`` near 1), ``e`` is
   integrated by 3-point Gauss–Hermite instead (``sigma = 0`` at every node: the step becomes exact
   in ``z``), and every step position ``z_c − w·ξ`` becomes a panel edge; the 3-point rule is exact
@@ -76,6 +76,12 @@ class Spread:
     @property
     def rho(self) -> float:
         return math.sqrt(max(0.0, 1.0 - self.r * self.r))
+
+    @property
+    def steep(self) -> bool:
+        """Long-context steps narrow enough that the rule makes them panel edges (and then
+        depends on the thresholds): ``step_width · max(1, s) < STEEP_WIDTH``."""
+        return self.step_width * max(1.0, self.s) < STEEP_WIDTH
 
     @property
     def step_width(self) -> float:
@@ -158,7 +164,7 @@ def node_rule(spread: Spread, thresholds: np.ndarray | None = None) -> NodeRule:
     w = spread.step_width
     lo, hi = Z_LOW, Z_HIGH + t * r
     slope = s
-    steep = has_lc and w * max(1.0, s) < STEEP_WIDTH
+    steep = has_lc and spread.steep
     if has_lc and not steep:
         slope = max(slope, PROBIT / w)
     h = min(PANEL_MAX, PANEL_SCALE / slope)
