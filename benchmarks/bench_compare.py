@@ -48,7 +48,8 @@ def wall(cmd: list[str], runs: int) -> str:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         times.append(time.perf_counter() - t)
         cpu.append(_child_cpu() - c)
-    return f"{statistics.median(times) * 1000:.0f} ms wall, {statistics.median(cpu) * 1000:.0f} ms CPU"
+    return (f"{statistics.median(times) * 1000:.0f} ms wall, "
+            f"{statistics.median(cpu) * 1000:.0f} ms CPU")
 
 
 def timed(fn) -> tuple[float, float]:

@@ -725,7 +725,8 @@ class CompileCache:
         a = tab.arrays
         return {"cost": a["cost"][t_idx, :Pt, :Kt][..., col],
                 "summ_cost": a["summ_cost"][t_idx, :Pt, :Kt][..., col],
-                "tokens": a["tokens"][t_idx, :Pt, :Kt], "summ_tokens": a["summ_tokens"][t_idx, :Pt, :Kt]}
+                "tokens": a["tokens"][t_idx, :Pt, :Kt],
+                "summ_tokens": a["summ_tokens"][t_idx, :Pt, :Kt]}
 
     def type_success(self, t_idx: int, ids) -> np.ndarray:
         """Task type ``t_idx``'s §3.3 rates ``[E_t, P_t, K_t, M]`` (E_t: its distinct signal

@@ -22,8 +22,8 @@ How the rule is built (:func:`node_rule`) and why it meets the documented 1e-6:
   ``σ(b − s·z)`` is analytic in a strip of half-width ``π/s`` around the real line, and at that
   width 8-node panels integrate products of such factors to ~1e-9 relative (measured).
 * long-context thresholds make ``E[u·1{u>θ} | z] = E[u|z]·Φ((mu + sigma² − ln θ)/sigma)``: a
-  smoothed step in ``z`` of width ``w = ρ/r``. While ``w·max(1, s) >= STEEP_WIDTH`` it is treated like a
-  logistic of slope ``1.7/w`` (panels at most ``1.76·w`` wide). Narrower (``r`` near 1), ``e`` is
+  smoothed step in ``z`` of width ``w = ρ/r``. While ``w·max(1, s) >= STEEP_WIDTH`` it is
+  treated like a logistic of slope ``1.7/w`` (panels at most ``1.76·w`` wide). Narrower (``r`` near 1), ``e`` is
   integrated by 3-point Gauss–Hermite instead (``sigma = 0`` at every node: the step becomes exact
   in ``z``), and every step position ``z_c − w·ξ`` becomes a panel edge; the 3-point rule is exact
   for polynomials of degree 5 in ``w·ξ``, so its error is about ``(w·s)⁶/120`` of the step's share
