@@ -11,9 +11,14 @@ from ..errors import CostsimError
 RESULT_VERSION = 1
 
 
+KINDS = {"searched": "a searched routing policy", "single": "a single model for everything",
+         "policy": "a given policy, unchanged"}
+
+
 @dataclass
 class PolicyPoint:
-    """One point of the space and its metrics."""
+    """One point of the space (or a named candidate: a single model, a given policy) and its
+    metrics."""
 
     routes: dict[str, str]
     tiers: dict[str, str]
@@ -24,20 +29,31 @@ class PolicyPoint:
     completion_rate: float
     defect_rate: float
     review_minutes: float
+    name: str = ""                  # a named candidate's strategy name ("" for searched points)
+    kind: str = "searched"          # searched | single | routed (a given policy) | policy
+    monthly_spend: float = 0.0      # spend_per_task x the workload's tasks per month
 
     def label(self) -> str:
+        if self.kind != "searched" and not self.routes:
+            return self.name
         return policy_label(self.tiers, self.routes, self.after_failures, self.handoff)
 
 
 @dataclass
 class Baseline:
+    """A candidate evaluated by the engine as is: a given policy or a single model."""
+
     name: str
-    kind: str
+    kind: str                       # routed (a given policy) | single
     cost_per_completed_task: float
     spend_per_task: float
     completion_rate: float
     defect_rate: float
     review_minutes: float
+    source: str | None = None       # the file of a given policy
+    model: str | None = None        # the model of a single-model strategy
+    meets_targets: bool | None = None
+    monthly_spend: float = 0.0      # spend_per_task x the workload's tasks per month
 
 
 @dataclass
@@ -69,10 +85,42 @@ class OptimizeResult:
     baselines: list[Baseline]
     notes: list[str] = field(default_factory=list)
     frontier_all: list[PolicyPoint] = field(default_factory=list)  # cost vs completion, no target
+    best_kind: str | None = None             # searched | single | policy (see KINDS)
+    best_name: str | None = None             # the winner's strategy name
+    best_searched: PolicyPoint | None = None  # the best searched policy meeting the targets
+    policies: list[str] = field(default_factory=list)  # the given policies (the base first)
+    tasks_per_month: float = 0.0             # the workload's (mean) tasks per month
 
     @property
     def feasible(self) -> bool:
         return self.best is not None
+
+    def verdict(self) -> str:
+        """One sentence: what won and against what (empty when nothing meets the targets)."""
+        if self.best is None:
+            return ""
+        b = self.best
+        cost = f"${b.cost_per_completed_task:.4f} per completed task"
+        named = sorted((c for c in self.baselines if c.meets_targets),
+                       key=lambda c: c.cost_per_completed_task)
+        targets = ", ".join(target_phrases(self.constraints).values())
+        meeting = f" meeting {targets}" if targets else ""
+        if self.best_kind == "searched":
+            if not self.baselines:
+                return f"best: {self.best_name}, a searched routing policy, {cost}"
+            rival = (f"the cheapest of them, {named[0].name}, costs "
+                     f"${named[0].cost_per_completed_task:.4f}" if named
+                     else "none of them meets the targets")
+            return (f"best: {self.best_name}, a searched routing policy, {cost}; it beats every "
+                    f"single model and given policy{meeting} ({rival})")
+        s = self.best_searched
+        rival = (f"the cheapest costs ${s.cost_per_completed_task:.4f}" if s is not None
+                 else "none of them meets the targets")
+        what = ("one model for every phase" if self.best_kind == "single"
+                else "the given policy as it is")
+        written = f", written as {self.best_policy['name']}" if self.best_policy else ""
+        return (f"best: {self.best_name} ({cost}){written}: {what} beats every one of the "
+                f"{self.evaluated:,} searched routing policies{meeting} ({rival})")
 
     def message(self) -> str:
         """One line per constraint that cannot be met (empty when feasible)."""
@@ -100,7 +148,13 @@ class OptimizeResult:
             "seconds": self.seconds,
             "feasible": self.feasible,
             "best": asdict(self.best) if self.best else None,
+            "best_kind": self.best_kind,
+            "best_name": self.best_name,
+            "verdict": self.verdict(),
+            "best_searched": asdict(self.best_searched) if self.best_searched else None,
             "best_policy": self.best_policy,
+            "policies": list(self.policies),
+            "tasks_per_month": self.tasks_per_month,
             "infeasible": [asdict(i) for i in self.infeasible],
             "frontier_completion": [asdict(p) for p in self.frontier_completion],
             "frontier_defect": [asdict(p) for p in self.frontier_defect],
@@ -127,12 +181,36 @@ def target_phrases(constraints: dict) -> dict[str, str]:
             if constraints.get(k) is not None}
 
 
-def _describe(pt: PolicyPoint, constraints: dict, base: str, evaluated: int) -> str:
+def _describe(pt: PolicyPoint, constraints: dict, base: str, evaluated: int,
+              kind: str = "searched", name: str | None = None,
+              searched: PolicyPoint | None = None) -> str:
     targets = list(target_phrases(constraints).values())
-    return (f"Found by `costsim optimize` around {base}: the lowest cost per completed task "
-            f"(${pt.cost_per_completed_task:.4f}) of {evaluated:,} policies"
-            + (f" meeting {', '.join(targets)}" if targets else "")
-            + f"; completion {pt.completion_rate:.4%}, defect rate {pt.defect_rate:.4%}.")
+    meeting = f" meeting {', '.join(targets)}" if targets else ""
+    tail = f"; completion {pt.completion_rate:.4%}, defect rate {pt.defect_rate:.4%}."
+    if kind == "searched":
+        return (f"Found by `costsim optimize` around {base}: the lowest cost per completed task "
+                f"(${pt.cost_per_completed_task:.4f}) of {evaluated:,} policies{meeting}" + tail)
+    rival = (f"the best of them costs ${searched.cost_per_completed_task:.4f}"
+             if searched is not None else "none of them meets the targets")
+    what = ("the single-model strategy " + name + ", as a one-tier policy" if kind == "single"
+            else "policy " + name + ", unchanged")
+    return (f"Chosen by `costsim optimize`: {what}, at ${pt.cost_per_completed_task:.4f} per "
+            f"completed task is cheaper than every one of the {evaluated:,} routing policies "
+            f"searched around {base}{meeting} ({rival})" + tail)
+
+
+def distinct_at(points: list, key: str, digits: int) -> list:
+    """The points of a frontier (sorted by cost) that improve ``key`` at ``digits`` decimals of a
+    percentage: a row that reads the same as a cheaper one says nothing new (the frontier lists
+    every point; a table shows these)."""
+    out, seen = [], None
+    sign = -1.0 if key == "defect_rate" else 1.0
+    for p in points:
+        v = round(sign * 100 * getattr(p, key), digits)
+        if seen is None or v > seen:
+            out.append(p)
+            seen = v
+    return out
 
 
 _LABELS = {"min_completion": ("completion", ">=", "comp"),

@@ -28,33 +28,44 @@ import numpy as np
 from ..engine.compile import (Rates, _lookup, attempt_cost_table, cells_of, start_tier,
                               success_table, summary_cost_table)
 from ..models import Policy, PriceTable, Workload
-from .space import _Space
+from .space import Space
 
 
 @dataclass
-class _TaskTables:
-    """Everything one task type contributes, per (cell, phase, route, config)."""
+class _PhasePrep:
+    """One phase of one task type, for every model: what no config choice changes."""
 
-    axes: list[int]            # global phase-name index of each local phase
-    w: np.ndarray              # [c] cell weights (task share included)
-    P: np.ndarray              # [c, n, T, G] phase success
-    E: np.ndarray              # [c, n, T, G] expected phase spend (summarizer included)
-    defect_phases: list[int]   # local phase indices that can carry a defect
-    rho: np.ndarray            # [c, n, T, G] P(defect | phase succeeded) (0 off defect phases)
-    review: int | None         # local index of the review phase
-    w_rev: np.ndarray          # [c, T, G, K] success-attempt distribution of review
-    surv: np.ndarray           # [c, T, G, K] 1 - catch rate of the review attempt
-    rev_rate: np.ndarray | None  # [c, T, G, K] defect rate of the review attempt, if review
-                                 # is itself a defect phase (analytic.cell_stats)
-    base: np.ndarray           # [c] review minutes base
-    per_defect: np.ndarray     # [c]
+    name: str
+    cost: list[np.ndarray]         # per handoff: attempt cost [K, M]
+    scost: list[np.ndarray]        # per handoff: summarizer cost after success at k [K, M]
+    p: np.ndarray                  # [c, K, M] success of every attempt by every model
+    starts: np.ndarray             # [c, T] start tier of each route (signals of the base)
+    is_defect: bool
+    is_review: bool
 
 
-def _task_tables(table: PriceTable, wl: Workload, base: Policy, sp: _Space,
-                 rates: Rates) -> list[_TaskTables]:
-    T = len(sp.tier_names)
-    A, H, Mc = len(sp.after), len(sp.handoffs), len(sp.combos)
-    G = H * A * Mc
+@dataclass
+class TaskPrep:
+    """One task type: its cells and phases, prepared once per search."""
+
+    axes: list[int]                # global phase-name index of each local phase
+    K: int
+    w: np.ndarray                  # [c] cell weights (task share included)
+    phases: list[_PhasePrep]
+    drate: np.ndarray              # [M] defect rate of each model (0 without a defects block)
+    crate: np.ndarray              # [M] catch rate of each model
+    base: np.ndarray               # [c] review minutes base
+    per_defect: np.ndarray         # [c]
+
+    @property
+    def n(self) -> int:
+        return len(self.phases)
+
+
+def prepare(table: PriceTable, wl: Workload, base: Policy, sp: Space,
+            rates: Rates) -> list[TaskPrep]:
+    """Per-phase cost and success tables of every model (they depend on no config choice)."""
+    M = len(rates.ids)
     all_cells = cells_of(wl)
     out = []
     for t_idx, t in enumerate(wl.task_types):
@@ -65,26 +76,14 @@ def _task_tables(table: PriceTable, wl: Workload, base: Policy, sp: _Space,
         n = len(t.phases)
         sigs = t.signals if t.signals is not None else wl.signals
         defects = t.defects if t.defects is not None else wl.defects
-        # ladder: model index of attempt k for start tier s, after_failures a, combo mu
-        k = np.arange(K)
-        tier = np.minimum(np.arange(T)[:, None, None] + k[None, None, :]
-                          // np.array(sp.after)[None, :, None], T - 1)           # [T, A, K]
-        lad = sp.combos[:, tier]                                                 # [Mc, T, A, K]
-        lad = lad.transpose(1, 2, 0, 3)                                          # [T, A, Mc, K]
-        if sp.summ_fixed is not None:
-            summ = np.full(Mc, sp.summ_fixed)
+        if defects is not None:
+            drate = np.array([_lookup(defects.rate, m, rates.tiers[j])
+                              for j, m in enumerate(rates.ids)])
+            crate = np.array([_lookup(defects.catch_rate, m, rates.tiers[j])
+                              for j, m in enumerate(rates.ids)])
         else:
-            summ = sp.combos[:, sp.summ_slot]                                    # [Mc]
-
-        P = np.zeros((len(cells), n, T, G))
-        E = np.zeros((len(cells), n, T, G))
-        rho = np.zeros((len(cells), n, T, G))
-        w_rev = np.zeros((len(cells), T, G, K))
-        w_rev[..., 0] = 1.0
-        surv = np.ones((len(cells), T, G, K))
-        rev_rate = None
-        review = None
-        defect_phases = []
+            drate, crate = np.zeros(M), np.zeros(M)
+        phases = []
         p_cache: dict = {}
         prior_full = 0.0
         for i, ph in enumerate(t.phases):
@@ -102,128 +101,237 @@ def _task_tables(table: PriceTable, wl: Workload, base: Policy, sp: _Space,
                                                calls=ph.calls, g=g,
                                                summary_tokens=h.summary_tokens, attempts=K)
                 else:
-                    s_ = np.zeros((K, len(rates.ids)))
-                costs.append(c_[k, lad])                          # [T, A, Mc, K]
-                scosts.append(s_[k[None, :], summ[:, None]])      # [Mc, K]
+                    s_ = np.zeros((K, M))
+                costs.append(c_)
+                scosts.append(s_)
             prior_full += ph.calls * g
-            cost = np.stack(costs)                                # [H, T, A, Mc, K]
-            scost = np.stack(scosts)[:, None, None]               # [H, 1, 1, Mc, K]
-            is_def = defects is not None and ph.phase in defects.phases
-            if is_def:
-                defect_phases.append(i)
-                drate = np.array([_lookup(defects.rate, m, rates.tiers[j])
-                                  for j, m in enumerate(rates.ids)])[lad]       # [T, A, Mc, K]
-            if ph.phase == "review":
-                review = i
-                if defects is not None:
-                    crate = np.array([_lookup(defects.catch_rate, m, rates.tiers[j])
-                                      for j, m in enumerate(rates.ids)])[lad]
-                else:
-                    crate = np.zeros(lad.shape)
-            for ci, cell in enumerate(cells):
+            ps, starts = [], []
+            for cell in cells:
                 extra = sum(sigs[s].difficulty for s in cell.signals)
                 d = None if ph.difficulty is None else ph.difficulty + extra
-                key = (i, extra)
-                if key not in p_cache:
-                    p_cache[key] = success_table(rates, ph.success, d, wl.feedback_gain, K)
-                p = p_cache[key][k, lad]                          # [T, A, Mc, K]
-                q = 1.0 - p
-                F = np.ones_like(p)
-                F[..., 1:] = np.cumprod(q[..., :-1], axis=-1)
-                Pp = 1.0 - F[..., -1] * q[..., -1]                # [T(start), A, Mc]
-                Fp = F * p
-                Ep = (F[None] * cost).sum(-1) + (Fp[None] * scost).sum(-1)   # [H, T, A, Mc]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    wk = np.where(Pp[..., None] > 0, Fp / Pp[..., None], 0.0)  # [T, A, Mc, K]
+                if (i, extra) not in p_cache:
+                    p_cache[(i, extra)] = success_table(rates, ph.success, d, wl.feedback_gain, K)
+                ps.append(p_cache[(i, extra)])
                 # route r -> start tier in this cell (§3.1, signals as in the base policy)
-                starts = [start_tier(SimpleNamespace(tiers=base.tiers, routes={ph.phase: r},
-                                                     signals=base.signals),
-                                     ph.phase, cell.signals) for r in sp.tier_names]
-                P[ci, i] = np.broadcast_to(Pp[starts][None], (H, T, A, Mc)) \
-                    .transpose(1, 0, 2, 3).reshape(T, G)
-                E[ci, i] = Ep[:, starts].transpose(1, 0, 2, 3).reshape(T, G)
-                if is_def:
-                    r_ = (wk * drate).sum(-1)[starts]             # [T, A, Mc]
-                    rho[ci, i] = np.broadcast_to(r_[None], (H, T, A, Mc)) \
-                        .transpose(1, 0, 2, 3).reshape(T, G)
-                if ph.phase == "review":
-                    w_rev[ci] = np.broadcast_to(wk[starts][None], (H, T, A, Mc, K)) \
-                        .transpose(1, 0, 2, 3, 4).reshape(T, G, K)
-                    surv[ci] = np.broadcast_to((1.0 - crate)[starts][None], (H, T, A, Mc, K)) \
-                        .transpose(1, 0, 2, 3, 4).reshape(T, G, K)
-                    if is_def:
-                        if rev_rate is None:
-                            rev_rate = np.zeros((len(cells), T, G, K))
-                        rev_rate[ci] = np.broadcast_to(drate[starts][None], (H, T, A, Mc, K)) \
-                            .transpose(1, 0, 2, 3, 4).reshape(T, G, K)
+                starts.append([start_tier(SimpleNamespace(tiers=base.tiers, routes={ph.phase: r},
+                                                          signals=base.signals),
+                                          ph.phase, cell.signals) for r in sp.tier_names])
+            phases.append(_PhasePrep(
+                name=ph.phase, cost=costs, scost=scosts, p=np.stack(ps),
+                starts=np.array(starts, int),
+                is_defect=defects is not None and ph.phase in defects.phases,
+                is_review=ph.phase == "review"))
         rm = defects.review_minutes if defects is not None else None
-        out.append(_TaskTables(
-            axes=[sp.phase_names.index(ph.phase) for ph in t.phases],
-            w=np.array([c.weight for c in cells]), P=P, E=E, defect_phases=defect_phases,
-            rho=rho, review=review, w_rev=w_rev, surv=surv, rev_rate=rev_rate,
+        out.append(TaskPrep(
+            axes=[sp.phase_names.index(ph.phase) for ph in t.phases], K=K,
+            w=np.array([c.weight for c in cells]), phases=phases, drate=drate, crate=crate,
             base=np.full(len(cells), rm.base if rm else 0.0),
             per_defect=np.full(len(cells), rm.per_defect if rm else 0.0)))
     return out
 
 
-def _combine(tt: _TaskTables, g0: int, g1: int, T: int, N: int):
-    """Totals of one task type for configs g0:g1 over every route of the N global phase names.
+@dataclass
+class _TaskTables:
+    """Everything one task type contributes, per (config of the chunk, cell, phase, route).
 
-    Returns (E, C, D, RV) each broadcastable to [g, T, ..., T] (N route axes): expected spend,
-    completion, defect mass (C x defect) and review mass (C x review minutes), cell-weighted.
+    Configs come first so a run of configs is one contiguous slice."""
+
+    axes: list[int]            # global phase-name index of each local phase
+    w: np.ndarray              # [c] cell weights (task share included)
+    P: np.ndarray              # [G, c, n, T] phase success
+    E: np.ndarray              # [G, c, n, T] expected phase spend (summarizer included)
+    defect_phases: list[int]   # local phase indices that can carry a defect
+    rho: np.ndarray            # [G, c, n, T] P(defect | phase succeeded) (0 off defect phases)
+    review: int | None         # local index of the review phase
+    w_rev: np.ndarray          # [G, c, T, K] success-attempt distribution of review
+    surv: np.ndarray           # [G, c, T, K] 1 - catch rate of the review attempt
+    rev_rate: np.ndarray | None  # [G, c, T, K] defect rate of the review attempt, if review
+                                 # is itself a defect phase (analytic.cell_stats)
+    base: float                # review minutes base (one defects block per task type)
+    per_defect: float
+
+
+def table_elements(tp: TaskPrep, T: int, H: int, A: int) -> int:
+    """Working elements per model combination when building ``tp``'s tables."""
+    return len(tp.w) * max(tp.n, 1) * T * H * A * (tp.K + 4)
+
+
+def task_tables(tp: TaskPrep, sp: Space, combos: np.ndarray) -> _TaskTables:
+    """The tables of one task type for the configs of ``combos`` ([Mc, T] model indices); the
+    configs are ordered (combo, handoff, after_failures), as :meth:`Space.config` numbers them."""
+    T = len(sp.tier_names)
+    A, H, Mc = len(sp.after), len(sp.handoffs), len(combos)
+    G = Mc * H * A
+    K, n, nc = tp.K, tp.n, len(tp.w)
+    # ladder: model index of attempt k for combo mu, start tier s, after_failures a
+    k = np.arange(K)
+    tier = np.minimum(np.arange(T)[:, None, None] + k[None, None, :]
+                      // np.array(sp.after)[None, :, None], T - 1)           # [T, A, K]
+    lad = combos[:, tier]                                                    # [Mc, T, A, K]
+    kk = np.broadcast_to(k, lad.shape)
+    if sp.summ_fixed is not None:
+        summ = np.full(Mc, sp.summ_fixed)
+    else:
+        summ = combos[:, sp.summ_slot]                                       # [Mc]
+    cells = np.arange(nc)[:, None]
+
+    def routed(x, has_h=False):
+        """[c, Mc, (H,) T(start), A, ...] -> [G, c, T(route), ...] with each cell's start tier
+        of every route; broadcast over the handoffs when ``x`` has no handoff axis."""
+        y = x[cells, :, :, st] if has_h else x[cells, :, st]   # [c, Tr, Mc, (H,) A, ...]
+        if not has_h:
+            y = np.broadcast_to(y[:, :, :, None], y.shape[:3] + (H,) + y.shape[3:])
+        y = np.moveaxis(y, (0, 1), (3, 4))                     # [Mc, H, A, c, Tr, ...]
+        return y.reshape((G, nc, T) + y.shape[5:])
+
+    P = np.zeros((G, nc, n, T))
+    E = np.zeros((G, nc, n, T))
+    rho = np.zeros((G, nc, n, T))
+    w_rev = np.zeros((G, nc, T, K))
+    w_rev[..., 0] = 1.0
+    surv = np.ones((G, nc, T, K))
+    rev_rate = None
+    review = None
+    defect_phases = []
+    drate = tp.drate[lad]                                                    # [Mc, T, A, K]
+    crate = tp.crate[lad]
+    for i, ph in enumerate(tp.phases):
+        st = ph.starts                                                       # [c, T(route)]
+        cost = np.stack([c_[kk, lad] for c_ in ph.cost], axis=1)            # [Mc, H, T, A, K]
+        scost = np.stack([s_[k[None, :], summ[:, None]] for s_ in ph.scost],
+                         axis=1)[:, :, None, None, :]                         # [Mc, H, 1, 1, K]
+        p = ph.p[:, kk, lad]                                                # [c, Mc, T, A, K]
+        q = 1.0 - p
+        F = np.ones_like(p)
+        F[..., 1:] = np.cumprod(q[..., :-1], axis=-1)
+        Pp = 1.0 - F[..., -1] * q[..., -1]                                  # [c, Mc, T, A]
+        Fp = F * p
+        Ep = ((F[:, :, None] * cost[None]).sum(-1)
+              + (Fp[:, :, None] * scost[None]).sum(-1))                     # [c, Mc, H, T, A]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            wk = np.where(Pp[..., None] > 0, Fp / Pp[..., None], 0.0)       # [c, Mc, T, A, K]
+        P[:, :, i] = routed(Pp)
+        E[:, :, i] = routed(Ep, has_h=True)
+        if ph.is_defect:
+            defect_phases.append(i)
+            rho[:, :, i] = routed((wk * drate[None]).sum(-1))
+        if ph.is_review:
+            review = i
+            w_rev = routed(wk)
+            surv = routed(np.broadcast_to(1.0 - crate[None], wk.shape))
+            if ph.is_defect:
+                rev_rate = routed(np.broadcast_to(drate[None], wk.shape))
+    return _TaskTables(axes=tp.axes, w=tp.w, P=P, E=E, defect_phases=defect_phases, rho=rho,
+                       review=review, w_rev=w_rev, surv=surv, rev_rate=rev_rate,
+                       base=float(tp.base[0]), per_defect=float(tp.per_defect[0]))
+
+
+def _grid(factors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Success product and expected spend of a run of consecutive phases over the grid of their
+    routes: ``factors`` = [(P_i, E_i)] each [g, c, w_i]; returns (prod_i P_i, sum_i prod_{j<i}
+    P_j E_i), each [g, c, prod w_i] (the run's first route slowest). An empty run: (1, 0)."""
+    if not factors:
+        return None, None
+    R, E = factors[0]
+    for Pi, Ei in factors[1:]:
+        g, c = R.shape[:2]
+        E = (E[..., None] + R[..., None] * Ei[:, :, None, :]).reshape(g, c, -1)
+        R = (R[..., None] * Pi[:, :, None, :]).reshape(g, c, -1)
+    return R, E
+
+
+def _combine(tt: _TaskTables, g0: int, g1: int, T: int, N: int, fixed: tuple[int, ...] = ()):
+    """Totals of one task type for configs g0:g1 of its tables over every route of the N global
+    phase names whose first ``len(fixed)`` routes are ``fixed`` (a block of the route grid).
+
+    Returns (E, C, D, RV) each broadcastable to [g, 1 (fixed axes)..., T, ..., T]: expected
+    spend, completion, defect mass (C x defect) and review mass (C x review minutes),
+    cell-weighted.
+
+    The sum over cells is a matrix product. Split the phases into a first run A and the rest B:
+    per cell, ``C = C_A C_B`` and ``E = E_A + C_A E_B`` (``C_X`` the success product of run X,
+    ``E_X`` its expected spend given it is reached), so the cell-weighted totals over the grid
+    A x B are ``(w C_A)^T [E_B | C_B]`` plus ``w E_A``. Defects only involve the defect phases
+    and review (set X, the rest Y): ``D = (w C_X ship_X)^T C_Y``, ship computed per cell exactly
+    as :func:`costsim.engine.analytic.cell_stats` does (clipped to [0, 1]).
     """
     n = len(tt.axes)
-    gch = g1 - g0
-
-    def local(x, i):                      # [c, T, G] -> [c, g] + route axis at local i
-        y = x[:, :, g0:g1].transpose(0, 2, 1)
-        return y.reshape(y.shape[:2] + (1,) * i + (T,) + (1,) * (n - 1 - i))
-
-    R = None
-    E = None
-    for i in range(n):
-        Ei = local(tt.E[:, i], i)
-        E = Ei if R is None else E + R * Ei
-        Pi = local(tt.P[:, i], i)
-        R = Pi if R is None else R * Pi
-    C = R                                                   # [c, g, T...]
-    # defects (analytic.cell_stats): noship = sum_k w_rev[k] prod_i (1 - surv[k] rho_i)
+    nf = len(fixed)
+    g = g1 - g0
     nc = len(tt.w)
-    K = tt.w_rev.shape[-1]
-    if tt.review is not None:
-        shp = (nc, gch) + (1,) * tt.review + (T,) + (1,) * (n - 1 - tt.review) + (K,)
-        wr = tt.w_rev[:, :, g0:g1].transpose(0, 2, 1, 3).reshape(shp)
-        sv = tt.surv[:, :, g0:g1].transpose(0, 2, 1, 3).reshape(shp)
+    sel = [slice(fixed[a], fixed[a] + 1) if a < nf else slice(None) for a in tt.axes]
+    width = [1 if a < nf else T for a in tt.axes]
+    Pf = [tt.P[g0:g1, :, i, sel[i]] for i in range(n)]                     # [g, c, w_i]
+    Ef = [tt.E[g0:g1, :, i, sel[i]] for i in range(n)]
+    w = tt.w[None, :, None]
+
+    a = max(1, n // 2)
+    CA, EA = _grid(list(zip(Pf[:a], Ef[:a])))                               # [g, c, SA]
+    CB, EB = _grid(list(zip(Pf[a:], Ef[a:])))                               # [g, c, SB]
+    WA = np.ascontiguousarray((w * CA).transpose(0, 2, 1))                  # [g, SA, c]
+    if CB is None:
+        C = (w * CA).sum(1)
+        E = (w * EA).sum(1)
     else:
-        wr = np.zeros((nc, gch) + (1,) * n + (K,))
-        wr[..., 0] = 1.0
-        sv = np.ones((nc, gch) + (1,) * n + (K,))
-    terms = None
-    for i in tt.defect_phases:
-        if i == tt.review and tt.rev_rate is not None:
-            # the review attempt that catches is the one whose own defect rate applies
-            rr = tt.rev_rate[:, :, g0:g1].transpose(0, 2, 1, 3).reshape(shp)
-            t_ = 1.0 - sv * rr
+        SB = CB.shape[-1]
+        out = np.matmul(WA, np.concatenate([EB, CB], axis=2))               # [g, SA, 2 SB]
+        E = (w * EA).sum(1)[:, :, None] + out[..., :SB]
+        C = out[..., SB:]
+    C = C.reshape((g,) + tuple(width))
+    E = E.reshape((g,) + tuple(width))
+
+    # defects: X = defect phases and review, Y = the rest
+    if tt.defect_phases:
+        X = sorted(set(tt.defect_phases) | ({tt.review} if tt.review is not None else set()))
+        Y = [i for i in range(n) if i not in X]
+        K = tt.w_rev.shape[-1]
+
+        def on_x(x, i):                   # [g, c, w_i, (K)] -> [g, c, 1.., w_i, 1.., (K)]
+            j = X.index(i)
+            return x.reshape(x.shape[:2] + (1,) * j + (width[i],) + (1,) * (len(X) - 1 - j)
+                             + x.shape[3:])
+
+        if tt.review is not None:
+            r = tt.review
+            wr = on_x(tt.w_rev[g0:g1, :, sel[r]], r)
+            sv = on_x(tt.surv[g0:g1, :, sel[r]], r)
         else:
-            t_ = 1.0 - sv * local(tt.rho[:, i], i)[..., None]
-        terms = t_ if terms is None else terms * t_
-    # ship = sum_k w_rev[k] (1 - prod_i terms): exactly 0 when nothing can carry a defect
-    ship = (wr * (1.0 - terms)).sum(-1) if terms is not None else 0.0 * wr.sum(-1)
-    defect = np.clip(np.where(C > 0, ship, 0.0), 0.0, 1.0)
-    Cd = C * defect
-    wE = np.tensordot(tt.w, E, axes=(0, 0))
-    wC = np.tensordot(tt.w, C, axes=(0, 0))
-    wD = np.tensordot(tt.w, Cd, axes=(0, 0))
-    wR = np.tensordot(tt.w * tt.base, C, axes=(0, 0)) \
-        + np.tensordot(tt.w * tt.per_defect, Cd, axes=(0, 0))
+            wr = np.zeros((g, nc) + (1,) * len(X) + (K,))
+            wr[..., 0] = 1.0
+            sv = np.ones((g, nc) + (1,) * len(X) + (K,))
+        terms = None
+        for i in tt.defect_phases:
+            if i == tt.review and tt.rev_rate is not None:
+                # the review attempt that catches is the one whose own defect rate applies
+                t_ = 1.0 - sv * on_x(tt.rev_rate[g0:g1, :, sel[i]], i)
+            else:
+                t_ = 1.0 - sv * on_x(tt.rho[g0:g1, :, i, sel[i]], i)[..., None]
+            terms = t_ if terms is None else terms * t_
+        # ship = sum_k w_rev[k] (1 - prod_i terms): exactly 0 when nothing carries a defect
+        ship = np.clip((wr * (1.0 - terms)).sum(-1), 0.0, 1.0)             # [g, c, X grid]
+        CX = None
+        for i in X:
+            f = on_x(Pf[i], i)
+            CX = f if CX is None else CX * f
+        WX = (w.reshape(1, nc, *(1,) * len(X)) * CX * ship).reshape(g, nc, -1)
+        CY, _ = _grid([(Pf[i], Ef[i]) for i in Y])
+        if CY is None:
+            D = WX.sum(1)
+        else:
+            D = np.matmul(np.ascontiguousarray(WX.transpose(0, 2, 1)), CY)   # [g, SX, SY]
+        D = D.reshape((g,) + tuple(width[i] for i in X + Y))
+        D = D.transpose([0] + [1 + (X + Y).index(i) for i in range(n)])
+    else:
+        D = np.zeros((g,) + (1,) * n)
+    RV = tt.base * C + tt.per_defect * D
 
     # local phase axes -> global axes (sorted), singleton for phases this task type lacks
     order = np.argsort(tt.axes)
-    shape = [gch] + [T if a in tt.axes else 1 for a in range(N)]
+    wid = dict(zip(tt.axes, width))
+    shape = [g] + [wid.get(a_, 1) for a_ in range(N)]
 
     def glob(x):
-        x = np.broadcast_to(x, (gch,) + (T,) * n)
+        x = np.broadcast_to(x, (g,) + tuple(width))
         return x.transpose([0] + [1 + o for o in order]).reshape(shape)
 
-    return glob(wE), glob(wC), glob(wD), glob(wR)
-
+    return glob(E), glob(C), glob(D), glob(RV)
