@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 from typing import Any, Sequence
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -73,8 +74,9 @@ def rich_table(title: str | None, headers: Sequence[str], rows: Sequence[Sequenc
     return t
 
 
-def render_rich(renderables) -> str:
-    """Render Rich objects to text at the current terminal width (plain when not a tty)."""
+def render_rich(renderables, width: int | None = None) -> str:
+    """Render Rich objects to text at the current terminal width (plain when not a tty), or at
+    ``width`` (for output a user asked to be wide: the terminal wraps it, nothing is cut)."""
     from rich.console import Console
 
     buf = io.StringIO()
@@ -82,8 +84,12 @@ def render_rich(renderables) -> str:
     import sys
 
     tty = sys.stdout.isatty()
-    # Off a terminal (pipes, files, tests) there is no width to respect: never truncate.
-    width = shutil.get_terminal_size((120, 24)).columns if tty else 240
+    # Off a terminal (pipes, files, tests) there is no width to respect unless COLUMNS says
+    # one: never truncate.
+    env = os.environ.get("COLUMNS", "")
+    if width is None:
+        width = (shutil.get_terminal_size((120, 24)).columns if tty
+                 else int(env) if env.isdigit() and int(env) > 0 else 240)
     console = Console(file=buf, width=width, force_terminal=tty, color_system="auto" if tty else None,
                       highlight=False, soft_wrap=False)
     for r in renderables:

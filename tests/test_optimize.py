@@ -293,7 +293,7 @@ def test_cli_writes_policy_every_command_loads(tmp_path):
                               "--min-completion", "0.97", "--max-review-minutes", "11",
                               "--out", str(out), "--plot", str(plot), "--name", "found"])
     assert res.exit_code == 0, res.output
-    assert "Pareto frontier" in res.output and "routes of the best policy" in res.output
+    assert "Pareto frontier" in res.output and "Routes of the best policy" in res.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res = runner.invoke(app, ["compare", *args, "--policy", str(out), "-f", "json"])
     assert res.exit_code == 0, res.output
@@ -311,7 +311,7 @@ def test_cli_json_and_markdown():
     assert d["best"]["cost_per_completed_task"] == pytest.approx(
         min(p["cost_per_completed_task"] for p in d["frontier_all"]))
     res = runner.invoke(app, args + ["-f", "markdown"])
-    assert res.exit_code == 0 and "| cost/completed |" in res.stdout
+    assert res.exit_code == 0 and "| cost per completed |" in res.stdout
 
 
 # --- pareto:SCORE -----------------------------------------------------------------------------

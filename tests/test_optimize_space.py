@@ -278,3 +278,18 @@ def test_candidates_join_the_frontier(tmp_path):
     first = r.frontier_all[0]
     assert first.kind == "single" and first.name == "single:cheap" and first.label() == \
         "single:cheap"
+
+
+def test_cli_says_which_kind_won(tmp_path):
+    p, pols, w = compete(tmp_path, extra_policy=True)
+    args = ["optimize", "--prices", str(p), "--workload", str(w), "--policy", str(pols[0]),
+            "--policy", str(pols[1]), "--min-completion", "0.9"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "best: patient" in res.stdout
+    res = runner.invoke(app, args + ["-f", "json"])
+    d = json.loads(res.stdout)
+    assert d["best_kind"] == "policy" and d["best_name"] == "patient"
+    assert d["verdict"].startswith("best: patient")
+    assert math.isclose(d["best"]["cost_per_completed_task"], 0.00527875 / 0.9375,
+                        rel_tol=1e-12)
