@@ -39,7 +39,7 @@ DEFAULT_BASE_POLICY = "cheapest-routing.yaml"
 # silent cut). At the measured 1-4 million policies/s this is 15-60 s; --max-policies raises it.
 MAX_POLICIES = 60_000_000
 TIE_RTOL = 1e-9                   # points this close to the best are re-checked by the engine
-_BLOCK = 1 << 21                  # elements per working array in the combine step
+_BLOCK = 1 << 18                  # elements per working array (2 MiB: stays in cache)
 _TABLE_BLOCK = 1 << 23            # elements of the per-phase tables built at once
 
 
