@@ -356,6 +356,9 @@ def render_optimize(result, fmt: str, rows_n: int = 12, written: str | None = No
         parts = ["  \n".join(f"**{line}**" if i == 0 else line
                              for i, line in enumerate(_headline(result))) + "\n"]
         for title, headers, num, rows, notes in tables:
+            if not rows:
+                parts.append(f"\n### {title}: none\n")
+                continue
             parts.append(f"\n### {title}\n\n"
                          + to_markdown([h.replace("\n", " ") for h in headers], rows)
                          + "".join(f"\n{n}\n" for n in notes))
@@ -367,6 +370,9 @@ def render_optimize(result, fmt: str, rows_n: int = 12, written: str | None = No
     # terminal wraps their long lines; nothing is cut)
     parts = [render_rich(["\n".join(_headline(result))])]
     for title, headers, num, rows, notes in _tables(result, rows_n, wide):
+        if not rows:
+            parts.append(render_rich([f"{title}: none\n"]))
+            continue
         parts.append(render_rich([_rich_table(title, headers, num, rows)],
                                  width=WIDE_WIDTH if wide else None))
         parts.append(render_rich(["\n".join(notes) + "\n"]))
