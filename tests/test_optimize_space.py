@@ -237,7 +237,10 @@ def test_a_single_model_wins_and_says_so(tmp_path):
     assert r.best.completion_rate == pytest.approx(0.9375, rel=1e-12)
     assert r.best_searched.cost_per_completed_task == pytest.approx(0.01015, rel=1e-12)
     v = r.verdict()
-    assert "single:cheap" in v and "beats every one of the" in v and "$0.0101" in v
+    assert v.startswith("best: single:cheap ($0.0065 per completed task), written as "
+                        "base-optimized: one model for every phase; none of the ")
+    assert "searched routing policies meeting completion >= 0.9 is cheaper (the cheapest " \
+        "costs $0.0101)" in v
     # the written policy is single:cheap, number for number, in compare
     out = tmp_path / "best.yaml"
     r.write_policy(out)
@@ -293,3 +296,15 @@ def test_cli_says_which_kind_won(tmp_path):
     assert d["verdict"].startswith("best: patient")
     assert math.isclose(d["best"]["cost_per_completed_task"], 0.00527875 / 0.9375,
                         rel_tol=1e-12)
+
+
+def test_a_candidate_of_a_class_no_tier_holds_is_reported(tmp_path):
+    p, pols, w = compete(tmp_path)
+    table = load_prices(p)
+    doc = prices({**{m: {"provider": "acme", "tier": x.tier, "input": x.input,
+                         "output": x.output} for m, x in table.models.items()},
+                  "mid": model(tier="midrange", input=3.0, output=3.0)})
+    p2 = write(tmp_path, "p2.yaml", doc)
+    r = optimize(p2, pols, w, candidates=["cheap", "mid", "top"])
+    assert any("fill no tier" in n and "mid" in n for n in r.notes)
+    assert r.space["tier_models"] == {"budget": ["cheap"], "premium": ["top"]}

@@ -114,13 +114,15 @@ class OptimizeResult:
             return (f"best: {self.best_name}, a searched routing policy, {cost}; it beats every "
                     f"single model and given policy{meeting} ({rival})")
         s = self.best_searched
-        rival = (f"the cheapest costs ${s.cost_per_completed_task:.4f}" if s is not None
-                 else "none of them meets the targets")
         what = ("one model for every phase" if self.best_kind == "single"
                 else "the given policy as it is")
         written = f", written as {self.best_policy['name']}" if self.best_policy else ""
-        return (f"best: {self.best_name} ({cost}){written}: {what} beats every one of the "
-                f"{self.evaluated:,} searched routing policies{meeting} ({rival})")
+        if s is None:
+            rest = f"none of the {self.evaluated:,} searched routing policies meets the targets"
+        else:
+            rest = (f"none of the {self.evaluated:,} searched routing policies{meeting} is "
+                    f"cheaper (the cheapest costs ${s.cost_per_completed_task:.4f})")
+        return f"best: {self.best_name} ({cost}){written}: {what}; {rest}"
 
     def message(self) -> str:
         """One line per constraint that cannot be met (empty when feasible)."""
@@ -190,13 +192,15 @@ def _describe(pt: PolicyPoint, constraints: dict, base: str, evaluated: int,
     if kind == "searched":
         return (f"Found by `costsim optimize` around {base}: the lowest cost per completed task "
                 f"(${pt.cost_per_completed_task:.4f}) of {evaluated:,} policies{meeting}" + tail)
-    rival = (f"the best of them costs ${searched.cost_per_completed_task:.4f}"
-             if searched is not None else "none of them meets the targets")
     what = ("the single-model strategy " + name + ", as a one-tier policy" if kind == "single"
             else "policy " + name + ", unchanged")
+    rest = (f"none of the {evaluated:,} routing policies searched around {base}{meeting} is "
+            f"cheaper (the best of them costs ${searched.cost_per_completed_task:.4f})"
+            if searched is not None else
+            f"none of the {evaluated:,} routing policies searched around {base} meets "
+            + (", ".join(targets) if targets else "the targets"))
     return (f"Chosen by `costsim optimize`: {what}, at ${pt.cost_per_completed_task:.4f} per "
-            f"completed task is cheaper than every one of the {evaluated:,} routing policies "
-            f"searched around {base}{meeting} ({rival})" + tail)
+            f"completed task; {rest}" + tail)
 
 
 def distinct_at(points: list, key: str, digits: int) -> list:

@@ -246,6 +246,11 @@ def plan_space(table: PriceTable, wl: Workload, base: Policy, *, fixed_tiers: bo
     else:
         pool = list(dict.fromkeys(candidates)) if candidates else sorted(table.models)
         classes = {table.models[m].tier for m in base_models}
+        if candidates:
+            stray = [m for m in dict.fromkeys(candidates) if table.models[m].tier not in classes]
+            if stray:
+                notes.append(_summarize(f"candidates of a class no tier of {base.name} holds "
+                                        f"({', '.join(sorted(classes))}) fill no tier", stray))
         # the base models first: ties keep them
         order = [m for m in base_models if m in pool] + [m for m in pool if m not in base_models
                                                          and table.models[m].tier in classes]
