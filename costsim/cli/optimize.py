@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from .common import PricesOpt, ReportFormatOpt, WorkloadOpt, emit, handle_errors, warn
+from .common import (PricesOpt, ReportFormatOpt, WorkloadOpt, emit, guard_files, handle_errors,
+                     warn)
 from ..errors import CostsimError
 
 INFEASIBLE_EXIT = 1
@@ -23,7 +23,7 @@ HELP = (
     "Prints the best strategy beside the others, its routes, and the Pareto frontiers of cost "
     "against completion and against defect rate. Exit status 1 (and a message saying which "
     "target fails and the best value reachable) when nothing meets the targets; 2 for bad "
-    "input, or a space larger than --max-policies."
+    "input, or for a space larger than the --max-policies ceiling."
 )
 
 
@@ -34,12 +34,13 @@ def register(app: typer.Typer) -> None:
         prices: PricesOpt = None,
         workload: WorkloadOpt = None,
         policy: Annotated[Optional[list[Path]], typer.Option(
-            "--policy", "-p", dir_okay=False, metavar="FILE",
-            help="Base policy: the space keeps its tier names and signals; its models are the "
-                 "--fixed-tiers choice. Repeat to add policies that compete as they are. "
-                 "Default: the bundled cheapest-routing policy.")] = None,
+            "--policy", "-p", metavar="FILE",
+            help="Base policy (a YAML file or a bundled name): the space keeps its tier names "
+                 "and signals, and its models are what --fixed-tiers keeps. Repeat to add "
+                 "policies that compete as they are. Default: the bundled cheapest-routing.")]
+            = None,
         fixed_tiers: Annotated[bool, typer.Option(
-            "--fixed-tiers", metavar="", help="Keep the base policy's model in every tier (search routes, "
+            "--fixed-tiers", help="Keep the base policy's model in every tier (search routes, "
                                   "escalation and handoff only).")] = False,
         candidates: Annotated[Optional[list[str]], typer.Option(
             "--candidates", "-c", metavar="M1,M2",
@@ -52,7 +53,8 @@ def register(app: typer.Typer) -> None:
         max_review_minutes: Annotated[Optional[float], typer.Option(
             metavar="MIN", help="Target: review minutes per completed task at most MIN.")] = None,
         name: Annotated[Optional[str], typer.Option(
-            metavar="NAME", help="Name of the written policy. Default: BASE-optimized.")] = None,
+            metavar="NAME", help="Name of the written policy. Default: the base policy's name "
+                                 "with -optimized.")] = None,
         out: Annotated[Optional[Path], typer.Option(
             "--out", "-o", dir_okay=False, metavar="FILE",
             help="Write the best strategy as a policy YAML file (atomically) that every "
@@ -60,20 +62,21 @@ def register(app: typer.Typer) -> None:
         plot: Annotated[Optional[Path], typer.Option(
             dir_okay=False, metavar="FILE",
             help="Plot cost against completion to FILE (.png, .svg or .pdf; needs matplotlib: "
-                 "pip install 'costsim\\[plot]'); never one of the input files.")] = None,
+                 "pip install 'costsim[plot]'); never one of the input files.")] = None,
         frontier_rows: Annotated[int, typer.Option(
             metavar="N",
             help="Frontier rows shown in table and markdown output (JSON has them all).")] = 12,
         wide: Annotated[bool, typer.Option(
-            "--wide", metavar="", help="Add spend per task and review minutes, and spell out every route "
-                           "of the frontier policies (wide terminals).")] = False,
+            "--wide", help="Show every column however wide the table gets, and spell out each "
+                           "frontier policy in full.")] = False,
         max_policies: Annotated[int, typer.Option(
             metavar="N",
             help="Refuse a space of more than N policies (exit 2) instead of a long run.")]
             = 60_000_000,
         format: ReportFormatOpt = "table",
     ):
-        from ..search.optimize import optimize as run
+        from .. import paths
+        from ..search.optimize import DEFAULT_BASE_POLICY, optimize as run
 
         for flag, v in (("--frontier-rows", frontier_rows), ("--max-policies", max_policies)):
             if v < 1:
@@ -81,8 +84,14 @@ def register(app: typer.Typer) -> None:
         cands = [c.strip() for item in (candidates or []) for c in item.split(",") if c.strip()]
         if candidates is not None and not cands:
             raise CostsimError("no model given", path="--candidates")
-        check_outputs(out=out, plot=plot, inputs=input_paths(prices, workload, policy))
-        result = run(prices, policy or None, workload, fixed_tiers=fixed_tiers,
+        prices_path = paths.resolve_prices_path(prices)
+        workload_path = paths.resolve_workload_path(workload)
+        policy_paths = (paths.resolve_policy_paths(policy) if policy
+                        else [paths.bundled_dir("policies") / DEFAULT_BASE_POLICY])
+        guard_files(reads={"--prices": prices_path, "--workload": workload_path,
+                           "--policy": policy_paths},
+                    writes={"--out": out, "--plot": plot}, images=["--plot"])
+        result = run(prices_path, policy_paths, workload_path, fixed_tiers=fixed_tiers,
                      candidates=cands or None, min_completion=min_completion,
                      max_defect_rate=max_defect_rate, max_review_minutes=max_review_minutes,
                      name=name, max_policies=max_policies)
@@ -106,53 +115,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(INFEASIBLE_EXIT)
 
 
-# --- output files: checked before any work ----------------------------------------------------
-# (written to be replaced by the shared output guard of costsim/cli/common.py once it exists)
-
-PLOT_FORMATS = (".png", ".svg", ".pdf")
-
-
-def input_paths(prices, workload, policies) -> list[Path]:
-    """Every file the run reads: the price table, workload and policies actually in use."""
-    from .. import paths
-    from ..search.optimize import DEFAULT_BASE_POLICY
-
-    out = [paths.resolve_prices_path(prices), paths.resolve_workload_path(workload)]
-    out += list(policies) if policies else [paths.bundled_dir("policies") / DEFAULT_BASE_POLICY]
-    return out
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def check_outputs(*, out: Path | None, plot: Path | None, inputs: list[Path]) -> None:
-    """One located error, before any work, for an output that would overwrite an input or the
-    other output, a plot whose extension is no image format, or a plot without matplotlib."""
-    for flag, path in (("--out", out), ("--plot", plot)):
-        if path is None:
-            continue
-        for src in inputs:
-            if _same(path, src) or path.resolve() == src.resolve():
-                raise CostsimError(f"{path} is an input of this run ({src}); choose another "
-                                   f"file", path=flag)
-    if out is not None and plot is not None and out.resolve() == plot.resolve():
-        raise CostsimError(f"--out and --plot name the same file {out}", path="--plot")
-    if plot is not None:
-        if plot.suffix.lower() not in PLOT_FORMATS:
-            raise CostsimError(f"{plot}: a plot needs an image extension "
-                               f"({', '.join(PLOT_FORMATS)})", path="--plot")
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise CostsimError("needs matplotlib: pip install 'costsim[plot]'",
-                               path="--plot") from None
-
-
 # --- rendering (formatting only) -----------------------------------------------------------------
+
+FRONTIER_DIGITS = 3          # completion and defect rate are shown as 99.123%
+
 
 def _money(x, digits: int = 4) -> str:
     from ..render import money
@@ -160,14 +126,10 @@ def _money(x, digits: int = 4) -> str:
     return money(x, digits)
 
 
-def _pct(x, digits: int = 3) -> str:
+def _pct(x, digits: int = FRONTIER_DIGITS) -> str:
     from ..render import pct
 
     return pct(x, digits)
-
-
-WIDE_WIDTH = 400
-FRONTIER_DIGITS = 3          # completion and defect rate are shown as 99.123%
 
 
 def _thin(points: list, n: int) -> list:
@@ -192,24 +154,22 @@ def _letters(tiers: list[str]) -> dict[str, str]:
     return {t: str(i + 1) for i, t in enumerate(tiers)}
 
 
-def _candidate_table(result, wide: bool):
-    """(headers, numeric column flags, rows) of the best strategy beside the other candidates."""
-    review = wide or result.constraints.get("max_review_minutes") is not None
-    headers = ["strategy", "cost per\ncompleted", "per\nmonth", "completion", "defects"]
-    if review:
-        headers.append("review\nmin")
-    if wide:
-        headers.append("spend\nper task")
-    headers.append("meets\ntargets")
+def _candidate_table(result):
+    """(columns, rows) of the best strategy beside the other candidates: the figures a reader
+    needs first at level 0; review minutes (unless a target) and spend per task may give way
+    to a narrow terminal."""
+    from ..render import Column
+
+    review_target = result.constraints.get("max_review_minutes") is not None
+    cols = [Column("strategy", numeric=False), Column("cost per\ncompleted"),
+            Column("per\nmonth"), Column("completion"), Column("defects"),
+            Column("meets\ntargets"), Column("review\nmin", level=0 if review_target else 1),
+            Column("spend\nper task", level=2)]
 
     def cells(x, meets):
-        row = [_money(x.cost_per_completed_task), _money(x.monthly_spend, 0),
-               _pct(x.completion_rate), _pct(x.defect_rate)]
-        if review:
-            row.append(f"{x.review_minutes:.2f}")
-        if wide:
-            row.append(_money(x.spend_per_task))
-        return row + ["yes" if meets else "no"]
+        return [_money(x.cost_per_completed_task), _money(x.monthly_spend, 0),
+                _pct(x.completion_rate), _pct(x.defect_rate), "yes" if meets else "no",
+                f"{x.review_minutes:.2f}", _money(x.spend_per_task)]
 
     rows = []
     if result.best is not None:
@@ -221,25 +181,28 @@ def _candidate_table(result, wide: bool):
         rows.append(["  " + x.name] + cells(x, x.meets_targets))
     if result.best_searched is not None and result.best_kind != "searched":
         rows.append(["  best searched policy"] + cells(result.best_searched, True))
-    return headers, [False] + [True] * (len(headers) - 1), rows
+    return cols, rows
 
 
 def _frontier_table(result, points, key: str, rows_n: int, wide: bool):
-    """(headers, numeric column flags, rows, points shown, model-set legend) of a frontier."""
+    """(columns, rows, points shown, model-set legend) of a frontier."""
+    from ..render import Column
     from ..search.result import distinct_at
 
     shown = _thin(distinct_at(points, key, FRONTIER_DIGITS), rows_n)
     tiers = result.space["tiers"]
     code = _letters(tiers)
     if wide:
-        headers = ["cost per\ncompleted", "completion", "defects", "review\nmin",
-                   "spend\nper task", "policy"]
+        cols = [Column("cost per\ncompleted"), Column("completion"), Column("defects"),
+                Column("review\nmin"), Column("spend\nper task"),
+                Column("policy", numeric=False)]
         rows = [[_money(p.cost_per_completed_task), _pct(p.completion_rate),
                  _pct(p.defect_rate), f"{p.review_minutes:.2f}", _money(p.spend_per_task),
                  p.label()] for p in shown]
-        return headers, [True] * 5 + [False], rows, shown, []
-    headers = ["cost per\ncompleted", "completion", "defects", "routes", "esc.", "handoff",
-               "models"]
+        return cols, rows, shown, []
+    cols = [Column("cost per\ncompleted"), Column("completion"), Column("defects"),
+            Column("routes", numeric=False), Column("esc.", numeric=False),
+            Column("handoff", numeric=False), Column("models", numeric=False)]
     rows = []
     sets: dict[tuple, str] = {}
     for p in shown:
@@ -254,7 +217,7 @@ def _frontier_table(result, points, key: str, rows_n: int, wide: bool):
                      _pct(p.defect_rate), routes, str(p.after_failures),
                      "summary" if p.handoff == "summary" else "full", label])
     legend = [f"{label}: {', '.join(models)}" for models, label in sets.items()]
-    return headers, [True] * 3 + [False] * 4, rows, shown, legend
+    return cols, rows, shown, legend
 
 
 def _set_label(i: int) -> str:
@@ -268,11 +231,13 @@ def _set_label(i: int) -> str:
 
 
 def _tables(result, rows_n: int, wide: bool = False):
-    """(title, headers, numeric flags, rows, notes) of every table the report shows; the notes
-    are printed under the table."""
+    """(title, columns, rows, notes) of every table the report shows; the notes are printed
+    under the table."""
+    from ..render import Column
+
     out = []
-    headers, num, rows = _candidate_table(result, wide)
-    out.append(("Best strategy and the other candidates", headers, num, rows,
+    cols, rows = _candidate_table(result)
+    out.append(("Best strategy and the other candidates", cols, rows,
                 [(f"targets: {', '.join(_targets(result))}; * = the best meeting them"
                   if _targets(result) else "no targets; * = the cheapest per completed task")
                  + f"; per month = spend per task x {result.tasks_per_month:,g} tasks"]))
@@ -280,8 +245,9 @@ def _tables(result, rows_n: int, wide: bool = False):
     if b is not None and b.routes:
         tiers = ", ".join(f"{t} = {m}" for t, m in b.tiers.items())
         routes = [[ph, tier, b.tiers[tier]] for ph, tier in b.routes.items()]
-        out.append(("Routes of the best policy", ["phase", "start tier", "model"],
-                    [False] * 3, routes,
+        out.append(("Routes of the best policy",
+                    [Column("phase", numeric=False), Column("start tier", numeric=False),
+                     Column("model", numeric=False)], routes,
                     [f"tiers: {tiers}; escalate after {b.after_failures} "
                      f"failure{'s' if b.after_failures != 1 else ''}; handoff: {b.handoff}"]))
     code = _letters(result.space["tiers"])
@@ -292,7 +258,7 @@ def _tables(result, rows_n: int, wide: bool = False):
                                   "min_completion"),
                                  ("defect rate", result.frontier_defect, "defect_rate",
                                   "max_defect_rate")):
-        headers, num, rows, shown, sets = _frontier_table(result, pts, key, rows_n, wide)
+        cols, rows, shown, sets = _frontier_table(result, pts, key, rows_n, wide)
         others = _targets(result, skip=skip)
         title = (f"Pareto frontier: cost vs {what}, {len(shown)} of {len(pts)} policies"
                  + (f" ({', '.join(others)})" if others else ""))
@@ -300,7 +266,7 @@ def _tables(result, rows_n: int, wide: bool = False):
         if not wide:
             notes += [legend] + (["models (by tier):"] + [f"  {s}" for s in sets] if sets
                                  else [])
-        out.append((title, headers, num, rows, notes))
+        out.append((title, cols, rows, notes))
     return out
 
 
@@ -324,63 +290,40 @@ def _headline(result) -> list[str]:
     return lines
 
 
-def _rich_table(title, headers, num, rows):
-    from rich import box
-    from rich.table import Table
-
-    # two spaces between columns (the box's blank rule and one of padding), none at the edges
-    t = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", title_justify="left",
-              padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
-    for h, is_num, k in zip(headers, num, range(len(headers))):
-        if is_num:
-            t.add_column(h, justify="right", no_wrap=True)
-        else:
-            # text wraps at spaces; never cut inside a model name
-            longest = max((len(w) for r in rows for w in str(r[k]).split()), default=1)
-            t.add_column(h, overflow="fold", min_width=min(longest, 30))
-    for r in rows:
-        t.add_row(*[str(v) for v in r])
-    return t
-
-
 def render_optimize(result, fmt: str, rows_n: int = 12, written: str | None = None,
                     wide: bool = False) -> str:
-    from ..render import render_rich, to_json, to_markdown
+    from ..render import fit_table, render_rich, to_json, to_markdown
 
     if fmt == "json":
         d = result.to_dict()
         d["written"] = written
         return to_json(d)
     if fmt == "markdown":
-        tables = _tables(result, rows_n, wide=True)
         parts = ["  \n".join(f"**{line}**" if i == 0 else line
                              for i, line in enumerate(_headline(result))) + "\n"]
-        for title, headers, num, rows, notes in tables:
+        for title, cols, rows, notes in _tables(result, rows_n, wide=True):
             if not rows:
                 parts.append(f"\n### {title}: none\n")
                 continue
-            parts.append(f"\n### {title}\n\n"
-                         + to_markdown([h.replace("\n", " ") for h in headers], rows)
+            parts.append(f"\n### {title}\n\n" + to_markdown([c.flat for c in cols], rows)
                          + "".join(f"\n{n}\n" for n in notes))
         if not result.feasible:
             parts.append("\n**Nothing meets the targets.**\n\n"
                          + "\n".join(f"- {i.message}" for i in result.infeasible) + "\n")
         return "".join(parts)
-    # text wraps at the terminal's width; with --wide the tables are as wide as they need (the
-    # terminal wraps their long lines; nothing is cut)
-    parts = [render_rich(["\n".join(_headline(result))])]
-    for title, headers, num, rows, notes in _tables(result, rows_n, wide):
+    # tables keep to the terminal (narrower columns first give way); --wide shows everything
+    items: list = ["\n".join(_headline(result)) + "\n"]
+    for title, cols, rows, notes in _tables(result, rows_n, wide):
         if not rows:
-            parts.append(render_rich([f"{title}: none\n"]))
+            items.append(f"{title}: none\n")
             continue
-        parts.append(render_rich([_rich_table(title, headers, num, rows)],
-                                 width=WIDE_WIDTH if wide else None))
-        parts.append(render_rich(["\n".join(notes) + "\n"]))
+        items.append(fit_table(title, cols, rows, wide=wide))
+        items.append("\n".join(notes) + "\n")
     if not result.feasible:
-        parts.append(render_rich(["Nothing meets the targets:\n" + result.message()]))
+        items.append("Nothing meets the targets:\n" + result.message())
     elif written:
-        parts.append(render_rich([f"best strategy written to {written}"]))
-    return "".join(parts)
+        items.append(f"best strategy written to {written}")
+    return render_rich(items)
 
 
 # --- plot ------------------------------------------------------------------------------------
@@ -428,7 +371,7 @@ def plot_figure(result):
         import matplotlib.pyplot as plt
         from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     except ImportError:
-        raise CostsimError("needs matplotlib: pip install 'costsim[plot]'",
+        raise CostsimError("drawing a chart needs matplotlib: pip install 'costsim[plot]'",
                            path="--plot") from None
 
     fig, ax = plt.subplots(figsize=(10, 6), dpi=110)

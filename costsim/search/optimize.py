@@ -48,20 +48,14 @@ _TABLE_BLOCK = 1 << 23            # elements of the per-phase tables built at on
 def _resolve_policies(policy) -> list[Policy]:
     """``policy``: None (the bundled base), a path or Policy, or a sequence of them (the first
     is the base)."""
-    from ..loader import load_policy
+    from ..api import _as_policies
 
     if policy is None:
-        return [load_policy(paths.bundled_dir("policies") / DEFAULT_BASE_POLICY)]
+        return _as_policies([paths.bundled_dir("policies") / DEFAULT_BASE_POLICY])
     items = list(policy) if isinstance(policy, (list, tuple)) else [policy]
     if not items:
         return _resolve_policies(None)
-    out = [p if isinstance(p, Policy) else load_policy(p) for p in items]
-    seen: set[str] = set()
-    for p in out:
-        if p.name in seen:
-            raise p.error(("name",), f"two policies are named '{p.name}'")
-        seen.add(p.name)
-    return out
+    return _as_policies(items)      # paths, bundled names, folders; names must differ
 
 
 def _resolve_base(policy) -> Policy:
@@ -142,7 +136,11 @@ class Search:
         check_workload_against(self.wl, self.table)
         for p in self.policies:
             check_policy_against(p, self.table, self.wl)
-        self.notes: list[str] = []
+        from ..api import price_warnings
+        from ..loader import policy_warnings
+
+        self.notes: list[str] = price_warnings(self.table) + [
+            w for p in self.policies for w in policy_warnings(p, self.wl)]
         self.base_point = _baseline(self.table, self.wl, Strategy.routed(self.base),
                                     source=self.base.doc.file if self.base.doc else None)
         if self.base_point is None:            # re-raise the engine's own message
