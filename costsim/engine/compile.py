@@ -1,13 +1,24 @@
 """The one compile step: (price table, strategy, workload) -> attempt ladders.
 
-SPEC.md §3.1–3.3 live here and only here. A ladder says, for every *cell* (task type x
-combination of signals), phase and attempt index: which model makes the attempt, what the
-attempt costs, its success probability, the summarizer call that follows a success, the
-defect rate of the attempt's model (defect phases) and its catch rate (the review phase).
-The analytic engine (§3.4) and the Monte Carlo engine both read these arrays.
+SPEC.md §3.1–3.3 and the per-task arithmetic of §3.5 live here and only here. A ladder says, for
+every *cell* (task type x combination of signals), phase and attempt index: which model makes
+the attempt, what the attempt costs, its success probability, the summarizer call that follows a
+success, the defect rate of the attempt's model (defect phases) and its catch rate (the review
+phase). The analytic engine (§3.4) and the Monte Carlo engine both read these arrays.
 
 Arrays are padded to ``(cells, max_phases, max_attempts)``. Padded attempts have p=0 and cost 0,
 so they change nothing; padded phases succeed at their first attempt for free.
+
+With ``variation`` (§3.5) the ladders also carry, per task type, a quadrature rule over the
+task's difficulty and size (:mod:`costsim.engine.variation`) and the ladder at every node
+(:class:`NodeBlock`, materialised in blocks of cells by :func:`node_blocks`): success
+``σ(b − s·z)`` and every cost's expectation over the size at that node. ``p`` and ``cost`` stay
+the §3.3 rates and the unit-size costs; :class:`SizePieces` holds each attempt's cost as a
+function of the size (for the Monte Carlo engine, which samples the size itself).
+
+Everything that does not depend on the strategy (cost tables per model, success rates per model,
+cells) is computed once per workload and price table in a :class:`CompileCache`, so comparing
+many policies costs one table build plus a gather per policy.
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ import numpy as np
 
 from ..errors import CostsimError
 from ..models import Handoff, Policy, PriceTable, Workload
+from .variation import STEEP_WIDTH, NodeRule, Spread, expected_cost, node_rule, node_success, \
+    solve_intercepts
 
 PER_MILLION = 1_000_000.0
 
@@ -115,16 +128,27 @@ class Rates:
                    lc_input=a[:, 4], lc_output=a[:, 5], lc_cache_read=a[:, 6])
 
 
+def _contexts(*, system, prior, calls, g, attempts, retry) -> np.ndarray:
+    """``ctx_j`` of call j of attempt k, §3.2: ``[K, n]``. ``retry=False`` is
+    ``retry_context: none`` (no attempt resends the failed ones)."""
+    k = np.arange(attempts, dtype=float)[:, None]          # k-1
+    if not retry:
+        k = np.zeros((attempts, 1))
+    j = np.arange(calls, dtype=float)[None, :]             # j-1
+    return system + prior + k * calls * g + j * g
+
+
 def attempt_cost_table(rates: Rates, *, system: int, prior: float, calls: int, inp: int, out: int,
-                       hit: float, attempts: int) -> tuple[np.ndarray, np.ndarray]:
+                       hit: float, attempts: int, retry: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Cost of attempt k (rows, 1..attempts) for every model (columns), §3.2; and its tokens.
 
     Returns ``(cost[K, M], tokens[K, 3])`` with tokens = (uncached input, cached input, output).
+    ``retry=False``: the policy's ``retry_context: none`` (every attempt starts afresh).
     """
     g = inp + out
-    k = np.arange(attempts, dtype=float)[:, None]          # k-1
-    j = np.arange(calls, dtype=float)[None, :]             # j-1
-    ctx = system + prior + k * calls * g + j * g           # [K, n]
+    ctx = _contexts(system=system, prior=prior, calls=calls, g=g, attempts=attempts,
+                    retry=retry)                           # [K, n]
     long = (ctx + inp)[:, :, None] > rates.above[None, None, :]   # [K, n, M]
     c3 = ctx[:, :, None]
     base = hit * c3 * rates.cache_read + (1 - hit) * c3 * rates.input + inp * rates.input \
@@ -138,10 +162,21 @@ def attempt_cost_table(rates: Rates, *, system: int, prior: float, calls: int, i
     return cost, tokens
 
 
+def _summary_input(*, system, prior, calls, g, attempts, retry) -> np.ndarray:
+    """Summarizer input after a success at attempt k: the final transcript ``system + prior +
+    k·n·g``; with ``retry_context: none`` only the succeeding attempt's ``n·g`` (the lead's
+    reading where the spec is open; docs/cost-model.md)."""
+    if not retry:
+        return system + prior + np.ones(attempts) * calls * g
+    return system + prior + np.arange(1, attempts + 1, dtype=float) * calls * g
+
+
 def summary_cost_table(rates: Rates, *, system: int, prior: float, calls: int, g: int,
-                       summary_tokens: int, attempts: int) -> tuple[np.ndarray, np.ndarray]:
+                       summary_tokens: int, attempts: int, retry: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Cost of the summarizer call after a success at attempt k, for every model (no cache)."""
-    x = system + prior + np.arange(1, attempts + 1, dtype=float) * calls * g      # [K]
+    x = _summary_input(system=system, prior=prior, calls=calls, g=g, attempts=attempts,
+                       retry=retry)                                                  # [K]
     long = x[:, None] > rates.above[None, :]
     cost = np.where(long, x[:, None] * rates.lc_input + summary_tokens * rates.lc_output,
                     x[:, None] * rates.input + summary_tokens * rates.output) / PER_MILLION
@@ -149,21 +184,68 @@ def summary_cost_table(rates: Rates, *, system: int, prior: float, calls: int, g
     return cost, tokens
 
 
+def attempt_pieces(rates: Rates, *, system: int, prior: float, calls: int, inp: int, out: int,
+                   hit: float, attempts: int, retry: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Attempt k's cost as a function of the task's size factor u (§3.5: every token count is
+    multiplied by u, and call j switches to long-context rates once ``u·(ctx_j + in) > above``):
+
+        cost(u) = u · (base[k, m] + Σ_j delta[k, j, m] · 1{u > theta[k, j, m]})
+
+    ``base``: every call at the base rates, unit size; ``delta``: call j's long-context bill minus
+    its base bill; ``theta = above / (ctx_j + in)`` (``inf`` without a long_context block). At
+    ``u = 1`` this is :func:`attempt_cost_table`'s cost."""
+    g = inp + out
+    ctx = _contexts(system=system, prior=prior, calls=calls, g=g, attempts=attempts,
+                    retry=retry)                           # [K, n]
+    c3 = ctx[:, :, None]
+    base = hit * c3 * rates.cache_read + (1 - hit) * c3 * rates.input + inp * rates.input \
+        + out * rates.output
+    lc = hit * c3 * rates.lc_cache_read + (1 - hit) * c3 * rates.lc_input + inp * rates.lc_input \
+        + out * rates.lc_output
+    with np.errstate(divide="ignore"):
+        theta = rates.above[None, None, :] / (ctx + inp)[:, :, None]
+    return base.sum(axis=1) / PER_MILLION, (lc - base) / PER_MILLION, theta
+
+
+def summary_pieces(rates: Rates, *, system: int, prior: float, calls: int, g: int,
+                   summary_tokens: int, attempts: int, retry: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The summarizer call as a function of u, like :func:`attempt_pieces` (one call, no cache):
+    ``cost(u) = u · (base[k, m] + delta[k, m] · 1{u > theta[k, m]})``."""
+    x = _summary_input(system=system, prior=prior, calls=calls, g=g, attempts=attempts,
+                       retry=retry)[:, None]
+    base = x * rates.input + summary_tokens * rates.output
+    lc = x * rates.lc_input + summary_tokens * rates.lc_output
+    with np.errstate(divide="ignore"):
+        theta = rates.above[None, :] / x
+    return base / PER_MILLION, (lc - base) / PER_MILLION, theta
+
+
+def _success_column(mid: str, tier: str, score, success: dict | None, difficulty: float | None,
+                    feedback_gain: float, attempts: int) -> np.ndarray:
+    """p(k) of one model, §3.3 (NaN where neither a success entry nor a score applies)."""
+    col = np.full(attempts, math.nan)
+    value = None
+    if success:
+        value = success.get(mid, success.get(tier))
+    if value is not None:
+        seq = value if isinstance(value, list) else [value]
+        col[:] = [seq[min(k, len(seq) - 1)] for k in range(attempts)]
+    elif difficulty is not None and not math.isnan(score):
+        p1 = 1.0 / (1.0 + math.exp(-(score - difficulty) / 10.0))
+        col[0] = p1
+        col[1:] = p1 + (1.0 - p1) * feedback_gain
+    return col
+
+
 def success_table(rates: Rates, success: dict | None, difficulty: float | None,
                   feedback_gain: float, attempts: int) -> np.ndarray:
     """p(k) for every model, §3.3. NaN where neither a success entry nor a score applies."""
     p = np.full((attempts, len(rates.ids)), math.nan)
     for col, (mid, tier) in enumerate(zip(rates.ids, rates.tiers)):
-        value = None
-        if success:
-            value = success.get(mid, success.get(tier))
-        if value is not None:
-            seq = value if isinstance(value, list) else [value]
-            p[:, col] = [seq[min(k, len(seq) - 1)] for k in range(attempts)]
-        elif difficulty is not None and not math.isnan(rates.score[col]):
-            p1 = 1.0 / (1.0 + math.exp(-(rates.score[col] - difficulty) / 10.0))
-            p[0, col] = p1
-            p[1:, col] = p1 + (1.0 - p1) * feedback_gain
+        p[:, col] = _success_column(mid, tier, rates.score[col], success, difficulty,
+                                    feedback_gain, attempts)
     return p
 
 
@@ -252,7 +334,243 @@ def pareto_summarizer(prices: PriceTable, strategy: Strategy, workload: Workload
     return strategy.pool[int(np.argmin(total))]
 
 
+# --- strategy-independent tables ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Cfg:
+    """What a task type's cost tables depend on besides the model."""
+
+    summary: bool
+    summary_tokens: int
+    retry: bool
+
+
+@dataclass
+class _TypeInfo:
+    start: int                   # first cell of the task type (cells are grouped by type)
+    stop: int
+    phases: int
+    attempts: int
+    extras: list[float]          # distinct signal difficulty sums of the type's cells
+    extra_index: np.ndarray      # [cells of the type] index into ``extras``
+    max_calls: int
+
+
+class CompileCache:
+    """The parts of compiling that do not depend on the strategy, for one (price table,
+    workload): the cells and, per task type, the cost, token and success tables of every model
+    asked for so far. ``costsim.compare`` passes one cache to every strategy it compiles."""
+
+    def __init__(self, prices: PriceTable, workload: Workload):
+        self.prices = prices
+        self.workload = workload
+        self.cells = cells_of(workload)
+        self.types: list[_TypeInfo] = []
+        c = 0
+        for t_idx, t in enumerate(workload.task_types):
+            sigs = t.signals if t.signals is not None else workload.signals
+            start = c
+            extras: list[float] = []
+            idx = []
+            while c < len(self.cells) and self.cells[c].task == t_idx:
+                d = sum(sigs[s].difficulty for s in self.cells[c].signals)
+                if d not in extras:
+                    extras.append(d)
+                idx.append(extras.index(d))
+                c += 1
+            self.types.append(_TypeInfo(start, c, len(t.phases),
+                                        t.max_attempts or workload.max_attempts, extras,
+                                        np.array(idx, int), max(ph.calls for ph in t.phases)))
+        self._costs: dict = {}
+        self._pieces: dict = {}
+        self._success: dict = {}
+        self._rules: dict = {}
+        self._b: dict = {}
+        self._node_costs: dict = {}
+
+    # cost and token tables per model ------------------------------------------------------
+    def costs(self, t_idx: int, cfg: _Cfg, ids: list[str]) -> dict:
+        """``cost``/``summ_cost`` ``[P_t, K_t, M]`` for ``ids``; ``tokens``/``summ_tokens``
+        ``[P_t, K_t, 3]`` (model independent)."""
+        # NumPy sums a call axis pairwise when the table has one model column and in order
+        # when it has several; to give every strategy the numbers compiling it alone gives
+        # (to the last digit), one-model strategies get their own tables.
+        solo = len(ids) == 1
+        store = self._costs.setdefault((t_idx, cfg, solo), {"models": {}})
+        missing = [m for m in dict.fromkeys(ids) if m not in store["models"]]
+        if missing:
+            self._fill_costs(t_idx, cfg, missing if solo or len(missing) > 1
+                             else missing * 2, store)
+        cols = [store["models"][m] for m in ids]
+        return {"cost": np.stack([c[0] for c in cols], axis=-1),
+                "summ_cost": np.stack([c[1] for c in cols], axis=-1),
+                "tokens": store["tokens"], "summ_tokens": store["summ_tokens"]}
+
+    def _fill_costs(self, t_idx, cfg, missing, store):
+        wl = self.workload
+        t = wl.task_types[t_idx]
+        info = self.types[t_idx]
+        Kt, Pt = info.attempts, info.phases
+        rates = Rates.from_table(self.prices, missing)
+        cost = np.zeros((Pt, Kt, len(missing)))
+        scost = np.zeros((Pt, Kt, len(missing)))
+        tokens = np.zeros((Pt, Kt, 3))
+        stokens = np.zeros((Pt, Kt, 3))
+        prior_full = 0.0
+        for i, ph in enumerate(t.phases):
+            g = ph.input_tokens + ph.output_tokens
+            prior = (cfg.summary_tokens if i > 0 else 0) if cfg.summary else prior_full
+            cost[i], tokens[i] = attempt_cost_table(
+                rates, system=wl.system_tokens, prior=prior, calls=ph.calls,
+                inp=ph.input_tokens, out=ph.output_tokens, hit=wl.cache_hit_rate, attempts=Kt,
+                retry=cfg.retry)
+            if cfg.summary and i < Pt - 1:
+                scost[i], stokens[i] = summary_cost_table(
+                    rates, system=wl.system_tokens, prior=prior, calls=ph.calls, g=g,
+                    summary_tokens=cfg.summary_tokens, attempts=Kt, retry=cfg.retry)
+            prior_full += ph.calls * g
+        store["tokens"], store["summ_tokens"] = tokens, stokens
+        for j, m in enumerate(missing):
+            store["models"].setdefault(m, (cost[..., j], scost[..., j]))
+
+    def pieces(self, t_idx: int, cfg: _Cfg, ids: list[str]) -> dict:
+        """Each attempt's and summary's cost as a function of the size factor (see
+        :func:`attempt_pieces`): ``base [P_t, K_t, M]``, ``delta``/``theta`` ``[P_t, K_t, M, J]``
+        (J = the type's most calls; padding has delta 0, theta inf), ``summ_base``,
+        ``summ_delta``, ``summ_theta`` ``[P_t, K_t, M]`` (0/inf where no summary follows)."""
+        store = self._pieces.setdefault((t_idx, cfg), {})
+        missing = [m for m in dict.fromkeys(ids) if m not in store]
+        if missing:
+            self._fill_pieces(t_idx, cfg, missing, store)
+        cols = [store[m] for m in ids]
+        return {k: np.stack([c[k] for c in cols], axis=2)
+                for k in ("base", "delta", "theta", "summ_base", "summ_delta", "summ_theta")}
+
+    def _fill_pieces(self, t_idx, cfg, missing, store):
+        wl = self.workload
+        t = wl.task_types[t_idx]
+        info = self.types[t_idx]
+        Kt, Pt, J, M = info.attempts, info.phases, info.max_calls, len(missing)
+        rates = Rates.from_table(self.prices, missing)
+        out = {"base": np.zeros((Pt, Kt, M)), "delta": np.zeros((Pt, Kt, M, J)),
+               "theta": np.full((Pt, Kt, M, J), math.inf), "summ_base": np.zeros((Pt, Kt, M)),
+               "summ_delta": np.zeros((Pt, Kt, M)), "summ_theta": np.full((Pt, Kt, M), math.inf)}
+        prior_full = 0.0
+        for i, ph in enumerate(t.phases):
+            g = ph.input_tokens + ph.output_tokens
+            prior = (cfg.summary_tokens if i > 0 else 0) if cfg.summary else prior_full
+            base, delta, theta = attempt_pieces(
+                rates, system=wl.system_tokens, prior=prior, calls=ph.calls,
+                inp=ph.input_tokens, out=ph.output_tokens, hit=wl.cache_hit_rate, attempts=Kt,
+                retry=cfg.retry)
+            out["base"][i] = base
+            out["delta"][i, :, :, :ph.calls] = delta.transpose(0, 2, 1)
+            out["theta"][i, :, :, :ph.calls] = theta.transpose(0, 2, 1)
+            if cfg.summary and i < Pt - 1:
+                sb, sd, st = summary_pieces(
+                    rates, system=wl.system_tokens, prior=prior, calls=ph.calls, g=g,
+                    summary_tokens=cfg.summary_tokens, attempts=Kt, retry=cfg.retry)
+                out["summ_base"][i], out["summ_delta"][i], out["summ_theta"][i] = sb, sd, st
+            prior_full += ph.calls * g
+        for j, m in enumerate(missing):
+            store[m] = {k: v[:, :, j] for k, v in out.items()}
+
+    # variation: node rules, intercepts and per-node costs ---------------------------------
+    def node_rule(self, spread: Spread, thresholds: np.ndarray) -> tuple[tuple, NodeRule]:
+        """The quadrature rule for ``spread`` (shared by every strategy unless the rule has to
+        place panel edges at the strategy's own long-context steps)."""
+        thr = np.asarray(thresholds, float)
+        thr = np.unique(thr[np.isfinite(thr) & (thr > 0)])
+        has_lc = spread.t > 0 and thr.size > 0
+        steep = has_lc and spread.step_width < STEEP_WIDTH
+        key = (spread, has_lc, thr.tobytes() if steep else b"")
+        if key not in self._rules:
+            self._rules[key] = node_rule(spread, thr if has_lc else None)
+        return key, self._rules[key]
+
+    def intercepts(self, key: tuple, rule: NodeRule, s: float, p: np.ndarray) -> np.ndarray:
+        """``b`` of every element of ``p`` on ``rule`` (solved once per distinct value)."""
+        known = self._b.setdefault(key, {})
+        flat = p.ravel()
+        uniq = np.unique(flat)
+        new = [x for x in uniq.tolist() if x not in known]
+        if new:
+            for x, b in zip(new, solve_intercepts(np.array(new), s, rule).tolist()):
+                known[x] = b
+        table = np.array([known[x] for x in uniq.tolist()])
+        return table[np.searchsorted(uniq, flat)].reshape(p.shape)
+
+    def node_costs(self, t_idx: int, cfg: _Cfg, key: tuple, rule: NodeRule,
+                   ids: list[str]) -> np.ndarray:
+        """Expected attempt cost at every node: ``[P_t, K_t, M, Q]``."""
+        store = self._node_costs.setdefault((t_idx, cfg, key), {})
+        missing = [m for m in dict.fromkeys(ids) if m not in store]
+        if missing:
+            pz = self.pieces(t_idx, cfg, missing)
+            nc = expected_cost(pz["base"], pz["delta"], pz["theta"], rule.mu, rule.sigma)
+            for j, m in enumerate(missing):
+                store[m] = nc[:, :, j]
+        return np.stack([store[m] for m in ids], axis=2)
+
+    # success rates per model ------------------------------------------------------------------
+    def success(self, t_idx: int, ids: list[str]) -> np.ndarray:
+        """§3.3 ``p`` for every distinct signal difficulty of the type, phase, attempt and model:
+        ``[E_t, P_t, K_t, M]`` (NaN where the model's rate cannot be told)."""
+        store = self._success.setdefault(t_idx, {})
+        missing = [m for m in dict.fromkeys(ids) if m not in store]
+        if missing:
+            wl = self.workload
+            t = wl.task_types[t_idx]
+            info = self.types[t_idx]
+            rates = Rates.from_table(self.prices, missing)
+            for j, m in enumerate(missing):
+                tab = np.empty((len(info.extras), info.phases, info.attempts))
+                for e, extra in enumerate(info.extras):
+                    for i, ph in enumerate(t.phases):
+                        d = None if ph.difficulty is None else ph.difficulty + extra
+                        tab[e, i] = _success_column(m, rates.tiers[j], rates.score[j], ph.success,
+                                                    d, wl.feedback_gain, info.attempts)
+                store[m] = tab
+        return np.stack([store[m] for m in ids], axis=-1)
+
+
 # --- ladders --------------------------------------------------------------------------------
+
+@dataclass
+class TypeNodes:
+    """One task type's per-node ladder parts (§3.5), for :func:`node_blocks`."""
+
+    spread: Spread
+    rule: NodeRule
+    cells: slice                 # the type's cells in the ladders
+    b: np.ndarray                # [cells, P, K] intercepts (±inf where p is 0 or 1)
+    cost: np.ndarray             # [P_t, K_t, M, Q] expected attempt cost at each node, by model
+    summ: np.ndarray             # [P_t, K_t, Q] expected summarizer cost after success at k
+
+
+@dataclass
+class SizePieces:
+    """Every cell's ladder as a function of the task (for sampling tasks, §3.5): attempt cost
+    ``u · (base + Σ_j delta_j · 1{u > theta_j})``, summary likewise with one call; success
+    ``σ(b − s·z)`` (``p`` itself where ``s = 0``); ``u = exp(t·(r·z + sqrt(1−r²)·e) − t²/2)``."""
+
+    base: np.ndarray             # [C, P, K]
+    delta: np.ndarray            # [C, P, K, J]
+    theta: np.ndarray            # [C, P, K, J]
+    summ_base: np.ndarray        # [C, P, K]
+    summ_delta: np.ndarray       # [C, P, K]
+    summ_theta: np.ndarray       # [C, P, K]
+    b: np.ndarray                # [C, P, K]
+    s: np.ndarray                # [C]
+    t: np.ndarray                # [C]
+    r: np.ndarray                # [C]
+
+
+@dataclass
+class VariationLadders:
+    types: list[TypeNodes | None]    # per task type (None: that type has no variation)
+    pieces: SizePieces
+
 
 @dataclass
 class Ladders:
@@ -265,8 +583,8 @@ class Ladders:
     n_phases: np.ndarray              # [C]
     valid: np.ndarray                 # [C, P, K] bool: the attempt exists
     model: np.ndarray                 # [C, P, K] int, index into rates.ids (-1 padding)
-    cost: np.ndarray                  # [C, P, K]
-    p: np.ndarray                     # [C, P, K]
+    cost: np.ndarray                  # [C, P, K] at unit size (§3.2)
+    p: np.ndarray                     # [C, P, K] the §3.3 rate
     summ_cost: np.ndarray             # [C, P, K] summarizer cost after success at k
     summ_model: int                   # index into rates.ids, -1 if none
     defect: np.ndarray                # [C, P, K] defect rate of the attempt (defect phases)
@@ -279,6 +597,78 @@ class Ladders:
     tokens: np.ndarray                # [C, P, K, 3] uncached input, cached input, output
     summ_tokens: np.ndarray           # [C, P, K, 3]
     notes: list[str] = field(default_factory=list)
+    variation: VariationLadders | None = None   # §3.5; None: every task type alike
+    retry_context: str = "full"
+
+
+@dataclass
+class NodeBlock:
+    """The ladders of some cells at every quadrature node (§3.5): ``weight`` is the cell's
+    weight times the node's; ``size`` is ``E[u | node]`` (token counts at the node are ``size``
+    times the unit-size ones). Without variation a block has one node of weight 1 and the
+    ladders' own arrays."""
+
+    cells: slice
+    weight: np.ndarray           # [c, Q]
+    size: np.ndarray             # [Q]
+    p: np.ndarray                # [c, Q, P, K]
+    cost: np.ndarray             # [c, Q, P, K]
+    summ_cost: np.ndarray        # [c, Q, P, K]
+
+
+def node_blocks(L: Ladders, max_elements: int = 1 << 20):
+    """Yield :class:`NodeBlock` s covering every cell, each of about ``max_elements`` entries
+    (cells of one task type share a block's node rule)."""
+    C, P, K = L.p.shape
+    types = L.variation.types if L.variation is not None else [None] * len(L.workload.task_types)
+    starts = _type_ranges(L)
+    for t_idx, (c0, c1) in enumerate(starts):
+        tn = types[t_idx]
+        if c1 <= c0:
+            continue
+        Q = 1 if tn is None else len(tn.rule)
+        step = max(1, max_elements // max(1, Q * P * K))
+        for a in range(c0, c1, step):
+            b = min(c1, a + step)
+            sl = slice(a, b)
+            if tn is None:
+                yield NodeBlock(sl, L.weight[sl][:, None], np.ones(1), L.p[sl][:, None],
+                                L.cost[sl][:, None], L.summ_cost[sl][:, None])
+                continue
+            yield _materialise(L, tn, sl, t_idx)
+
+
+def _type_ranges(L: Ladders) -> list[tuple[int, int]]:
+    out = []
+    c = 0
+    for t_idx in range(len(L.workload.task_types)):
+        start = c
+        while c < len(L.cells) and L.cells[c].task == t_idx:
+            c += 1
+        out.append((start, c))
+    return out
+
+
+def _materialise(L: Ladders, tn: TypeNodes, sl: slice, t_idx: int) -> NodeBlock:
+    C, P, K = L.p.shape
+    rule = tn.rule
+    Q = len(rule)
+    lo = sl.start - tn.cells.start
+    hi = sl.stop - tn.cells.start
+    n = hi - lo
+    p = node_success(L.p[sl], tn.b[lo:hi], tn.spread.s, rule.z)           # [n, P, K, Q]
+    Pt, Kt = tn.cost.shape[:2]
+    model = L.model[sl, :Pt, :Kt]
+    valid = L.valid[sl, :Pt, :Kt]
+    ii = np.arange(Pt)[None, :, None]
+    kk = np.arange(Kt)[None, None, :]
+    c = tn.cost[ii, kk, np.where(valid, model, 0)]                          # [n, Pt, Kt, Q]
+    cost = np.zeros((n, Q, P, K))
+    cost[:, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], c, 0.0), -1, 1)
+    summ = np.zeros((n, Q, P, K))
+    summ[:, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], tn.summ[None], 0.0), -1, 1)
+    return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size,
+                     np.ascontiguousarray(np.moveaxis(p, -1, 1)), cost, summ)
 
 
 def _lookup(mapping: dict, mid: str, tier: str) -> float:
@@ -287,17 +677,36 @@ def _lookup(mapping: dict, mid: str, tier: str) -> float:
     return mapping.get(tier, 0.0)
 
 
-def _unsupported(strategy: Strategy, workload: Workload) -> None:
-    """Fields the file formats accept that this engine does not evaluate yet: refuse them
-    rather than give numbers that silently ignore them."""
-    for v in [workload.variation] + [t.variation for t in workload.task_types]:
-        if v is not None and not v.is_zero:
-            raise workload.error(("variation",), "variation is not supported by this version "
-                                 "of the engine yet")
+def _choose_models(strategy: Strategy, t, cells: list[Cell], index: dict, cost: np.ndarray,
+                   Kt: int) -> np.ndarray:
+    """Model index of every attempt of the type's cells, §3.1: ``[cells, P_t, K_t]``."""
+    n, Pt = len(cells), len(t.phases)
+    if strategy.kind == "single":
+        return np.full((n, Pt, Kt), index[strategy.model], int)
+    if strategy.kind == "pareto":
+        # cheapest model of the pool for each attempt of each phase (§3.2 cost)
+        return np.broadcast_to(np.argmin(cost, axis=-1)[None], (n, Pt, Kt)).copy()
     pol = strategy.policy
-    if pol is not None and pol.escalation.retry_context != "full":
-        raise pol.error(("escalation", "retry_context"), "retry_context: none is not "
-                        "supported by this version of the engine yet")
+    tiers = list(pol.tiers)
+    last = len(tiers) - 1
+    names = [ph.phase for ph in t.phases]
+    route = np.array([tiers.index(pol.routes.get(ph, pol.routes.get("default"))) for ph in names])
+    start = np.broadcast_to(route[None, :], (n, Pt)).copy()
+    bump = np.zeros((n, Pt), int)
+    for name, sig in pol.signals.items():
+        active = np.array([name in c.signals for c in cells], bool)
+        if not active.any():
+            continue
+        applies = np.array([sig.phases is None or ph in sig.phases for ph in names], bool)
+        on = active[:, None] & applies[None, :]
+        if sig.min_tier is not None:
+            start = np.where(on, np.maximum(start, tiers.index(sig.min_tier)), start)
+        bump += np.where(on, sig.raise_, 0)
+    start = np.minimum(start + bump, last)
+    k = np.arange(Kt)
+    tier = np.minimum(start[:, :, None] + k[None, None, :] // pol.escalation.after_failures, last)
+    tier_models = np.array([index[m] for m in pol.tiers.values()], int)
+    return tier_models[tier]
 
 
 def _no_score(prices: PriceTable, workload: Workload, model: str, task: int, phase: int,
@@ -315,8 +724,10 @@ def _no_score(prices: PriceTable, workload: Workload, model: str, task: int, pha
         f"for '{model}'"))
 
 
-def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) -> Ladders:
-    _unsupported(strategy, workload)
+def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, *,
+                    cache: CompileCache | None = None) -> Ladders:
+    """Compile one strategy. ``cache``: a :class:`CompileCache` of the same price table and
+    workload, shared between strategies (optional; results are identical either way)."""
     ids = strategy.models()
     for mid in ids:
         if mid not in prices.models:
@@ -330,39 +741,21 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) 
             raise CostsimError(f"summarizer '{summarizer}' is not a model in the price table",
                                path=f"{strategy.name}.handoff.summarizer")
         ids = ids + [summarizer]
+    if cache is None or cache.prices is not prices or cache.workload is not workload:
+        cache = CompileCache(prices, workload)
     rates = Rates.from_table(prices, ids)
     index = {m: i for i, m in enumerate(ids)}
-    cells = cells_of(workload)
+    cells = cache.cells
     tts = workload.task_types
     P = max(len(t.phases) for t in tts)
     K = max((t.max_attempts or workload.max_attempts) for t in tts)
     C = len(cells)
-    h = workload.cache_hit_rate
     summary = handoff.mode == "summary"
-
-    # Per task type: cost/token tables per phase (independent of signals).
-    per_task = []
-    for t in tts:
-        Kt = t.max_attempts or workload.max_attempts
-        rows = []
-        prior_full = 0.0
-        for i, ph in enumerate(t.phases):
-            g = ph.input_tokens + ph.output_tokens
-            prior = (handoff.summary_tokens if i > 0 else 0) if summary else prior_full
-            cost, tok = attempt_cost_table(rates, system=workload.system_tokens, prior=prior,
-                                           calls=ph.calls, inp=ph.input_tokens,
-                                           out=ph.output_tokens, hit=h, attempts=Kt)
-            if summary and i < len(t.phases) - 1:
-                scost, stok = summary_cost_table(rates, system=workload.system_tokens,
-                                                 prior=prior, calls=ph.calls, g=g,
-                                                 summary_tokens=handoff.summary_tokens,
-                                                 attempts=Kt)
-                scost = scost[:, index[summarizer]]
-            else:
-                scost, stok = np.zeros(Kt), np.zeros((Kt, 3))
-            rows.append((cost, tok, scost, stok))
-            prior_full += ph.calls * g
-        per_task.append(rows)
+    pol = strategy.policy
+    retry = pol is None or pol.escalation.retry_context == "full"
+    cfg = _Cfg(summary, handoff.summary_tokens if summary else 0, retry)
+    spreads = [Spread.of(workload.variation_of(t)) for t in tts]
+    varied = any(not sp.is_zero for sp in spreads)
 
     valid = np.zeros((C, P, K), bool)
     model = np.full((C, P, K), -1, int)
@@ -378,68 +771,73 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) 
     review_per_defect = np.zeros(C)
     tokens = np.zeros((C, P, K, 3))
     summ_tokens = np.zeros((C, P, K, 3))
-    p_cache: dict = {}
+    type_nodes: list[TypeNodes | None] = []
+    if varied:
+        J = max(info.max_calls for info in cache.types)
+        pc = SizePieces(base=np.zeros((C, P, K)), delta=np.zeros((C, P, K, J)),
+                        theta=np.full((C, P, K, J), math.inf), summ_base=np.zeros((C, P, K)),
+                        summ_delta=np.zeros((C, P, K)), summ_theta=np.full((C, P, K), math.inf),
+                        b=np.zeros((C, P, K)), s=np.zeros(C), t=np.zeros(C), r=np.zeros(C))
 
-    for c, cell in enumerate(cells):
-        t = tts[cell.task]
-        Kt = t.max_attempts or workload.max_attempts
-        sigs = t.signals if t.signals is not None else workload.signals
-        extra_d = sum(sigs[s].difficulty for s in cell.signals)
+    for t_idx, t in enumerate(tts):
+        info = cache.types[t_idx]
+        c0, c1 = info.start, info.stop
+        if c1 <= c0:
+            type_nodes.append(None)
+            continue
+        sl = slice(c0, c1)
+        Kt, Pt = info.attempts, info.phases
+        tab = cache.costs(t_idx, cfg, ids)
+        chosen = _choose_models(strategy, t, cells[c0:c1], index, tab["cost"], Kt)
+        ptab = cache.success(t_idx, ids)
+        ii = np.arange(Pt)[None, :, None]
+        kk = np.arange(Kt)[None, None, :]
+        pk = ptab[info.extra_index[:, None, None], ii, kk, chosen]            # [n, Pt, Kt]
+        nan = np.isnan(pk)
+        if nan.any():
+            c, i, k = (int(x[0]) for x in np.nonzero(nan))
+            ph = t.phases[i]
+            bad = ids[chosen[c, i, k]]
+            if ph.difficulty is not None:
+                _no_score(prices, workload, bad, t_idx, i, f"{t.name}/{ph.phase}")
+            why = "has no coding_score in the price table" if ph.difficulty is not None \
+                else "is not in the phase's success map and the phase has no difficulty"
+            raise CostsimError(
+                f"cannot tell how often '{bad}' succeeds: it {why}",
+                file=workload.doc.file if workload.doc else None,
+                line=workload.doc.line_of(("task_types", t_idx, "phases", i))
+                if workload.doc else None,
+                path=f"task_types[{t_idx}].phases[{i}] ({t.name}/{ph.phase})")
+        valid[sl, :Pt, :Kt] = True
+        model[sl, :Pt, :Kt] = chosen
+        cost[sl, :Pt, :Kt] = tab["cost"][ii, kk, chosen]
+        p[sl, :Pt, :Kt] = pk
+        p[sl, Pt:, 0] = 1.0                      # padded phases succeed for free
+        tokens[sl, :Pt, :Kt] = tab["tokens"][None]
+        s_col = index[summarizer] if summarizer is not None else 0
+        summ_cost[sl, :Pt, :Kt] = tab["summ_cost"][None, :, :, s_col]
+        summ_tokens[sl, :Pt, :Kt] = tab["summ_tokens"][None]
         defects = t.defects if t.defects is not None else workload.defects
+        names = [ph.phase for ph in t.phases]
         if defects is not None:
-            review_base[c] = defects.review_minutes.base
-            review_per_defect[c] = defects.review_minutes.per_defect
-        p[c, len(t.phases):, 0] = 1.0          # padded phases succeed for free
-        for i, ph in enumerate(t.phases):
-            acost, atok, scost, stok = per_task[cell.task][i]
-            if strategy.kind == "single":
-                chosen = [index[strategy.model]] * Kt
-            elif strategy.kind == "pareto":
-                # cheapest model of the pool for each attempt of this phase (§3.2 cost)
-                chosen = [int(x) for x in np.argmin(acost, axis=1)]
-            else:
-                pol = strategy.policy
-                start = start_tier(pol, ph.phase, cell.signals)
-                last = len(pol.tiers) - 1
-                tier_models = list(pol.tiers.values())
-                chosen = [index[tier_models[tier_of_attempt(start, k, pol.escalation.after_failures,
-                                                            last)]] for k in range(1, Kt + 1)]
-            d = None if ph.difficulty is None else ph.difficulty + extra_d
-            key = (cell.task, i, extra_d)
-            if key not in p_cache:
-                p_cache[key] = success_table(rates, ph.success, d, workload.feedback_gain, Kt)
-            ptab = p_cache[key]
-            ks = np.arange(Kt)
-            pk = ptab[ks, chosen]
-            if np.isnan(pk).any():
-                bad = ids[chosen[int(np.flatnonzero(np.isnan(pk))[0])]]
-                if ph.difficulty is not None:
-                    _no_score(prices, workload, bad, cell.task, i, f"{t.name}/{ph.phase}")
-                why = "has no coding_score in the price table" if ph.difficulty is not None \
-                    else "is not in the phase's success map and the phase has no difficulty"
-                raise CostsimError(
-                    f"cannot tell how often '{bad}' succeeds: it {why}",
-                    file=workload.doc.file if workload.doc else None,
-                    line=workload.doc.line_of(("task_types", cell.task, "phases", i))
-                    if workload.doc else None,
-                    path=f"task_types[{cell.task}].phases[{i}] ({t.name}/{ph.phase})")
-            valid[c, i, :Kt] = True
-            model[c, i, :Kt] = chosen
-            cost[c, i, :Kt] = acost[ks, chosen]
-            p[c, i, :Kt] = pk
-            tokens[c, i, :Kt] = atok
-            summ_cost[c, i, :Kt] = scost
-            summ_tokens[c, i, :Kt] = stok
-            if defects is not None and ph.phase in defects.phases:
-                is_defect_phase[c, i] = True
-                defect[c, i, :Kt] = [_lookup(defects.rate, ids[m], rates.tiers[m]) for m in chosen]
-            if ph.phase == "review":
-                has_review[c] = True
-                review_index[c] = i
-                if defects is not None:
-                    catch[c, :Kt] = [_lookup(defects.catch_rate, ids[m], rates.tiers[m])
-                                     for m in chosen]
-
+            review_base[sl] = defects.review_minutes.base
+            review_per_defect[sl] = defects.review_minutes.per_defect
+            rate = np.array([_lookup(defects.rate, m, rates.tiers[j]) for j, m in enumerate(ids)])
+            for i, name in enumerate(names):
+                if name in defects.phases:
+                    is_defect_phase[sl, i] = True
+                    defect[sl, i, :Kt] = rate[chosen[:, i, :]]
+        if "review" in names:
+            i = names.index("review")
+            has_review[sl] = True
+            review_index[sl] = i
+            if defects is not None:
+                cr = np.array([_lookup(defects.catch_rate, m, rates.tiers[j])
+                               for j, m in enumerate(ids)])
+                catch[sl, :Kt] = cr[chosen[:, i, :]]
+        if varied:
+            type_nodes.append(_type_nodes(cache, t_idx, cfg, ids, spreads[t_idx], sl, chosen,
+                                          p, cost, summ_cost, summarizer, index, pc))
     return Ladders(
         strategy=strategy, workload=workload, rates=rates, cells=cells,
         phase_names=[[ph.phase for ph in t.phases] for t in tts],
@@ -449,4 +847,57 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) 
         summ_model=index[summarizer] if summarizer is not None else -1,
         defect=defect, is_defect_phase=is_defect_phase, catch=catch, has_review=has_review,
         review_index=review_index, review_base=review_base,
-        review_per_defect=review_per_defect, tokens=tokens, summ_tokens=summ_tokens)
+        review_per_defect=review_per_defect, tokens=tokens, summ_tokens=summ_tokens,
+        variation=VariationLadders(type_nodes, pc) if varied else None,
+        retry_context="full" if retry else "none")
+
+
+def _type_nodes(cache: CompileCache, t_idx: int, cfg: _Cfg, ids: list[str], spread: Spread,
+                sl: slice, chosen: np.ndarray, p: np.ndarray, cost: np.ndarray,
+                summ_cost: np.ndarray, summarizer: str | None, index: dict,
+                pc: SizePieces) -> TypeNodes | None:
+    """The §3.5 parts of one task type: its node rule, intercepts and per-node cost tables;
+    and its cells' size pieces for the Monte Carlo engine."""
+    info = cache.types[t_idx]
+    Pt, Kt = info.phases, info.attempts
+    ii = np.arange(Pt)[None, :, None]
+    kk = np.arange(Kt)[None, None, :]
+    pc.s[sl], pc.t[sl], pc.r[sl] = spread.s, spread.t, spread.r
+    if spread.is_zero or spread.t == 0.0:
+        # unit size: the cost is the §3.2 cost itself, exactly
+        pc.base[sl] = cost[sl]
+        pc.summ_base[sl] = summ_cost[sl]
+    if spread.is_zero:
+        pc.b[sl] = np.nan
+        return None
+    thresholds = np.zeros(0)
+    if spread.t > 0.0:
+        pz = cache.pieces(t_idx, cfg, ids)
+        pc.base[sl, :Pt, :Kt] = pz["base"][ii, kk, chosen]
+        J = pz["delta"].shape[-1]
+        pc.delta[sl, :Pt, :Kt, :J] = pz["delta"][ii, kk, chosen]
+        pc.theta[sl, :Pt, :Kt, :J] = pz["theta"][ii, kk, chosen]
+        if summarizer is not None:
+            sc = index[summarizer]
+            live = summ_cost[sl, :Pt, :Kt] > 0
+            pc.summ_base[sl, :Pt, :Kt] = np.where(live, pz["summ_base"][None, :, :, sc], 0.0)
+            pc.summ_delta[sl, :Pt, :Kt] = np.where(live, pz["summ_delta"][None, :, :, sc], 0.0)
+            pc.summ_theta[sl, :Pt, :Kt] = np.where(live, pz["summ_theta"][None, :, :, sc],
+                                                   math.inf)
+        used = np.zeros((Pt, Kt, len(ids)), bool)
+        used[np.broadcast_to(ii, chosen.shape), np.broadcast_to(kk, chosen.shape), chosen] = True
+        thresholds = np.concatenate([pz["theta"][used].ravel(),
+                                     pc.summ_theta[sl, :Pt, :Kt].ravel()])
+    key, rule = cache.node_rule(spread, thresholds)
+    b = cache.intercepts(key, rule, spread.s, p[sl])
+    pc.b[sl] = b
+    if spread.t == 0.0:
+        tab = cache.costs(t_idx, cfg, ids)
+        node_cost = np.broadcast_to(tab["cost"][..., None], tab["cost"].shape + (len(rule),))
+        node_summ = np.broadcast_to(summ_cost[sl.start, :Pt, :Kt, None], (Pt, Kt, len(rule)))
+    else:
+        node_cost = cache.node_costs(t_idx, cfg, key, rule, ids)
+        node_summ = expected_cost(pc.summ_base[sl.start, :Pt, :Kt],
+                                  pc.summ_delta[sl.start, :Pt, :Kt, None],
+                                  pc.summ_theta[sl.start, :Pt, :Kt, None], rule.mu, rule.sigma)
+    return TypeNodes(spread=spread, rule=rule, cells=sl, b=b, cost=node_cost, summ=node_summ)
