@@ -372,7 +372,7 @@ def _combine(group: _TaskGroup, g0: int, g1: int, T: int, N: int,
     width = [1 if a < nf else T for a in axes]
     sel = [slice(fixed[a], fixed[a] + 1) if a < nf else slice(None) for a in axes]
     if len(group.build) == 1:
-        out = _combine_local(group.variant(0), g0, g1, T, fixed)
+        out = _combine_local(group.variant(0), g0, g1, sel, width)
     else:
         mask = np.broadcast_to(group.summ_lc[g0:g1].reshape((g,) + (1,) * n),
                                (g,) + tuple(width))
@@ -380,13 +380,26 @@ def _combine(group: _TaskGroup, g0: int, g1: int, T: int, N: int,
             li = group.lc[i][g0:g1, sel[i]]
             mask = mask | li.reshape((g,) + (1,) * i + (width[i],) + (1,) * (n - 1 - i))
         if mask.all():
-            out = _combine_local(group.variant(1), g0, g1, T, fixed)
+            out = _combine_local(group.variant(1), g0, g1, sel, width)
         elif not mask.any():
-            out = _combine_local(group.variant(0), g0, g1, T, fixed)
+            out = _combine_local(group.variant(0), g0, g1, sel, width)
         else:
-            a = _combine_local(group.variant(0), g0, g1, T, fixed)
-            b = _combine_local(group.variant(1), g0, g1, T, fixed)
-            out = tuple(np.where(mask, y, x) for x, y in zip(a, b))
+            # the rule with long-context calls everywhere, then the points without any: per
+            # config those form a box (on every phase, the routes whose ladders avoid them)
+            out = tuple(np.array(np.broadcast_to(x, (g,) + tuple(width))) for x in
+                        _combine_local(group.variant(1), g0, g1, sel, width))
+            v0 = group.variant(0)
+            for j in range(g):
+                if mask[j].all():
+                    continue
+                idx = [np.flatnonzero(~group.lc[i][g0 + j, sel[i]]) for i in range(n)]
+                if group.summ_lc[g0 + j] or any(len(x) == 0 for x in idx):
+                    continue
+                sub_sel = [np.arange(T)[sel[i]][idx[i]] for i in range(n)]
+                part = _combine_local(v0, g0 + j, g0 + j + 1, sub_sel, [len(x) for x in idx])
+                at = np.ix_(*idx)
+                for o, pt in zip(out, part):
+                    o[j][at] = pt[0]
 
     # local phase axes -> global axes (sorted), singleton for phases this task type lacks
     order = np.argsort(axes)
@@ -400,9 +413,9 @@ def _combine(group: _TaskGroup, g0: int, g1: int, T: int, N: int,
     return tuple(glob(x) for x in out)
 
 
-def _combine_local(tt: _TaskTables, g0: int, g1: int, T: int, fixed: tuple[int, ...] = ()):
-    """(E, C, D, RV) of one task type on one variant over its own route grid: each
-    [g, width of local phase 0, ..., width of local phase n-1].
+def _combine_local(tt: _TaskTables, g0: int, g1: int, sel: list, width: list[int]):
+    """(E, C, D, RV) of one task type on one variant over the routes ``sel[i]`` (a slice or an
+    index array, ``width[i]`` routes) of each local phase i: each [g, width[0], ..., width[n-1]].
 
     The sum over cells is a matrix product. Split the phases into a first run A and the rest B:
     per cell, ``C = C_A C_B`` and ``E = E_A + C_A E_B`` (``C_X`` the success product of run X,
@@ -412,11 +425,8 @@ def _combine_local(tt: _TaskTables, g0: int, g1: int, T: int, fixed: tuple[int, 
     as :func:`costsim.engine.analytic.cell_stats` does (clipped to [0, 1]).
     """
     n = len(tt.axes)
-    nf = len(fixed)
     g = g1 - g0
     nc = len(tt.w)
-    sel = [slice(fixed[a], fixed[a] + 1) if a < nf else slice(None) for a in tt.axes]
-    width = [1 if a < nf else T for a in tt.axes]
     Pf = [tt.P[g0:g1, :, i, sel[i]] for i in range(n)]                     # [g, c, w_i]
     Ef = [tt.E[g0:g1, :, i, sel[i]] for i in range(n)]
     w = tt.w[None, :, None]
