@@ -67,14 +67,16 @@ def test_every_point_matches_the_engine_with_variation(tmp_path, seed, spread, p
 
 
 def test_long_context_picks_the_rule_per_point(tmp_path):
-    # a spread with long-context thresholds in reach: some points of the space call a model
-    # with a long_context block, some do not -- both rules must be in use, each where the
-    # engine uses it
-    p, pol, w = with_variation(tmp_path, 2, {"difficulty": 1.3, "tokens": 1.0,
-                                             "tokens_follow_difficulty": 0.6})
+    # a spread whose long-context steps are steeper than its difficulty (step width
+    # sqrt(1 - r^2) / r = 0.75, so the engine narrows its panels when a policy's calls can
+    # reach long-context rates): some points of the space call a model with a long_context
+    # block, some do not -- both rules must be in use, each where the engine uses it
+    p, pol, w = with_variation(tmp_path, 2, {"difficulty": 0.5, "tokens": 1.0,
+                                             "tokens_follow_difficulty": 0.8})
     S = Search(p, pol, w, after_failures=(1,), handoffs=("full_history",))
     two = [tp for tp in S.prep if len(tp.variants) == 2]
     assert two, "the draw has long-context models"
+    assert len(two[0].variants[0].wq) != len(two[0].variants[1].wq)
     g = S.grid()
     rng = np.random.default_rng(0)
     for flat in rng.choice(S.size, 40, replace=False):

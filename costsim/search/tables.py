@@ -157,6 +157,12 @@ def _variants(cache, t_idx, cfgs, ids, spread, rates, p, tabs):
     elif spread.t > 0 and spread.s > 0 and lc.any():
         rules = [cache.node_rule(spread, np.zeros(0)),
                  cache.node_rule(spread, np.ones(1))]          # without / with long context
+        (_, r0), (_, r1) = rules
+        if all(np.array_equal(getattr(r0, f), getattr(r1, f))
+               for f in ("z", "weight", "mu", "sigma")):
+            # long-context steps too gentle to narrow the panels: one rule either way (its
+            # intercepts and per-node costs are then the same numbers under both keys)
+            rules = rules[:1]
     else:
         rules = [cache.node_rule(spread, np.ones(1) if lc.any() else np.zeros(0))]
     known = ~np.isnan(p)
