@@ -311,6 +311,7 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
     fr_c: list[tuple] = []
     fr_d: list[tuple] = []
     fr_a: list[tuple] = []
+    limit = [256, 256, 256]
     for b in S.blocks():
         E, C = b.E, b.C
         live = C > 0
@@ -328,9 +329,9 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
                 best = (float(obj[j]), int(b.flat(j)))
         _aggregate(agg, live, C, dr, rvm, ok_c, ok_d, ok_r)
         # frontiers, each with the other targets enforced
-        for store, mask, vals, sign, col in ((fr_c, ok_d & ok_r, C, 1.0, 1),
-                                             (fr_d, ok_c & ok_r, dr, -1.0, 2),
-                                             (fr_a, live, C, 1.0, 1)):
+        for si, (store, mask, vals, sign, col) in enumerate(((fr_c, ok_d & ok_r, C, 1.0, 1),
+                                                             (fr_d, ok_c & ok_r, dr, -1.0, 2),
+                                                             (fr_a, live, C, 1.0, 1))):
             if store:
                 rows = sorted(store)
                 anchors = (np.array([r[0] for r in rows]), sign * np.array([r[col] for r in rows]))
@@ -340,10 +341,11 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
                                   anchors)
             store += [(float(cpct.flat[x]), float(C.flat[x]), float(dr.flat[x]),
                        float(rvm.flat[x]), float(E.flat[x]), int(b.flat(int(x)))) for x in idx]
-            if len(store) > 4096:          # keep the running set small
-                keep = _frontier(np.array([r[0] for r in store]),
+            if len(store) > limit[si]:     # keep the running set small (it is sorted for
+                keep = _frontier(np.array([r[0] for r in store]),       # every block)
                                  np.array([r[col] for r in store]), sign)
                 store[:] = [store[i] for i in sorted(keep)]
+                limit[si] = max(256, 2 * len(store))
 
     constraints = {"min_completion": minc, "max_defect_rate": maxd,
                    "max_review_minutes": maxr}
