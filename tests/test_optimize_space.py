@@ -308,3 +308,18 @@ def test_a_candidate_of_a_class_no_tier_holds_is_reported(tmp_path):
     r = optimize(p2, pols, w, candidates=["cheap", "mid", "top"])
     assert any("fill no tier" in n and "mid" in n for n in r.notes)
     assert r.space["tier_models"] == {"budget": ["cheap"], "premium": ["top"]}
+
+
+def test_threads_change_nothing(monkeypatch):
+    from pathlib import Path
+    fx = Path(__file__).parent / "fixtures"
+    monkeypatch.setattr(O, "_TABLE_BLOCK", 1)          # one model combination per chunk
+    S = Search(prices=fx / "prices.yaml", policy=fx / "policy.yaml",
+               workload=fx / "workload.yaml")
+    assert S.sp.n_combos > 4 and S.mch == 1
+    one = [(b.g0, b.r0, b.E.copy(), b.C.copy(), b.D.copy()) for b in S.blocks(threads=1)]
+    two = [(b.g0, b.r0, b.E.copy(), b.C.copy(), b.D.copy()) for b in S.blocks(threads=2)]
+    assert [x[:2] for x in one] == [x[:2] for x in two]
+    for a, b in zip(one, two):
+        for x, y in zip(a[2:], b[2:]):
+            assert np.array_equal(x, y)

@@ -17,6 +17,7 @@ are what is reported.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -188,30 +189,61 @@ class Search:
                       tp.rank * self.T ** min(free, 3) * tp.K]
         return max(sizes)
 
-    def blocks(self):
+    def blocks(self, threads: int | None = None):
         """Yield :class:`Block` s covering the whole space, each point once, in flat order
-        within a block."""
+        within a block, in the same order whatever ``threads`` is.
+
+        Chunks of model combinations are computed on ``threads`` threads (default: up to 2,
+        the cores NumPy's loops can use while they release the GIL), a couple of chunks ahead
+        of the consumer."""
+        nthreads = threads if threads is not None else min(2, os.cpu_count() or 1)
+        starts = range(0, self.sp.n_combos, self.mch)
+        if nthreads <= 1 or len(starts) <= 1:
+            for mu0 in starts:
+                yield from self._chunk_blocks(mu0)
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=nthreads) as pool:
+            ahead: deque = deque()
+            it = iter(starts)
+            for mu0 in it:
+                ahead.append(pool.submit(self._chunk_blocks_list, mu0))
+                if len(ahead) >= 2 * nthreads:
+                    break
+            while ahead:
+                blocks = ahead.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    ahead.append(pool.submit(self._chunk_blocks_list, nxt))
+                yield from blocks
+
+    def _chunk_blocks_list(self, mu0: int) -> list["Block"]:
+        return list(self._chunk_blocks(mu0))
+
+    def _chunk_blocks(self, mu0: int):
+        """The blocks of the chunk of model combinations starting at ``mu0``."""
         T, N, sp = self.T, self.N, self.sp
         HA = len(sp.handoffs) * len(sp.after)
         nfix = self.nfix
         nr = T ** (N - nfix)
-        for mu0 in range(0, sp.n_combos, self.mch):
-            mu1 = min(sp.n_combos, mu0 + self.mch)
-            combos = sp.combos(mu0, mu1)
-            tts = [task_tables(tp, sp, combos) for tp in self.prep]
-            Gc = (mu1 - mu0) * HA
-            for fixed in np.ndindex(*(T,) * nfix):
-                r0 = int(np.ravel_multi_index(fixed, (T,) * nfix)) * nr if nfix else 0
-                for c0 in range(0, Gc, self.gch):
-                    c1 = min(Gc, c0 + self.gch)
-                    acc = [0.0, 0.0, 0.0, 0.0]
-                    for tt in tts:
-                        for x, v in enumerate(_combine(tt, c0, c1, T, N, fixed)):
-                            acc[x] = acc[x] + v
-                    full = (c1 - c0,) + (1,) * nfix + (T,) * (N - nfix)
-                    E, C, D, RV = (np.broadcast_to(a, full).reshape(c1 - c0, nr) for a in acc)
-                    yield Block(g0=mu0 * HA + c0, g1=mu0 * HA + c1, r0=r0, nr=nr,
-                                routes_n=self.routes_n, E=E, C=C, D=D, RV=RV)
+        mu1 = min(sp.n_combos, mu0 + self.mch)
+        combos = sp.combos(mu0, mu1)
+        tts = [task_tables(tp, sp, combos) for tp in self.prep]
+        Gc = (mu1 - mu0) * HA
+        for fixed in np.ndindex(*(T,) * nfix):
+            r0 = int(np.ravel_multi_index(fixed, (T,) * nfix)) * nr if nfix else 0
+            for c0 in range(0, Gc, self.gch):
+                c1 = min(Gc, c0 + self.gch)
+                acc = [0.0, 0.0, 0.0, 0.0]
+                for tt in tts:
+                    for x, v in enumerate(_combine(tt, c0, c1, T, N, fixed)):
+                        acc[x] = acc[x] + v
+                full = (c1 - c0,) + (1,) * nfix + (T,) * (N - nfix)
+                E, C, D, RV = (np.broadcast_to(a, full).reshape(c1 - c0, nr) for a in acc)
+                yield Block(g0=mu0 * HA + c0, g1=mu0 * HA + c1, r0=r0, nr=nr,
+                            routes_n=self.routes_n, E=E, C=C, D=D, RV=RV)
 
     def chunks(self):
         """Yield ``(g0, E, C, D, RV)`` with [configs, routes] arrays covering whole configs
