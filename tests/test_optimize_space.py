@@ -310,13 +310,12 @@ def test_a_candidate_of_a_class_no_tier_holds_is_reported(tmp_path):
     assert r.space["tier_models"] == {"budget": ["cheap"], "premium": ["top"]}
 
 
-def test_threads_change_nothing(monkeypatch):
-    from pathlib import Path
-    fx = Path(__file__).parent / "fixtures"
+def test_threads_change_nothing(tmp_path, monkeypatch):
+    from test_optimize import random_inputs
+
     monkeypatch.setattr(O, "_TABLE_BLOCK", 1)          # one model combination per chunk
-    S = Search(prices=fx / "prices.yaml", policy=fx / "policy.yaml",
-               workload=fx / "workload.yaml")
-    assert S.sp.n_combos > 4 and S.mch == 1
+    S = Search(*random_inputs(tmp_path, 3))
+    assert S.sp.n_combos >= 4 and S.mch == 1
     one = [(b.g0, b.r0, b.E.copy(), b.C.copy(), b.D.copy()) for b in S.blocks(threads=1)]
     two = [(b.g0, b.r0, b.E.copy(), b.C.copy(), b.D.copy()) for b in S.blocks(threads=2)]
     assert [x[:2] for x in one] == [x[:2] for x in two]
