@@ -340,7 +340,7 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
         base_name, chosen_by = default_baseline(table, pols, models)
     results = []
     settings: dict = {}
-    cache = CompileCache(table, wl)
+    cache = CompileCache(table, wl, [m for s in strategies for m in s.models()])
     for s in strategies:
         L = compile_ladders(table, s, wl, cache=cache)
         r = result_from_metrics(s, evaluate(L), L)

@@ -57,29 +57,42 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     E = (R * E_phase).sum(-1)
     Cc = P.prod(-1)
 
-    # Defects (§3.4): given success, phase i succeeded at attempt k with w = F p / P.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        w = np.where(P[..., None] > 0, F * p / P[..., None], 0.0)
-    is_def = per_cell(L.is_defect_phase)
-    rho = np.where(is_def, (w * per_cell(L.defect)).sum(-1), 0.0)            # [..., P]
+    # Defects (§3.4): given success, phase i succeeded at attempt k with w = F p / P. Only the
+    # phases that can carry a defect in some cell (D) and the review phase need w: every other
+    # phase's factor below is exactly 1.
     K = p.shape[-1]
+    is_def_all = L.is_defect_phase[sl]
+    D = np.flatnonzero(is_def_all.any(axis=0))
     has = per_cell(L.has_review)
     ri = np.maximum(per_cell(L.review_index), 0)
+
+    def w_at(Fi, pi, Pi):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(Pi[..., None] > 0, Fi * pi / Pi[..., None], 0.0)
+
     # Review attempt distribution and its catch rates; no review -> catch 0 with weight 1.
     first = np.zeros(K)
     first[0] = 1.0
-    w_at_review = np.take_along_axis(w, ri[..., None, None], axis=-2)[..., 0, :]
+    take = ri[..., None, None]
+    w_at_review = w_at(np.take_along_axis(F, take, axis=-2),
+                       np.take_along_axis(p, take, axis=-2),
+                       np.take_along_axis(P, ri[..., None], axis=-1))[..., 0, :]
     w_rev = np.where(has[..., None], w_at_review, first)
     # noship = sum_k' w_rev[k'] * prod_i (1 - (1 - catch[k']) * rho_i)  (rho of the review
     # phase replaced below when it is a defect phase)
     surv = 1.0 - per_cell(L.catch)                                           # [..., K]
-    terms = 1.0 - surv[..., None, :] * rho[..., :, None]                     # [..., P, K]
+    is_def = per_cell(L.is_defect_phase)[..., D]
+    defect_D = per_cell(L.defect)[..., D, :]
+    rho = np.where(is_def, (w_at(F[..., D, :], p[..., D, :], P[..., D]) * defect_D).sum(-1),
+                   0.0)                                                      # [..., |D|]
+    terms = 1.0 - surv[..., None, :] * rho[..., :, None]                     # [..., |D|, K]
     # A review phase that is also a defect phase: its defect comes from the same succeeding
     # attempt k' whose catch rate applies, so use that attempt's rate, not the average rho.
-    rev_def = has & np.take_along_axis(is_def, ri[..., None], axis=-1)[..., 0]
+    rev_def = has & np.take_along_axis(per_cell(L.is_defect_phase), ri[..., None],
+                                       axis=-1)[..., 0]
     if rev_def.any():
-        at = (np.arange(p.shape[-2]) == ri[..., None]) & rev_def[..., None]   # [..., P]
-        own = 1.0 - surv[..., None, :] * per_cell(L.defect)
+        at = (D == ri[..., None]) & rev_def[..., None]                        # [..., |D|]
+        own = 1.0 - surv[..., None, :] * defect_D
         terms = np.where(at[..., None], own, terms)
     # ship = sum_k' w_rev[k'] * (1 - prod_i terms): equal to 1 - noship since the w_rev sum to 1,
     # but exactly 0 when nothing can carry a defect (the w_rev sum to 1 only up to rounding).
@@ -146,15 +159,18 @@ class Metrics:
 def evaluate(L: Ladders) -> Metrics:
     M = len(L.rates.ids)
     # phase names in order of first appearance (cell order, then phase order)
-    names: list[str] = []
-    for cell in L.cells:
-        for n in L.phase_names[cell.task]:
-            if n not in names:
-                names.append(n)
-    name_id = np.full(L.p.shape[:2], -1, int)
-    for c, cell in enumerate(L.cells):
-        for i, n in enumerate(L.phase_names[cell.task]):
-            name_id[c, i] = names.index(n)
+    if L.phase_ids is not None:
+        names, name_id = L.phase_list, L.phase_ids
+    else:
+        names = []
+        for cell in L.cells:
+            for n in L.phase_names[cell.task]:
+                if n not in names:
+                    names.append(n)
+        name_id = np.full(L.p.shape[:2], -1, int)
+        for c, cell in enumerate(L.cells):
+            for i, n in enumerate(L.phase_names[cell.task]):
+                name_id[c, i] = names.index(n)
 
     E = C = ship_w = rev_w = attempts = retries = summ_spend = summ_calls = 0.0
     spend_m = np.zeros(M)
@@ -170,44 +186,48 @@ def evaluate(L: Ladders) -> Metrics:
         ship_w += float(w.ravel() @ (s.C * s.defect).ravel())
         rev_w += float(w.ravel() @ (s.C * s.review).ravel())
 
-        valid = L.valid[sl][:, None] if nodes else L.valid
-        p = blk.p if nodes else L.p
-        cost = blk.cost if nodes else L.cost
-        summ = blk.summ_cost if nodes else L.summ_cost
-        # Probability mass of each attempt actually happening, per task: w_c * R_i * F_k.
-        mass = w[..., None, None] * s.R[..., None] * s.F * valid                # [..., P, K]
-        succ_mass = mass * p                                                    # success at k
-        attempts += float(mass.sum())
-        retries += float(mass[..., 1:].sum())
         m_idx = np.where(L.valid[sl], L.model[sl], 0).ravel()
-        if nodes:
-            # sum over the nodes first; expected token counts at a node are E[u | node] times
-            # the unit-size ones
-            size = blk.size[None, :, None, None]
-            att = mass.sum(axis=1)
-            spend = (mass * cost).sum(axis=1)
-            tmass = (mass * size).sum(axis=1)
-            tsucc = (succ_mass * size).sum(axis=1)
-        else:
-            att, spend, tmass, tsucc = mass, mass * cost, mass, succ_mass
-        spend_m += np.bincount(m_idx, weights=spend.ravel(), minlength=M)
-        att_m += np.bincount(m_idx, weights=att.ravel(), minlength=M)
-        tok_m += np.stack([np.bincount(m_idx, weights=(tmass[..., None] * L.tokens[sl])[..., x]
-                                       .ravel(), minlength=M) for x in range(3)], axis=1)
-        summ_spend += float((succ_mass * summ).sum())
-        summ_tok += (tsucc[..., None] * L.summ_tokens[sl]).sum(axis=(0, 1, 2))
-        summ_calls += float(succ_mass[np.broadcast_to(summ > 0, succ_mass.shape)].sum()) \
-            if L.summ_model >= 0 else 0.0
-
-        # per phase name (task types sharing a phase name are pooled)
-        wr = w[..., None] * s.R
-        vals = {"spend": wr * s.E_phase, "reach": wr, "success_mass": wr * s.P,
-                "attempts": mass.sum(-1)}
         ids = name_id[sl]
         keep = ids >= 0
+        wr = w[..., None] * s.R
+        if nodes:
+            # Sum over the nodes first: [c, Q, P, K] -> [c, P, K]. Expected token counts at a
+            # node are E[u | node] times the unit-size ones.
+            mass = wr[..., None] * s.F * L.valid[sl][:, None]                  # [c, Q, P, K]
+            succ_mass = mass * blk.p
+            size = blk.size[None, :, None, None]
+            att = mass.sum(axis=1)                                              # [c, P, K]
+            spend = (mass * blk.cost).sum(axis=1)
+            tmass = (mass * size).sum(axis=1)
+            tsucc = (succ_mass * size).sum(axis=1)
+            summ_node = (succ_mass * blk.summ_cost).sum(axis=1)
+            summ_on = (succ_mass * (blk.summ_cost > 0)).sum(axis=1)
+            attempts += float(att.sum())
+            retries += float(att[..., 1:].sum())
+            summ_spend += float(summ_node.sum())
+            summ_calls += float(summ_on.sum()) if L.summ_model >= 0 else 0.0
+            phase_att = att.sum(-1)
+            vals = {"spend": (wr * s.E_phase).sum(axis=1), "reach": wr.sum(axis=1),
+                    "success_mass": (wr * s.P).sum(axis=1), "attempts": phase_att}
+        else:
+            # Probability mass of each attempt actually happening, per task: w_c * R_i * F_k.
+            mass = w[..., None, None] * s.R[..., None] * s.F * L.valid            # [C, P, K]
+            succ_mass = mass * L.p                                                # success at k
+            attempts += float(mass.sum())
+            retries += float(mass[..., 1:].sum())
+            att, spend, tmass, tsucc = mass, mass * L.cost, mass, succ_mass
+            summ_spend += float((succ_mass * L.summ_cost).sum())
+            summ_calls += float(succ_mass[L.summ_cost > 0].sum()) if L.summ_model >= 0 else 0.0
+            vals = {"spend": wr * s.E_phase, "reach": wr, "success_mass": wr * s.P,
+                    "attempts": mass.sum(-1)}
+        spend_m += np.bincount(m_idx, weights=spend.ravel(), minlength=M)
+        att_m += np.bincount(m_idx, weights=att.ravel(), minlength=M)
+        tok = L.tokens[sl]
+        tok_m += np.stack([np.bincount(m_idx, weights=(tmass * tok[..., x]).ravel(),
+                                       minlength=M) for x in range(3)], axis=1)
+        summ_tok += (tsucc[..., None] * L.summ_tokens[sl]).sum(axis=(0, 1, 2))
+        # per phase name (task types sharing a phase name are pooled)
         for k, v in vals.items():
-            if nodes:
-                v = v.sum(axis=1)                  # over the nodes: [c, P]
             ph[k] += np.bincount(ids[keep], weights=v[keep], minlength=len(names))
 
     cpct = E / C if C > 0 else float("inf")

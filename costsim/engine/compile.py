@@ -162,6 +162,29 @@ def attempt_cost_table(rates: Rates, *, system: int, prior: float, calls: int, i
     return cost, tokens
 
 
+def _attempt_costs(rates: Rates, *, system, prior, calls, inp, out, hit, attempts, retry,
+                   alone: bool) -> np.ndarray:
+    """:func:`attempt_cost_table`'s cost ``[K, M]``, every model's column as that function gives
+    it when the model is the only column (``alone``) or one of several. (NumPy sums the calls
+    of one model pairwise when they lie contiguously, i.e. for a one-column table, and in order
+    otherwise; from 8 calls up the two differ in the last digit, and a strategy's numbers must
+    not depend on what else was compiled alongside it.)"""
+    if not alone:
+        return attempt_cost_table(rates, system=system, prior=prior, calls=calls, inp=inp,
+                                  out=out, hit=hit, attempts=attempts, retry=retry)[0]
+    g = inp + out
+    ctx = _contexts(system=system, prior=prior, calls=calls, g=g, attempts=attempts,
+                    retry=retry)[None]                     # [1, K, n]
+    r = {k: getattr(rates, k)[:, None, None] for k in ("cache_read", "input", "output", "above",
+                                                       "lc_cache_read", "lc_input", "lc_output")}
+    long = (ctx + inp) > r["above"]                        # [M, K, n]
+    base = hit * ctx * r["cache_read"] + (1 - hit) * ctx * r["input"] + inp * r["input"] \
+        + out * r["output"]
+    lc = hit * ctx * r["lc_cache_read"] + (1 - hit) * ctx * r["lc_input"] + inp * r["lc_input"] \
+        + out * r["lc_output"]
+    return (np.where(long, lc, base).sum(axis=-1) / PER_MILLION).T
+
+
 def _summary_input(*, system, prior, calls, g, attempts, retry) -> np.ndarray:
     """Summarizer input after a success at attempt k: the final transcript ``system + prior +
     k·n·g``; with ``retry_context: none`` only the succeeding attempt's ``n·g`` (the lead's
@@ -354,16 +377,43 @@ class _TypeInfo:
     extras: list[float]          # distinct signal difficulty sums of the type's cells
     extra_index: np.ndarray      # [cells of the type] index into ``extras``
     max_calls: int
+    active: dict                 # signal name -> [cells of the type] bool
+
+
+class _ModelTable:
+    """Arrays with a model axis that grows as models are asked for (column per model id)."""
+
+    def __init__(self, axis: int):
+        self.axis = axis
+        self.cols: dict[str, int] = {}
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def missing(self, ids) -> list[str]:
+        return [m for m in dict.fromkeys(ids) if m not in self.cols]
+
+    def add(self, ids: list[str], arrays: dict) -> None:
+        for k, v in arrays.items():
+            self.arrays[k] = v if k not in self.arrays else \
+                np.concatenate([self.arrays[k], v], axis=self.axis)
+        for m in ids:
+            self.cols[m] = len(self.cols)
+
+    def index(self, ids) -> np.ndarray:
+        return np.array([self.cols[m] for m in ids], int)
 
 
 class CompileCache:
     """The parts of compiling that do not depend on the strategy, for one (price table,
     workload): the cells and, per task type, the cost, token and success tables of every model
-    asked for so far. ``costsim.compare`` passes one cache to every strategy it compiles."""
+    asked for so far. ``costsim.compare`` passes one cache to every strategy it compiles.
 
-    def __init__(self, prices: PriceTable, workload: Workload):
+    ``models``: the models the strategies will ask for, computed together on the first request
+    (optional; others are added when asked for)."""
+
+    def __init__(self, prices: PriceTable, workload: Workload, models=()):
         self.prices = prices
         self.workload = workload
+        self.models = [m for m in dict.fromkeys(models) if m in prices.models]
         self.cells = cells_of(workload)
         self.types: list[_TypeInfo] = []
         c = 0
@@ -378,75 +428,131 @@ class CompileCache:
                     extras.append(d)
                 idx.append(extras.index(d))
                 c += 1
+            active = {name: np.array([name in cell.signals for cell in self.cells[start:c]],
+                                     bool) for name in sigs}
             self.types.append(_TypeInfo(start, c, len(t.phases),
                                         t.max_attempts or workload.max_attempts, extras,
-                                        np.array(idx, int), max(ph.calls for ph in t.phases)))
+                                        np.array(idx, int), max(ph.calls for ph in t.phases),
+                                        active))
+        names: list[str] = []              # phase names in order of first appearance in a cell
+        for info, t in zip(self.types, workload.task_types):
+            if info.stop > info.start:
+                for ph in t.phases:
+                    if ph.phase not in names:
+                        names.append(ph.phase)
+        self.phase_list = names
+        P = max(len(t.phases) for t in workload.task_types)
+        self.phase_ids = np.full((len(self.cells), P), -1, int)
+        for c, cell in enumerate(self.cells):
+            for i, ph in enumerate(workload.task_types[cell.task].phases):
+                self.phase_ids[c, i] = names.index(ph.phase)
+        self.P = P
+        self.K = max(info.attempts for info in self.types)
+        C = len(self.cells)
+        self.cell_type = np.array([c.task for c in self.cells], int)
+        self.cell_extra = np.zeros(C, int)
+        self.valid = np.zeros((C, P, self.K), bool)
+        self.is_defect_phase = np.zeros((C, P), bool)
+        self.has_review = np.zeros(C, bool)
+        self.review_index = np.full(C, -1, int)
+        self.review_base = np.zeros(C)
+        self.review_per_defect = np.zeros(C)
+        self.signal_names = list(dict.fromkeys(n for info in self.types for n in info.active))
+        self.active = np.zeros((C, len(self.signal_names)), bool)
+        for t_idx, (info, t) in enumerate(zip(self.types, workload.task_types)):
+            sl = slice(info.start, info.stop)
+            self.cell_extra[sl] = info.extra_index
+            self.valid[sl, :info.phases, :info.attempts] = True
+            for name, on in info.active.items():
+                self.active[sl, self.signal_names.index(name)] = on
+            defects = t.defects if t.defects is not None else workload.defects
+            names = [ph.phase for ph in t.phases]
+            if defects is not None:
+                self.review_base[sl] = defects.review_minutes.base
+                self.review_per_defect[sl] = defects.review_minutes.per_defect
+                for i, name in enumerate(names):
+                    if name in defects.phases:
+                        self.is_defect_phase[sl, i] = True
+            if "review" in names:
+                self.has_review[sl] = True
+                self.review_index[sl] = names.index("review")
+        self.E = max(len(info.extras) for info in self.types)
         self._costs: dict = {}
         self._pieces: dict = {}
-        self._success: dict = {}
+        self._success: _ModelTable = _ModelTable(axis=4)
+        self._defects: _ModelTable = _ModelTable(axis=1)
         self._rules: dict = {}
         self._b: dict = {}
         self._node_costs: dict = {}
 
-    # cost and token tables per model ------------------------------------------------------
-    def costs(self, t_idx: int, cfg: _Cfg, ids: list[str]) -> dict:
-        """``cost``/``summ_cost`` ``[P_t, K_t, M]`` for ``ids``; ``tokens``/``summ_tokens``
-        ``[P_t, K_t, 3]`` (model independent)."""
-        # NumPy sums a call axis pairwise when the table has one model column and in order
-        # when it has several; to give every strategy the numbers compiling it alone gives
-        # (to the last digit), one-model strategies get their own tables.
-        solo = len(ids) == 1
-        store = self._costs.setdefault((t_idx, cfg, solo), {"models": {}})
-        missing = [m for m in dict.fromkeys(ids) if m not in store["models"]]
-        if missing:
-            self._fill_costs(t_idx, cfg, missing if solo or len(missing) > 1
-                             else missing * 2, store)
-        cols = [store["models"][m] for m in ids]
-        return {"cost": np.stack([c[0] for c in cols], axis=-1),
-                "summ_cost": np.stack([c[1] for c in cols], axis=-1),
-                "tokens": store["tokens"], "summ_tokens": store["summ_tokens"]}
+    def _batch(self, table: _ModelTable, ids) -> list[str]:
+        missing = table.missing(ids)
+        if missing and not table.cols:
+            missing = table.missing(list(missing) + self.models)
+        return missing
 
-    def _fill_costs(self, t_idx, cfg, missing, store):
+    # cost and token tables per model ------------------------------------------------------
+    def costs(self, cfg: _Cfg, solo: bool, ids) -> _ModelTable:
+        """Every task type's ``cost``/``summ_cost`` ``[T, P, K, models]`` (zero padding) and
+        ``tokens``/``summ_tokens`` ``[T, P, K, 3]`` (model independent). ``solo``: the strategy
+        has one model (see :func:`_attempt_costs`)."""
+        table = self._costs.setdefault((cfg, solo), _ModelTable(axis=3))
+        missing = self._batch(table, ids)
+        if missing:
+            T = len(self.types)
+            M = len(missing)
+            out = {"cost": np.zeros((T, self.P, self.K, M)),
+                   "summ_cost": np.zeros((T, self.P, self.K, M))}
+            first = "tokens" not in table.arrays
+            if first:
+                table.arrays["tokens"] = np.zeros((T, self.P, self.K, 3))
+                table.arrays["summ_tokens"] = np.zeros((T, self.P, self.K, 3))
+            for t_idx, info in enumerate(self.types):
+                if info.stop > info.start:
+                    self._fill_costs(t_idx, cfg, solo, missing, out, table.arrays, first)
+            table.add(missing, out)
+        return table
+
+    def _fill_costs(self, t_idx, cfg, solo, missing, out, arrays, first):
         wl = self.workload
         t = wl.task_types[t_idx]
         info = self.types[t_idx]
-        Kt, Pt = info.attempts, info.phases
-        rates = Rates.from_table(self.prices, missing)
-        cost = np.zeros((Pt, Kt, len(missing)))
-        scost = np.zeros((Pt, Kt, len(missing)))
-        tokens = np.zeros((Pt, Kt, 3))
-        stokens = np.zeros((Pt, Kt, 3))
+        Kt = info.attempts
+        n = len(missing)
+        # one model alone in a multi-model table would be summed pairwise: pad with itself
+        batch = missing if solo or n > 1 else missing * 2
+        rates = Rates.from_table(self.prices, batch)
+        one = Rates.from_table(self.prices, batch[:1])
         prior_full = 0.0
         for i, ph in enumerate(t.phases):
             g = ph.input_tokens + ph.output_tokens
             prior = (cfg.summary_tokens if i > 0 else 0) if cfg.summary else prior_full
-            cost[i], tokens[i] = attempt_cost_table(
-                rates, system=wl.system_tokens, prior=prior, calls=ph.calls,
-                inp=ph.input_tokens, out=ph.output_tokens, hit=wl.cache_hit_rate, attempts=Kt,
-                retry=cfg.retry)
-            if cfg.summary and i < Pt - 1:
-                scost[i], stokens[i] = summary_cost_table(
+            kw = dict(system=wl.system_tokens, prior=prior, calls=ph.calls, inp=ph.input_tokens,
+                      out=ph.output_tokens, hit=wl.cache_hit_rate, attempts=Kt, retry=cfg.retry)
+            out["cost"][t_idx, i, :Kt] = _attempt_costs(rates, alone=solo, **kw)[:, :n]
+            if first:
+                arrays["tokens"][t_idx, i, :Kt] = attempt_cost_table(one, **kw)[1]
+            if cfg.summary and i < info.phases - 1:
+                sc, st = summary_cost_table(
                     rates, system=wl.system_tokens, prior=prior, calls=ph.calls, g=g,
                     summary_tokens=cfg.summary_tokens, attempts=Kt, retry=cfg.retry)
+                out["summ_cost"][t_idx, i, :Kt] = sc[:, :n]
+                if first:
+                    arrays["summ_tokens"][t_idx, i, :Kt] = st
             prior_full += ph.calls * g
-        store["tokens"], store["summ_tokens"] = tokens, stokens
-        for j, m in enumerate(missing):
-            store["models"].setdefault(m, (cost[..., j], scost[..., j]))
 
-    def pieces(self, t_idx: int, cfg: _Cfg, ids: list[str]) -> dict:
+    def pieces(self, t_idx: int, cfg: _Cfg, ids) -> _ModelTable:
         """Each attempt's and summary's cost as a function of the size factor (see
-        :func:`attempt_pieces`): ``base [P_t, K_t, M]``, ``delta``/``theta`` ``[P_t, K_t, M, J]``
-        (J = the type's most calls; padding has delta 0, theta inf), ``summ_base``,
-        ``summ_delta``, ``summ_theta`` ``[P_t, K_t, M]`` (0/inf where no summary follows)."""
-        store = self._pieces.setdefault((t_idx, cfg), {})
-        missing = [m for m in dict.fromkeys(ids) if m not in store]
+        :func:`attempt_pieces`): ``base [P_t, K_t, models]``, ``delta``/``theta``
+        ``[P_t, K_t, models, J]`` (J = the type's most calls; padding has delta 0, theta inf),
+        ``summ_base``, ``summ_delta``, ``summ_theta`` ``[P_t, K_t, models]``."""
+        table = self._pieces.setdefault((t_idx, cfg), _ModelTable(axis=2))
+        missing = self._batch(table, ids)
         if missing:
-            self._fill_pieces(t_idx, cfg, missing, store)
-        cols = [store[m] for m in ids]
-        return {k: np.stack([c[k] for c in cols], axis=2)
-                for k in ("base", "delta", "theta", "summ_base", "summ_delta", "summ_theta")}
+            self._fill_pieces(t_idx, cfg, missing, table)
+        return table
 
-    def _fill_pieces(self, t_idx, cfg, missing, store):
+    def _fill_pieces(self, t_idx, cfg, missing, table):
         wl = self.workload
         t = wl.task_types[t_idx]
         info = self.types[t_idx]
@@ -472,8 +578,7 @@ class CompileCache:
                     summary_tokens=cfg.summary_tokens, attempts=Kt, retry=cfg.retry)
                 out["summ_base"][i], out["summ_delta"][i], out["summ_theta"][i] = sb, sd, st
             prior_full += ph.calls * g
-        for j, m in enumerate(missing):
-            store[m] = {k: v[:, :, j] for k, v in out.items()}
+        table.add(missing, out)
 
     # variation: node rules, intercepts and per-node costs ---------------------------------
     def node_rule(self, spread: Spread, thresholds: np.ndarray) -> tuple[tuple, NodeRule]:
@@ -482,7 +587,7 @@ class CompileCache:
         thr = np.asarray(thresholds, float)
         thr = np.unique(thr[np.isfinite(thr) & (thr > 0)])
         has_lc = spread.t > 0 and thr.size > 0
-        steep = has_lc and spread.step_width < STEEP_WIDTH
+        steep = has_lc and spread.step_width * max(1.0, spread.s) < STEEP_WIDTH
         key = (spread, has_lc, thr.tobytes() if steep else b"")
         if key not in self._rules:
             self._rules[key] = node_rule(spread, thr if has_lc else None)
@@ -501,37 +606,82 @@ class CompileCache:
         return table[np.searchsorted(uniq, flat)].reshape(p.shape)
 
     def node_costs(self, t_idx: int, cfg: _Cfg, key: tuple, rule: NodeRule,
-                   ids: list[str]) -> np.ndarray:
-        """Expected attempt cost at every node: ``[P_t, K_t, M, Q]``."""
-        store = self._node_costs.setdefault((t_idx, cfg, key), {})
-        missing = [m for m in dict.fromkeys(ids) if m not in store]
+                   ids) -> _ModelTable:
+        """Expected attempt cost at every node, ``cost [P_t, K_t, models, Q]``, and of the
+        summary each model would write after a success at attempt k, ``summ`` (0 where no
+        summary follows)."""
+        table = self._node_costs.setdefault((t_idx, cfg, key), _ModelTable(axis=2))
+        missing = self._batch(table, ids)
         if missing:
             pz = self.pieces(t_idx, cfg, missing)
-            nc = expected_cost(pz["base"], pz["delta"], pz["theta"], rule.mu, rule.sigma)
-            for j, m in enumerate(missing):
-                store[m] = nc[:, :, j]
-        return np.stack([store[m] for m in ids], axis=2)
+            col = pz.index(missing)
+            a = pz.arrays
+            nc = expected_cost(a["base"][:, :, col], a["delta"][:, :, col], a["theta"][:, :, col],
+                               rule.mu, rule.sigma)
+            ns = expected_cost(a["summ_base"][:, :, col], a["summ_delta"][:, :, col, None],
+                               a["summ_theta"][:, :, col, None], rule.mu, rule.sigma)
+            table.add(missing, {"cost": nc, "summ": ns})
+        return table
 
-    # success rates per model ------------------------------------------------------------------
-    def success(self, t_idx: int, ids: list[str]) -> np.ndarray:
-        """§3.3 ``p`` for every distinct signal difficulty of the type, phase, attempt and model:
-        ``[E_t, P_t, K_t, M]`` (NaN where the model's rate cannot be told)."""
-        store = self._success.setdefault(t_idx, {})
-        missing = [m for m in dict.fromkeys(ids) if m not in store]
+    # success rates and defect rates per model ------------------------------------------------
+    def success(self, ids) -> _ModelTable:
+        """§3.3 ``p [T, E, P, K, models]`` for every task type, distinct signal difficulty of
+        its cells, phase and attempt (NaN where the model's rate cannot be told; padded phases
+        succeed at their first attempt, padded attempts never)."""
+        table = self._success
+        missing = self._batch(table, ids)
+        if not missing:
+            return table
+        wl = self.workload
+        rates = Rates.from_table(self.prices, missing)
+        out = np.zeros((len(self.types), self.E, self.P, self.K, len(missing)))
+        for t_idx, (info, t) in enumerate(zip(self.types, wl.task_types)):
+            Kt = info.attempts
+            extras = np.array(info.extras, float)
+            E = len(extras)
+            out[t_idx, :, info.phases:, 0] = 1.0
+            for i, ph in enumerate(t.phases):
+                d = None if ph.difficulty is None else ph.difficulty + extras      # [E]
+                for j, m in enumerate(missing):
+                    value = None
+                    if ph.success:
+                        value = ph.success.get(m, ph.success.get(rates.tiers[j]))
+                    if value is not None:
+                        seq = value if isinstance(value, list) else [value]
+                        out[t_idx, :E, i, :Kt, j] = [seq[min(k, len(seq) - 1)] for k in range(Kt)]
+                    elif d is not None and not math.isnan(rates.score[j]):
+                        # §3.3 with the standard library's exp, as for one value at a time
+                        x = -(rates.score[j] - d) / 10.0
+                        p1 = 1.0 / (1.0 + _EXP(x).astype(float))
+                        out[t_idx, :E, i, 0, j] = p1
+                        out[t_idx, :E, i, 1:Kt, j] = (p1 + (1.0 - p1) * wl.feedback_gain)[:, None]
+                    else:
+                        out[t_idx, :E, i, :Kt, j] = math.nan
+        table.add(missing, {"p": out})
+        return table
+
+    def defect_rates(self, ids) -> _ModelTable:
+        """Per task type and model: ``rate``/``catch`` ``[T, models]`` (model id, then tier
+        class; 0 when the maps name neither, or the type has no defects block)."""
+        table = self._defects
+        missing = self._batch(table, ids)
         if missing:
             wl = self.workload
-            t = wl.task_types[t_idx]
-            info = self.types[t_idx]
-            rates = Rates.from_table(self.prices, missing)
-            for j, m in enumerate(missing):
-                tab = np.empty((len(info.extras), info.phases, info.attempts))
-                for e, extra in enumerate(info.extras):
-                    for i, ph in enumerate(t.phases):
-                        d = None if ph.difficulty is None else ph.difficulty + extra
-                        tab[e, i] = _success_column(m, rates.tiers[j], rates.score[j], ph.success,
-                                                    d, wl.feedback_gain, info.attempts)
-                store[m] = tab
-        return np.stack([store[m] for m in ids], axis=-1)
+            tiers = [self.prices.models[m].tier for m in missing]
+            rate = np.zeros((len(self.types), len(missing)))
+            catch = np.zeros((len(self.types), len(missing)))
+            for t_idx, t in enumerate(wl.task_types):
+                defects = t.defects if t.defects is not None else wl.defects
+                if defects is None:
+                    continue
+                rate[t_idx] = [_lookup(defects.rate, m, tr) for m, tr in zip(missing, tiers)]
+                catch[t_idx] = [_lookup(defects.catch_rate, m, tr)
+                                for m, tr in zip(missing, tiers)]
+            table.add(missing, {"rate": rate, "catch": catch})
+        return table
+
+
+_EXP = np.frompyfunc(math.exp, 1, 1)
 
 
 # --- ladders --------------------------------------------------------------------------------
@@ -599,6 +749,8 @@ class Ladders:
     notes: list[str] = field(default_factory=list)
     variation: VariationLadders | None = None   # §3.5; None: every task type alike
     retry_context: str = "full"
+    phase_ids: np.ndarray | None = None          # [C, P] index into phase_list (-1 padding)
+    phase_list: list[str] | None = None          # phase names, in order of first appearance
 
 
 @dataclass
@@ -677,33 +829,39 @@ def _lookup(mapping: dict, mid: str, tier: str) -> float:
     return mapping.get(tier, 0.0)
 
 
-def _choose_models(strategy: Strategy, t, cells: list[Cell], index: dict, cost: np.ndarray,
-                   Kt: int) -> np.ndarray:
-    """Model index of every attempt of the type's cells, §3.1: ``[cells, P_t, K_t]``."""
-    n, Pt = len(cells), len(t.phases)
+def _choose_models(strategy: Strategy, cache: CompileCache, index: dict,
+                   cost: np.ndarray) -> np.ndarray:
+    """Model index (into the strategy's models) of every attempt of every cell, §3.1:
+    ``[C, P, K]``. ``cost``: the strategy's models' attempt costs ``[T, P, K, M]``."""
+    C, P, K = cache.valid.shape
     if strategy.kind == "single":
-        return np.full((n, Pt, Kt), index[strategy.model], int)
+        return np.full((C, P, K), index[strategy.model], int)
     if strategy.kind == "pareto":
         # cheapest model of the pool for each attempt of each phase (§3.2 cost)
-        return np.broadcast_to(np.argmin(cost, axis=-1)[None], (n, Pt, Kt)).copy()
+        return np.argmin(cost, axis=-1)[cache.cell_type]
     pol = strategy.policy
     tiers = list(pol.tiers)
     last = len(tiers) - 1
-    names = [ph.phase for ph in t.phases]
-    route = np.array([tiers.index(pol.routes.get(ph, pol.routes.get("default"))) for ph in names])
-    start = np.broadcast_to(route[None, :], (n, Pt)).copy()
-    bump = np.zeros((n, Pt), int)
+    names = cache.phase_list
+    default = pol.routes.get("default")
+    route = np.array([tiers.index(pol.routes.get(ph, default)) for ph in names] + [0])
+    ids = cache.phase_ids                                   # -1 (padding) -> the extra 0
+    start = route[ids]
+    bump = 0
     for name, sig in pol.signals.items():
-        active = np.array([name in c.signals for c in cells], bool)
+        if name not in cache.signal_names:
+            continue
+        active = cache.active[:, cache.signal_names.index(name)]
         if not active.any():
             continue
-        applies = np.array([sig.phases is None or ph in sig.phases for ph in names], bool)
-        on = active[:, None] & applies[None, :]
+        applies = np.array([sig.phases is None or ph in sig.phases for ph in names] + [False])
+        on = active[:, None] & applies[ids]
         if sig.min_tier is not None:
             start = np.where(on, np.maximum(start, tiers.index(sig.min_tier)), start)
-        bump += np.where(on, sig.raise_, 0)
+        if sig.raise_:
+            bump = bump + np.where(on, sig.raise_, 0)
     start = np.minimum(start + bump, last)
-    k = np.arange(Kt)
+    k = np.arange(K)
     tier = np.minimum(start[:, :, None] + k[None, None, :] // pol.escalation.after_failures, last)
     tier_models = np.array([index[m] for m in pol.tiers.values()], int)
     return tier_models[tier]
@@ -742,7 +900,7 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
                                path=f"{strategy.name}.handoff.summarizer")
         ids = ids + [summarizer]
     if cache is None or cache.prices is not prices or cache.workload is not workload:
-        cache = CompileCache(prices, workload)
+        cache = CompileCache(prices, workload, ids)
     rates = Rates.from_table(prices, ids)
     index = {m: i for i, m in enumerate(ids)}
     cells = cache.cells
@@ -757,20 +915,47 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
     spreads = [Spread.of(workload.variation_of(t)) for t in tts]
     varied = any(not sp.is_zero for sp in spreads)
 
-    valid = np.zeros((C, P, K), bool)
-    model = np.full((C, P, K), -1, int)
-    cost = np.zeros((C, P, K))
-    p = np.zeros((C, P, K))
-    summ_cost = np.zeros((C, P, K))
-    defect = np.zeros((C, P, K))
-    is_defect_phase = np.zeros((C, P), bool)
-    catch = np.zeros((C, K))
-    has_review = np.zeros(C, bool)
-    review_index = np.full(C, -1, int)
-    review_base = np.zeros(C)
-    review_per_defect = np.zeros(C)
-    tokens = np.zeros((C, P, K, 3))
-    summ_tokens = np.zeros((C, P, K, 3))
+    tab = cache.costs(cfg, len(ids) == 1, ids)
+    col = tab.index(ids)                                   # strategy model -> table column
+    chosen = _choose_models(strategy, cache, index, tab.arrays["cost"][..., col])
+    valid = cache.valid
+    tc = cache.cell_type[:, None, None]
+    ii = np.arange(P)[None, :, None]
+    kk = np.arange(K)[None, None, :]
+    ptab = cache.success(ids)
+    p = ptab.arrays["p"][tc, cache.cell_extra[:, None, None], ii, kk, ptab.index(ids)[chosen]]
+    nan = np.isnan(p) & valid
+    if nan.any():
+        c, i, k = (int(x[0]) for x in np.nonzero(nan))
+        t_idx = cells[c].task
+        t = tts[t_idx]
+        ph = t.phases[i]
+        bad = ids[chosen[c, i, k]]
+        if ph.difficulty is not None:
+            _no_score(prices, workload, bad, t_idx, i, f"{t.name}/{ph.phase}")
+        why = "has no coding_score in the price table" if ph.difficulty is not None \
+            else "is not in the phase's success map and the phase has no difficulty"
+        raise CostsimError(
+            f"cannot tell how often '{bad}' succeeds: it {why}",
+            file=workload.doc.file if workload.doc else None,
+            line=workload.doc.line_of(("task_types", t_idx, "phases", i))
+            if workload.doc else None,
+            path=f"task_types[{t_idx}].phases[{i}] ({t.name}/{ph.phase})")
+    model = np.where(valid, chosen, -1)
+    cost = tab.arrays["cost"][tc, ii, kk, col[chosen]]
+    tokens = tab.arrays["tokens"][cache.cell_type]
+    summ_tokens = tab.arrays["summ_tokens"][cache.cell_type]
+    if summarizer is not None:
+        summ_cost = tab.arrays["summ_cost"][cache.cell_type, :, :, col[index[summarizer]]]
+    else:
+        summ_cost = np.zeros((C, P, K))
+    dtab = cache.defect_rates(ids)
+    dcol = dtab.index(ids)[chosen]
+    defect = np.where(valid & cache.is_defect_phase[:, :, None],
+                      dtab.arrays["rate"][tc, dcol], 0.0)
+    ri = np.maximum(cache.review_index, 0)
+    catch = np.where(valid[np.arange(C), ri] & cache.has_review[:, None],
+                     dtab.arrays["catch"][cache.cell_type[:, None], dcol[np.arange(C), ri]], 0.0)
     type_nodes: list[TypeNodes | None] = []
     if varied:
         J = max(info.max_calls for info in cache.types)
@@ -778,66 +963,14 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
                         theta=np.full((C, P, K, J), math.inf), summ_base=np.zeros((C, P, K)),
                         summ_delta=np.zeros((C, P, K)), summ_theta=np.full((C, P, K), math.inf),
                         b=np.zeros((C, P, K)), s=np.zeros(C), t=np.zeros(C), r=np.zeros(C))
-
-    for t_idx, t in enumerate(tts):
-        info = cache.types[t_idx]
-        c0, c1 = info.start, info.stop
-        if c1 <= c0:
-            type_nodes.append(None)
-            continue
-        sl = slice(c0, c1)
-        Kt, Pt = info.attempts, info.phases
-        tab = cache.costs(t_idx, cfg, ids)
-        chosen = _choose_models(strategy, t, cells[c0:c1], index, tab["cost"], Kt)
-        ptab = cache.success(t_idx, ids)
-        ii = np.arange(Pt)[None, :, None]
-        kk = np.arange(Kt)[None, None, :]
-        pk = ptab[info.extra_index[:, None, None], ii, kk, chosen]            # [n, Pt, Kt]
-        nan = np.isnan(pk)
-        if nan.any():
-            c, i, k = (int(x[0]) for x in np.nonzero(nan))
-            ph = t.phases[i]
-            bad = ids[chosen[c, i, k]]
-            if ph.difficulty is not None:
-                _no_score(prices, workload, bad, t_idx, i, f"{t.name}/{ph.phase}")
-            why = "has no coding_score in the price table" if ph.difficulty is not None \
-                else "is not in the phase's success map and the phase has no difficulty"
-            raise CostsimError(
-                f"cannot tell how often '{bad}' succeeds: it {why}",
-                file=workload.doc.file if workload.doc else None,
-                line=workload.doc.line_of(("task_types", t_idx, "phases", i))
-                if workload.doc else None,
-                path=f"task_types[{t_idx}].phases[{i}] ({t.name}/{ph.phase})")
-        valid[sl, :Pt, :Kt] = True
-        model[sl, :Pt, :Kt] = chosen
-        cost[sl, :Pt, :Kt] = tab["cost"][ii, kk, chosen]
-        p[sl, :Pt, :Kt] = pk
-        p[sl, Pt:, 0] = 1.0                      # padded phases succeed for free
-        tokens[sl, :Pt, :Kt] = tab["tokens"][None]
-        s_col = index[summarizer] if summarizer is not None else 0
-        summ_cost[sl, :Pt, :Kt] = tab["summ_cost"][None, :, :, s_col]
-        summ_tokens[sl, :Pt, :Kt] = tab["summ_tokens"][None]
-        defects = t.defects if t.defects is not None else workload.defects
-        names = [ph.phase for ph in t.phases]
-        if defects is not None:
-            review_base[sl] = defects.review_minutes.base
-            review_per_defect[sl] = defects.review_minutes.per_defect
-            rate = np.array([_lookup(defects.rate, m, rates.tiers[j]) for j, m in enumerate(ids)])
-            for i, name in enumerate(names):
-                if name in defects.phases:
-                    is_defect_phase[sl, i] = True
-                    defect[sl, i, :Kt] = rate[chosen[:, i, :]]
-        if "review" in names:
-            i = names.index("review")
-            has_review[sl] = True
-            review_index[sl] = i
-            if defects is not None:
-                cr = np.array([_lookup(defects.catch_rate, m, rates.tiers[j])
-                               for j, m in enumerate(ids)])
-                catch[sl, :Kt] = cr[chosen[:, i, :]]
-        if varied:
-            type_nodes.append(_type_nodes(cache, t_idx, cfg, ids, spreads[t_idx], sl, chosen,
-                                          p, cost, summ_cost, summarizer, index, pc))
+        for t_idx, info in enumerate(cache.types):
+            if info.stop <= info.start:
+                type_nodes.append(None)
+                continue
+            sl = slice(info.start, info.stop)
+            type_nodes.append(_type_nodes(cache, t_idx, cfg, ids, spreads[t_idx], sl,
+                                          chosen[sl, :info.phases, :info.attempts], p, cost,
+                                          summ_cost, summarizer, index, pc))
     return Ladders(
         strategy=strategy, workload=workload, rates=rates, cells=cells,
         phase_names=[[ph.phase for ph in t.phases] for t in tts],
@@ -845,11 +978,13 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
         n_phases=np.array([len(tts[c.task].phases) for c in cells]),
         valid=valid, model=model, cost=cost, p=p, summ_cost=summ_cost,
         summ_model=index[summarizer] if summarizer is not None else -1,
-        defect=defect, is_defect_phase=is_defect_phase, catch=catch, has_review=has_review,
-        review_index=review_index, review_base=review_base,
-        review_per_defect=review_per_defect, tokens=tokens, summ_tokens=summ_tokens,
+        defect=defect, is_defect_phase=cache.is_defect_phase, catch=catch,
+        has_review=cache.has_review, review_index=cache.review_index,
+        review_base=cache.review_base, review_per_defect=cache.review_per_defect,
+        tokens=tokens, summ_tokens=summ_tokens,
         variation=VariationLadders(type_nodes, pc) if varied else None,
-        retry_context="full" if retry else "none")
+        retry_context="full" if retry else "none", phase_ids=cache.phase_ids,
+        phase_list=cache.phase_list)
 
 
 def _type_nodes(cache: CompileCache, t_idx: int, cfg: _Cfg, ids: list[str], spread: Spread,
@@ -873,31 +1008,37 @@ def _type_nodes(cache: CompileCache, t_idx: int, cfg: _Cfg, ids: list[str], spre
     thresholds = np.zeros(0)
     if spread.t > 0.0:
         pz = cache.pieces(t_idx, cfg, ids)
-        pc.base[sl, :Pt, :Kt] = pz["base"][ii, kk, chosen]
-        J = pz["delta"].shape[-1]
-        pc.delta[sl, :Pt, :Kt, :J] = pz["delta"][ii, kk, chosen]
-        pc.theta[sl, :Pt, :Kt, :J] = pz["theta"][ii, kk, chosen]
+        a = pz.arrays
+        col = pz.index(ids)
+        gcol = col[chosen]
+        pc.base[sl, :Pt, :Kt] = a["base"][ii, kk, gcol]
+        J = a["delta"].shape[-1]
+        pc.delta[sl, :Pt, :Kt, :J] = a["delta"][ii, kk, gcol]
+        pc.theta[sl, :Pt, :Kt, :J] = a["theta"][ii, kk, gcol]
         if summarizer is not None:
-            sc = index[summarizer]
+            sc = col[index[summarizer]]
             live = summ_cost[sl, :Pt, :Kt] > 0
-            pc.summ_base[sl, :Pt, :Kt] = np.where(live, pz["summ_base"][None, :, :, sc], 0.0)
-            pc.summ_delta[sl, :Pt, :Kt] = np.where(live, pz["summ_delta"][None, :, :, sc], 0.0)
-            pc.summ_theta[sl, :Pt, :Kt] = np.where(live, pz["summ_theta"][None, :, :, sc],
+            pc.summ_base[sl, :Pt, :Kt] = np.where(live, a["summ_base"][None, :, :, sc], 0.0)
+            pc.summ_delta[sl, :Pt, :Kt] = np.where(live, a["summ_delta"][None, :, :, sc], 0.0)
+            pc.summ_theta[sl, :Pt, :Kt] = np.where(live, a["summ_theta"][None, :, :, sc],
                                                    math.inf)
         used = np.zeros((Pt, Kt, len(ids)), bool)
         used[np.broadcast_to(ii, chosen.shape), np.broadcast_to(kk, chosen.shape), chosen] = True
-        thresholds = np.concatenate([pz["theta"][used].ravel(),
+        thresholds = np.concatenate([a["theta"][:, :, col][used].ravel(),
                                      pc.summ_theta[sl, :Pt, :Kt].ravel()])
     key, rule = cache.node_rule(spread, thresholds)
     b = cache.intercepts(key, rule, spread.s, p[sl])
     pc.b[sl] = b
     if spread.t == 0.0:
-        tab = cache.costs(t_idx, cfg, ids)
-        node_cost = np.broadcast_to(tab["cost"][..., None], tab["cost"].shape + (len(rule),))
+        tab = cache.costs(cfg, len(ids) == 1, ids)
+        c = tab.arrays["cost"][t_idx, :Pt, :Kt][:, :, tab.index(ids)]
+        node_cost = np.broadcast_to(c[..., None], c.shape + (len(rule),))
         node_summ = np.broadcast_to(summ_cost[sl.start, :Pt, :Kt, None], (Pt, Kt, len(rule)))
     else:
-        node_cost = cache.node_costs(t_idx, cfg, key, rule, ids)
-        node_summ = expected_cost(pc.summ_base[sl.start, :Pt, :Kt],
-                                  pc.summ_delta[sl.start, :Pt, :Kt, None],
-                                  pc.summ_theta[sl.start, :Pt, :Kt, None], rule.mu, rule.sigma)
+        nc = cache.node_costs(t_idx, cfg, key, rule, ids)
+        node_cost = nc.arrays["cost"][:, :, nc.index(ids)]
+        if summarizer is not None:
+            node_summ = nc.arrays["summ"][:, :, nc.index([summarizer])[0]]
+        else:
+            node_summ = np.zeros((Pt, Kt, len(rule)))
     return TypeNodes(spread=spread, rule=rule, cells=sl, b=b, cost=node_cost, summ=node_summ)

@@ -656,7 +656,7 @@ def apply_montecarlo(result, ladders: Ladders, *, samples: int, seed: int,
 # --- monthly totals -------------------------------------------------------------------------
 
 DIRECT_TASKS = 20_000_000  # above this many tasks in all, months are built from outcome counts
-SMALL_CELL = 100           # variation, outcome counts: cells with at most this many tasks in a
+SMALL_CELL = 30            # variation, outcome counts: cells with at most this many tasks in a
                            # month are simulated task by task, larger ones by their moments
 
 

@@ -25,9 +25,10 @@ How the rule is built (:func:`node_rule`) and why it meets the documented 1e-6:
   smoothed step in ``z`` of width ``w = ρ/r``. While ``w >= STEEP_WIDTH`` it is treated like a
   logistic of slope ``1.7/w`` (panels at most ``1.76·w`` wide). Narrower (``r`` near 1), ``e`` is
   integrated by 3-point Gauss–Hermite instead (``sigma = 0`` at every node: the step becomes exact
-  in ``z``), and every step position ``z_c − w·ξ`` becomes a panel edge; the error of the 3-point
-  rule is about ``w⁶/120`` of the step's share, below 1e-8 for ``w < STEEP_WIDTH``. ``r = 1`` is
-  the limit ``w = 0`` (one ``e`` point, exact steps).
+  in ``z``), and every step position ``z_c − w·ξ`` becomes a panel edge; the 3-point rule is exact
+  for polynomials of degree 5 in ``w·ξ``, so its error is about ``(w·s)⁶/120`` of the step's share
+  (the integrand varies on the scale ``1/s``), below 1e-8 for ``w·max(1, s) < STEEP_WIDTH``.
+  ``r = 1`` is the limit ``w = 0`` (one ``e`` point, exact steps).
 
 ``benchmarks/bench_variation_accuracy.py`` measures the rule against brute-force integration;
 docs/cost-model.md states the bound.
@@ -46,8 +47,9 @@ Z_HIGH = 8.5
 PANEL_MAX = 2.5           # widest Gauss–Legendre panel
 PANEL_SCALE = 3.0         # panel width <= PANEL_SCALE / slope (slope: s, or 1.7/w for long context)
 GL_NODES = 8              # nodes per full-width panel
-GL_MIN_NODES = 3          # nodes on a narrow panel (between two step positions)
-STEEP_WIDTH = 0.15        # below this long-context step width, integrate e by 3-point Hermite
+GL_MIN_NODES = 4          # nodes on a narrow panel (between two step positions)
+STEEP_WIDTH = 0.1         # below this long-context step width (times max(1, s)), integrate e
+                          # by 3-point Hermite
 PROBIT = 1.7              # σ(x) ≈ Φ(x / 1.7): a Φ step of width w is as steep as σ of slope 1.7/w
 
 
@@ -118,7 +120,10 @@ def _composite(edges: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
     """Gauss–Legendre nodes and Gaussian-weighted weights on the panels between ``edges``."""
     zs, ws = [], []
     width = np.diff(edges)
-    counts = np.clip(np.ceil(GL_NODES * width / h - 1e-9).astype(int), GL_MIN_NODES, GL_NODES)
+    # narrower panels need fewer nodes, but only slowly fewer: the error of n nodes on a panel
+    # of width a falls like a^(2n), so the count follows sqrt(width) (measured)
+    counts = np.clip(np.ceil(GL_NODES * np.sqrt(width / h) - 1e-9).astype(int), GL_MIN_NODES,
+                     GL_NODES)
     for n in np.unique(counts):
         sel = counts == n
         a, b = edges[:-1][sel, None], edges[1:][sel, None]
@@ -153,7 +158,7 @@ def node_rule(spread: Spread, thresholds: np.ndarray | None = None) -> NodeRule:
     w = spread.step_width
     lo, hi = Z_LOW, Z_HIGH + t * r
     slope = s
-    steep = has_lc and w < STEEP_WIDTH
+    steep = has_lc and w * max(1.0, s) < STEEP_WIDTH
     if has_lc and not steep:
         slope = max(slope, PROBIT / w)
     h = min(PANEL_MAX, PANEL_SCALE / slope)
@@ -184,11 +189,10 @@ def node_rule(spread: Spread, thresholds: np.ndarray | None = None) -> NodeRule:
 # --- success ---------------------------------------------------------------------------------
 
 def logistic(x: np.ndarray) -> np.ndarray:
-    """σ(x) = 1 / (1 + e^-x) without overflow, accurate in both tails."""
-    x = np.asarray(x, float)
-    e = np.exp(-np.abs(x))
-    with np.errstate(invalid="ignore"):
-        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    """σ(x) = 1 / (1 + e^-x), accurate in both tails (e^-x overflowing to inf gives exactly 0,
+    the right limit; ±inf give 0 and 1)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-np.asarray(x, float)))
 
 
 def _log_logistic(x):
@@ -295,13 +299,15 @@ def expected_cost(base, delta, theta, mu, sigma):
     ``base``: ``X``; ``delta``/``theta``: ``X + [J]``; ``mu``/``sigma``: ``[Q]``; result
     ``X + [Q]``."""
     m = size_mean(mu, sigma)
-    out = np.asarray(base, float)[..., None] * m
+    base = np.asarray(base, float)
+    out = np.ascontiguousarray(base[..., None] * m)
     delta = np.asarray(delta, float)
-    if delta.shape[-1] == 0:
-        return out
     theta = np.asarray(theta, float)
     live = np.isfinite(theta) & (delta != 0.0)
-    if not live.any():
+    if delta.shape[-1] == 0 or not live.any():
         return out
-    above = size_above(theta[..., None], mu, sigma)        # X + [J, Q]
-    return out + np.where(live[..., None], delta[..., None] * above, 0.0).sum(axis=-2)
+    where = np.nonzero(live)                       # only the calls that have a threshold
+    extra = delta[where][:, None] * size_above(theta[where][:, None], mu, sigma)   # [L, Q]
+    flat = out.reshape(-1, out.shape[-1])          # a view: out is C-contiguous
+    np.add.at(flat, np.ravel_multi_index(where[:-1], base.shape), extra)
+    return out
