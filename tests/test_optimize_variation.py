@@ -106,7 +106,7 @@ def test_steep_size_steps_agree_with_the_reference(tmp_path):
     import reference_model as ref
 
     p, pol, w = with_variation(tmp_path, 2, {"difficulty": 1.0, "tokens": 1.0,
-                                             "tokens_follow_difficulty": 0.995})
+                                             "tokens_follow_difficulty": 0.999})
     S = Search(p, pol, w, after_failures=(1,), handoffs=("full_history",))
     assert S.approx
     g = S.grid()

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..engine.compile import CompileCache, Rates, _Cfg, _lookup, start_tier
-from ..engine.variation import STEEP_WIDTH, Spread, expected_cost, node_success
+from ..engine.variation import Spread, node_success
 from ..models import Policy, PriceTable, Workload
 from .space import Space
 
@@ -129,8 +129,9 @@ def prepare(table: PriceTable, wl: Workload, base: Policy, sp: Space,
                       w=np.array([c.weight for c in cells]), extra_index=info.extra_index,
                       phases=phases, drate=drate, crate=crate,
                       base=rm.base if rm else 0.0, per_defect=rm.per_defect if rm else 0.0)
-        tabs = [cache.costs(t_idx, c, ids) for c in cfgs]
-        p = cache.success(t_idx, ids)                                       # [E, P, K, M]
+        tabs = [_costs(cache, t_idx, c, ids, n, K) for c in cfgs]
+        ps = cache.success(ids)
+        p = ps.arrays["p"][t_idx, :len(info.extras), :n, :K][..., ps.index(ids)]  # [E, P, K, M]
         spread = Spread.of(wl.variation_of(t))
         if spread.is_zero:
             tp.variants = [_Variant(wq=np.ones(1), cost=[x["cost"][..., None] for x in tabs],
@@ -144,11 +145,34 @@ def prepare(table: PriceTable, wl: Workload, base: Policy, sp: Space,
     return out
 
 
+def _costs(cache, t_idx, cfg, ids, n, K) -> dict:
+    """The engine's unit-size attempt and summary costs of task type ``t_idx`` [P_t, K_t, M]."""
+    tab = cache.costs(cfg, False, ids)
+    col = tab.index(ids)
+    return {k: tab.arrays[k][t_idx, :n, :K][..., col] for k in ("cost", "summ_cost")}
+
+
+def _pieces(cache, t_idx, cfg, ids) -> dict:
+    pz = cache.pieces(t_idx, cfg, ids)
+    col = pz.index(ids)
+    return {k: v[:, :, col] for k, v in pz.arrays.items()}
+
+
+def _same_rule(a, b) -> bool:
+    return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("z", "weight", "mu", "sigma"))
+
+
 def _variants(cache, t_idx, cfgs, ids, spread, rates, p, tabs):
     """The node rules a task type with variation can need and its tables on each."""
     lc = np.isfinite(rates.above) & (spread.t > 0)                       # [M]
-    pieces = [cache.pieces(t_idx, c, ids) for c in cfgs] if spread.t > 0 else []
-    steep = spread.t > 0 and spread.step_width < STEEP_WIDTH and lc.any()
+    pieces = [_pieces(cache, t_idx, c, ids) for c in cfgs] if spread.t > 0 else []
+    # steep: the engine's rule depends on where each long-context step lies (asked of the
+    # engine itself: do two different thresholds give two different rules?)
+    steep = False
+    if lc.any():
+        (_, ra), (_, rb) = cache.node_rule(spread, np.ones(1)), cache.node_rule(spread,
+                                                                                np.full(1, 2.0))
+        steep = not _same_rule(ra, rb)
     if steep:
         # every threshold a point of the space can meet: one rule for all (see TaskPrep)
         thr = np.concatenate([np.concatenate([pz["theta"].ravel(), pz["summ_theta"].ravel()])
@@ -157,9 +181,7 @@ def _variants(cache, t_idx, cfgs, ids, spread, rates, p, tabs):
     elif spread.t > 0 and spread.s > 0 and lc.any():
         rules = [cache.node_rule(spread, np.zeros(0)),
                  cache.node_rule(spread, np.ones(1))]          # without / with long context
-        (_, r0), (_, r1) = rules
-        if all(np.array_equal(getattr(r0, f), getattr(r1, f))
-               for f in ("z", "weight", "mu", "sigma")):
+        if _same_rule(rules[0][1], rules[1][1]):
             # long-context steps too gentle to narrow the panels: one rule either way (its
             # intercepts and per-node costs are then the same numbers under both keys)
             rules = rules[:1]
@@ -176,15 +198,12 @@ def _variants(cache, t_idx, cfgs, ids, spread, rates, p, tabs):
             scost = [np.broadcast_to(x["summ_cost"][..., None], x["summ_cost"].shape + (Q,))
                      for x in tabs]
         else:
-            cost = [cache.node_costs(t_idx, c, key, rule, ids) for c in cfgs]
-            scost = []
-            for c, pz, x in zip(cfgs, pieces, tabs):
-                live = x["summ_cost"] > 0
-                scost.append(expected_cost(np.where(live, pz["summ_base"], 0.0),
-                                           np.where(live, pz["summ_delta"], 0.0)[..., None],
-                                           np.where(live, pz["summ_theta"], np.inf)[..., None],
-                                           rule.mu, rule.sigma)
-                             if c.summary else np.zeros(x["summ_cost"].shape + (Q,)))
+            cost, scost = [], []
+            for c in cfgs:
+                nc = cache.node_costs(t_idx, c, key, rule, ids)
+                col = nc.index(ids)
+                cost.append(nc.arrays["cost"][:, :, col])
+                scost.append(nc.arrays["summ"][:, :, col])
         out.append(_Variant(wq=rule.weight, cost=cost, scost=scost, p=pn))
     return out, (lc if len(out) > 1 else None), steep
 
