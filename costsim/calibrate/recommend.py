@@ -1,341 +1,240 @@
-"""Recommendations (raise/lower a route) and their projections by the analytic engine; the
-fit check (measured vs the engine on the fitted workload)."""
+"""Recommendations: raise or lower a route, each projected by the engine on the fitted workload.
+
+Candidates come from evidence in the log:
+
+- **raise**: the model that starts a (task type, phase) has at least ``min_samples`` first
+  attempts there and succeeds at the first attempt less often than ``raise_below``;
+- **compare** (A/B arms, a policy change mid-log, shadow runs): another model started the same
+  (task type, phase) on comparable tasks (tasks without signals) at least ``min_samples`` times.
+  A cheaper one whose first-try success is at most ``lower_max_gap`` lower (95% intervals
+  overlapping) is a *lower* candidate; a dearer one that does clearly better is a *raise*
+  candidate;
+- **review**: reviews by the route model led to reviewer changes in fewer than
+  ``review_changes_below`` of at least ``min_samples`` completed tasks: a *lower* candidate.
+
+Each candidate is projected by the engine (the policy with ``routes.PHASE`` moved, applied to that
+task type only, see :func:`.check.variant`) and kept only if it pays: cheaper per completed task
+without losing more than ``COMPLETION_TOLERANCE`` of completion or adding more than
+``DEFECT_TOLERANCE`` of defect rate, or dearer but buying at least that much completion or
+defects. The trade is said in the evidence ("+8.0% cost for +2.1 points completion").
+"""
 
 from __future__ import annotations
 
 import math
 
 from ..errors import CostsimError
-from ..models import TIER_CLASSES, Policy, PriceTable, Workload
-from .measure import _attempt_table, _Frames, wilson
+from ..models import TIER_CLASSES, PriceTable
+from .check import compile_for, delta, metrics_by_task_type, variant
+from .measure import canon_signals, wilson
+
+COMPLETION_TOLERANCE = 0.005      # 0.5 points
+DEFECT_TOLERANCE = 0.002          # 0.2 points
 
 
-# --- routes, ladders and projections --------------------------------------------------------
-
-def _has_success_info(table: PriceTable, ph, model: str) -> bool:
-    mp = table.models[model]
-    if ph.success and (model in ph.success or mp.tier in ph.success):
-        return True
-    return ph.difficulty is not None and mp.coding_score is not None
-
-
-def ladders_for_routes(table: PriceTable, wl: Workload, routes: dict[tuple[str, str], list[str]]):
-    """Ladders where (task type, phase) uses ``routes[(task_type, phase)][k-1]`` at attempt k
-    (the last entry repeats).
-
-    Built from ``compile_ladders(single:M)`` for every model M named: an attempt's cost, success,
-    tokens, defect and catch rates depend only on the model, the phase and the attempt index
-    (SPEC §3.2–3.3), so each (cell, phase, attempt) slice is copied from M's ladder. This lets a
-    route differ per task type, which a policy (routes by phase) cannot express.
-    """
-    from ..engine.compile import Rates, Strategy, compile_ladders
-
-    models = sorted({m for seq in routes.values() for m in seq})
-    for (tt, ph_name), seq in routes.items():
-        t = next(t for t in wl.task_types if t.name == tt)
-        ph = next(p for p in t.phases if p.phase == ph_name)
-        for m in dict.fromkeys(seq):
-            if m not in table.models:
-                raise CostsimError(f"unknown model '{m}' (not in the price table)",
-                                   path=f"{tt}/{ph_name}")
-            if not _has_success_info(table, ph, m):
-                raise CostsimError(f"cannot tell how often '{m}' succeeds on {tt}/{ph_name}: "
-                                   f"the log has no attempts by it there and the price table "
-                                   f"gives it no coding_score")
-    # Compile each model on a copy of the workload where phases that lack data for it get a
-    # placeholder p (never read: those slices are taken from another model's ladder).
-    singles = {}
-    for m in models:
-        w2 = wl.model_copy(deep=True)
-        for t in w2.task_types:
-            for ph in t.phases:
-                if not _has_success_info(table, ph, m):
-                    ph.success = dict(ph.success or {})
-                    ph.success[m] = 0.5
-        singles[m] = compile_ladders(table, Strategy.single(m), w2)
-    base = singles[models[0]]
-    idx = {m: i for i, m in enumerate(models)}
-    arrays = {k: getattr(base, k).copy() for k in ("model", "cost", "p", "summ_cost", "defect",
-                                                   "catch", "tokens", "summ_tokens")}
-    for c, cell in enumerate(base.cells):
-        t = wl.task_types[cell.task]
-        Kt = t.max_attempts or wl.max_attempts
-        for i, ph in enumerate(t.phases):
-            seq = routes[(t.name, ph.phase)]
-            for k in range(Kt):
-                m = seq[min(k, len(seq) - 1)]
-                S = singles[m]
-                arrays["model"][c, i, k] = idx[m]
-                for name in ("cost", "p", "summ_cost", "defect", "tokens", "summ_tokens"):
-                    arrays[name][c, i, k] = getattr(S, name)[c, i, k]
-                if ph.phase == "review":
-                    arrays["catch"][c, k] = S.catch[c, k]
-    from dataclasses import replace
-
-    rates = Rates.from_table(table, models)
-    L = replace(base, strategy=Strategy(name="calibrated routes", kind="routed"), rates=rates,
-                summ_model=-1, **arrays)
-    return L
-
-
-def _metrics(L) -> dict:
-    """Workload-wide and per-task-type E, C, cost per completed task, defects (SPEC §3.4)."""
-    import numpy as np
-
-    from ..engine.analytic import cell_stats
-
-    s = cell_stats(L)
-    w = L.weight
-    out = {}
-    task = np.array([c.task for c in L.cells])
-
-    def pack(mask):
-        ww = w[mask]
-        tot = ww.sum()
-        E = float(ww @ s.E[mask]) / tot
-        C = float(ww @ s.C[mask]) / tot
-        D = float(ww @ (s.C * s.defect)[mask]) / (C * tot) if C > 0 else 0.0
-        return {"spend_per_task": E, "completion_rate": C,
-                "cost_per_completed_task": E / C if C > 0 else math.inf, "defect_rate": D}
-
-    out["workload"] = pack(np.ones(len(w), bool))
-    for ti, t in enumerate(L.workload.task_types):
-        out[t.name] = pack(task == ti)
-    return out
-
-
-def _delta(before: dict, after: dict) -> dict:
-    b, a = before["cost_per_completed_task"], after["cost_per_completed_task"]
-    d = a - b if math.isfinite(a) and math.isfinite(b) else None
-    return {
-        "cost_per_completed_task_before": b, "cost_per_completed_task_after": a,
-        "delta": d, "delta_pct": (d / b if d is not None and b > 0 else None),
-        "completion_rate_before": before["completion_rate"],
-        "completion_rate_after": after["completion_rate"],
-        "spend_per_task_before": before["spend_per_task"],
-        "spend_per_task_after": after["spend_per_task"],
-        "defect_rate_before": before["defect_rate"], "defect_rate_after": after["defect_rate"],
-    }
-
-
-def _tier_index(table: PriceTable, model: str) -> int | None:
+def _class_rank(table: PriceTable, model: str) -> int | None:
     mp = table.models.get(model)
     return TIER_CLASSES.index(mp.tier) if mp is not None else None
 
 
-def _blended(table: PriceTable, model: str) -> float:
-    mp = table.models[model]
-    return mp.input + mp.output
+def _first_try(ms, tt: str, ph: str, plain_only: bool) -> dict:
+    """model -> (first attempts, first-try successes) in (tt, ph); tasks without signals when
+    ``plain_only`` (comparable tasks)."""
+    a = ms.attempts
+    a = a[(a["task_type"] == tt) & (a["phase"] == ph) & (a["attempt"] == 1)]
+    if plain_only:
+        a = a[[canon_signals(x) == "" for x in a["signals"]]]
+    g = a.groupby("model")[["n", "k"]].sum()
+    return {str(m): (int(r["n"]), int(r["k"])) for m, r in g.iterrows()}
 
 
-
-def _fit_check(engine: dict | None, overall: dict, by_task_type: list[dict]) -> list[dict]:
-    """Measured vs the engine on the fitted workload with the current routes: how well the
-    calibrated workload replays the log (token growth on retries is the engine's, §3.2)."""
-    if engine is None:
-        return []
-    rows = []
-    for name, r in [("all tasks", overall)] + [(t["task_type"], t) for t in by_task_type]:
-        e = engine["workload" if name == "all tasks" else name]
-        rows.append({"scope": name,
-                     "measured_completion_rate": r["completion_rate"],
-                     "engine_completion_rate": e["completion_rate"],
-                     "measured_cost_per_completed_task": r["cost_per_completed_task"],
-                     "engine_cost_per_completed_task": e["cost_per_completed_task"]})
-    return rows
+def trade_words(d: dict) -> str:
+    cost = d["delta_pct"]
+    dc = 100 * (d["completion_rate_after"] - d["completion_rate_before"])
+    dd = 100 * (d["defect_rate_after"] - d["defect_rate_before"])
+    parts = [f"{cost:+.1%} cost per completed task" if cost is not None else "cost n/a"]
+    gains = []
+    if abs(dc) >= 0.05:
+        gains.append(f"{dc:+.1f} points completion")
+    if abs(dd) >= 0.05:
+        gains.append(f"{dd:+.1f} points defect rate")
+    if cost is not None and cost > 0 and gains:
+        return f"{parts[0]} for " + " and ".join(gains)
+    return ", ".join(parts + gains) if gains else f"{parts[0]}, quality unchanged"
 
 
-def _observed_routes(fr: _Frames, wl: Workload) -> dict[tuple[str, str], list[str]]:
-    """Per (task type, phase): the model seen most often at each attempt index."""
-    att = _attempt_table(fr)
-    att = att.sort_values(["task_type", "phase", "attempt", "n", "model"],
-                          ascending=[True, True, True, False, True])
-    top = att.drop_duplicates(["task_type", "phase", "attempt"], keep="first")
-    routes: dict[tuple[str, str], list[str]] = {}
-    for tt, ph, a, m in zip(top["task_type"], top["phase"], top["attempt"], top["model"]):
-        seq = routes.setdefault((str(tt), str(ph)), [])
-        while len(seq) < int(a) - 1:          # an attempt index nobody reached: repeat
-            seq.append(seq[-1] if seq else str(m))
-        seq.append(str(m))
-    return {(t.name, ph.phase): routes[(t.name, ph.phase)] for t in wl.task_types
-            for ph in t.phases}
+def pays(d: dict) -> tuple[bool, str]:
+    """Whether a projected change is worth recommending, and why not when it is not."""
+    cost = d["delta"]
+    dc = d["completion_rate_after"] - d["completion_rate_before"]
+    dd = d["defect_rate_after"] - d["defect_rate_before"]
+    if cost is None:
+        return (dc >= COMPLETION_TOLERANCE), "cost not finite"
+    if cost < 0:
+        if dc < -COMPLETION_TOLERANCE:
+            return False, "cheaper but loses completion"
+        if dd > DEFECT_TOLERANCE:
+            return False, "cheaper but ships more defects"
+        return True, ""
+    if dc >= COMPLETION_TOLERANCE or dd <= -DEFECT_TOLERANCE:
+        if dc < -COMPLETION_TOLERANCE or dd > DEFECT_TOLERANCE:
+            return False, "dearer and loses quality elsewhere"
+        return True, ""
+    return False, "dearer per completed task without buying completion or fewer defects"
 
 
-def _policy_routes(policy: Policy, wl: Workload) -> dict[tuple[str, str], list[str]]:
-    from ..engine.compile import start_tier, tier_of_attempt
-
-    tiers = list(policy.tiers.values())
-    last = len(tiers) - 1
-    out = {}
-    for t in wl.task_types:
-        Kt = t.max_attempts or wl.max_attempts
-        for ph in t.phases:
-            start = start_tier(policy, ph.phase, ())
-            out[(t.name, ph.phase)] = [
-                tiers[tier_of_attempt(start, k, policy.escalation.after_failures, last)]
-                for k in range(1, Kt + 1)]
-    return out
-
-
-def _inferred_tiers(fr: _Frames, table: PriceTable) -> dict[str, str]:
-    """Tier class -> the model of that class with the most attempts in the log."""
-    counts = fr.df["model"].value_counts()
-    out: dict[str, str] = {}
-    for cls in TIER_CLASSES:
-        best = None
-        for m, n in counts.items():
-            mp = table.models.get(str(m))
-            if mp is not None and mp.tier == cls and n > 0:
-                if best is None or n > best[1] or (n == best[1] and str(m) < best[0]):
-                    best = (str(m), n)
-        if best:
-            out[cls] = best[0]
-    return out
-
-
-def _recommend(fr: _Frames, by_model: list[dict], table: PriceTable, wl: Workload,
-               policy: Policy | None, settings: dict):
-    from ..loader import check_policy_against
+def recommend(table: PriceTable, wl, policy, ms, settings: dict) -> tuple[list, list]:
+    """Recommendations against ``policy`` (a validated Policy: the log's own or the inferred
+    one). Returns (recommendations, notes)."""
+    from ..engine.compile import Strategy, start_tier
 
     notes: list[str] = []
-    if policy is not None:
-        check_policy_against(policy, table, wl)
-        base_routes = _policy_routes(policy, wl)
-        tiers = dict(policy.tiers)
-        baseline = f"policy {policy.name}"
-    else:
-        base_routes = _observed_routes(fr, wl)
-        tiers = _inferred_tiers(fr, table)
-        baseline = "observed routes"
-    tier_names = list(tiers)
-    tier_models = list(tiers.values())
-    stats = {(r["task_type"], r["phase"], r["model"]): r for r in by_model}
-    n_min = settings["min_samples"]
-
-    def tier_pos(model: str) -> int | None:
-        if policy is not None:
-            return tier_models.index(model) if model in tier_models else None
-        ti = _tier_index(table, model)
-        if ti is None:
-            return None
-        classes = [TIER_CLASSES.index(c) for c in tier_names]
-        # position of the model's class among the classes present
-        return classes.index(ti) if ti in classes else None
-
-    # reviewer changes of tasks whose review phase started with model M
-    review_changes = _review_changes(fr)
-
+    if policy is None:
+        return [], ["no recommendations: the log's strategy is a single model (no tiers to "
+                    "move between)"]
+    tier_names = list(policy.tiers)
+    tier_models = list(policy.tiers.values())
+    last = len(tier_names) - 1
     try:
-        before_L = ladders_for_routes(table, wl, base_routes)
-        before = _metrics(before_L)
+        L0 = compile_for(table, Strategy.routed(policy), wl)
+        before = metrics_by_task_type(L0)
     except CostsimError as exc:
-        notes.append(f"no projections: the current routes cannot be evaluated ({exc})")
-        before = None
+        return [], [f"no recommendations: the engine cannot evaluate the current policy "
+                    f"({exc.message})"]
+    stats = {(r["task_type"], r["phase"], r["model"]): r for r in ms.by_model}
+    n_min = settings["min_samples"]
+    review = _review_counts(ms)
+    cache: dict = {}
+
+    def project(phase: str, to_tier: str, tt: str):
+        key = (phase, to_tier)
+        if key not in cache:
+            p2 = policy.model_copy(deep=True)
+            p2.routes = dict(p2.routes)
+            p2.routes[phase] = to_tier
+            try:
+                L1 = compile_for(table, Strategy.routed(p2), wl)
+                cache[key] = (L1, metrics_by_task_type(L1))
+            except CostsimError as exc:
+                cache[key] = (None, str(exc))
+        L1, whole = cache[key]
+        if L1 is None:
+            return None, whole
+        Lv = variant(L0, L1, tt, phase)
+        after = metrics_by_task_type(Lv)
+        out = delta(before[tt], after[tt])
+        out["scope"] = f"task type {tt}"
+        out["change"] = f"routes.{phase}: {to_tier}, applied to task type {tt} only"
+        out["workload"] = delta(before["workload"], after["workload"])
+        out["policy_wide"] = delta(before["workload"], whole["workload"])
+        out["monthly_spend_delta"] = wl.monthly_tasks * (
+            after["workload"]["spend_per_task"] - before["workload"]["spend_per_task"])
+        return out, None
 
     recs = []
     for t in wl.task_types:
         for ph in t.phases:
-            key = (t.name, ph.phase)
-            route = base_routes[key]
-            M = route[0]
-            pos = tier_pos(M)
-            if pos is None:
-                continue
-            s = stats.get((t.name, ph.phase, M))
-            raise_rec = lower_rec = None
-            # raise: the route model reworks often
-            if (s and pos < len(tier_models) - 1 and s["first_attempts"] >= n_min
-                    and s["first_attempt_success"] < settings["raise_below"]):
-                to = tier_models[pos + 1]
-                raise_rec = {
-                    "action": "raise", "task_type": t.name, "phase": ph.phase,
-                    "from_model": M, "to_model": to,
-                    "from_tier": tier_names[pos], "to_tier": tier_names[pos + 1],
-                    "reason": (f"{M} succeeds at the first attempt in {s['first_attempt_success']:.0%}"
-                               f" of {s['first_attempts']} {t.name}/{ph.phase} attempts "
-                               f"(threshold {settings['raise_below']:.0%})"),
-                    "evidence": _evidence_route(s, stats.get((t.name, ph.phase, to)), to),
-                }
-            # lower (a): a cheaper model does as well on the same work
-            if s and pos > 0 and s["first_attempts"] >= n_min:
-                cands = []
-                for (tt2, ph2, m), r in stats.items():
-                    if tt2 != t.name or ph2 != ph.phase or m == M:
+            s = start_tier(policy, ph.phase, ())
+            M = tier_models[s]
+            st = stats.get((t.name, ph.phase, M))
+            cands = []
+            if st and s < last and st["first_attempts"] >= n_min and \
+                    st["first_attempt_success"] < settings["raise_below"]:
+                cands.append(("raise", s + 1, "raise_below",
+                              f"{M} succeeds at the first attempt in "
+                              f"{st['first_attempt_success']:.0%} of {st['first_attempts']:,} "
+                              f"{t.name}/{ph.phase} attempts (threshold "
+                              f"{settings['raise_below']:.0%})", _evidence_route(st)))
+            # A/B: other models that started this phase on comparable tasks.
+            ft = _first_try(ms, t.name, ph.phase, plain_only=True)
+            mine = ft.get(M)
+            if mine and mine[0] >= n_min:
+                for m, (n2, k2) in sorted(ft.items()):
+                    if m == M or n2 < n_min or m not in tier_models:
                         continue
-                    ti, tM = _tier_index(table, m), _tier_index(table, M)
-                    if ti is None or tM is None or ti >= tM or r["first_attempts"] < n_min:
-                        continue
-                    gap = s["first_attempt_success"] - r["first_attempt_success"]
-                    if gap <= settings["lower_max_gap"] and \
-                            r["first_attempt_ci95"][1] >= s["first_attempt_ci95"][0]:
-                        cands.append((ti, _blended(table, m), m, r, gap))
-                if cands:
-                    # The cheapest tier step down that holds up: nearest class first, then price.
-                    cands.sort(key=lambda c: (-c[0], c[1], c[2]))
-                    ti, _, m, r, gap = cands[0]
-                    lower_rec = {
-                        "action": "lower", "task_type": t.name, "phase": ph.phase,
-                        "from_model": M, "to_model": m,
-                        "from_tier": table.models[M].tier, "to_tier": table.models[m].tier,
-                        "reason": (f"{m} succeeds at the first attempt in "
-                                   f"{r['first_attempt_success']:.0%} of {r['first_attempts']} "
-                                   f"attempts vs {s['first_attempt_success']:.0%} of "
-                                   f"{s['first_attempts']} for {M} (gap {gap:+.1%}, "
-                                   f"intervals overlap)"),
-                        "evidence": _evidence_pair(s, r, gap, settings["lower_max_gap"]),
-                    }
-            # lower (b): premium reviews rarely lead to changes
-            if lower_rec is None and pos > 0 and ph.phase == "review":
-                rc = review_changes.get((t.name, M))
+                    j = tier_models.index(m)
+                    p_m, p_o = mine[1] / mine[0], k2 / n2
+                    lo_m, hi_m = wilson(mine[1], mine[0])
+                    lo_o, hi_o = wilson(k2, n2)
+                    gap = p_m - p_o
+                    ev = {"counts": {"from_first_attempts": mine[0], "to_first_attempts": n2},
+                          "rates": {"from_first_attempt_success": p_m,
+                                    "to_first_attempt_success": p_o, "gap": gap,
+                                    "max_gap": settings["lower_max_gap"]},
+                          "ci95": {"from_first_attempt_success": [lo_m, hi_m],
+                                   "to_first_attempt_success": [lo_o, hi_o]},
+                          "rule": "compare"}
+                    if j < s and gap <= settings["lower_max_gap"] and hi_o >= lo_m:
+                        cands.append(("lower", j, "compare",
+                                      f"{m} succeeds at the first attempt in {p_o:.0%} of "
+                                      f"{n2:,} comparable {t.name}/{ph.phase} tasks vs "
+                                      f"{p_m:.0%} of {mine[0]:,} for {M}", ev))
+                    elif j > s and -gap > settings["lower_max_gap"] and lo_o > hi_m:
+                        cands.append(("raise", j, "compare",
+                                      f"{m} succeeds at the first attempt in {p_o:.0%} of "
+                                      f"{n2:,} comparable {t.name}/{ph.phase} tasks vs "
+                                      f"{p_m:.0%} of {mine[0]:,} for {M}", ev))
+            if ph.phase == "review" and s > 0:
+                rc = review.get((t.name, M))
                 if rc and rc[0] >= n_min and rc[1] / rc[0] < settings["review_changes_below"]:
-                    to = tier_models[pos - 1]
                     lo, hi = wilson(rc[1], rc[0])
-                    lower_rec = {
-                        "action": "lower", "task_type": t.name, "phase": ph.phase,
-                        "from_model": M, "to_model": to,
-                        "from_tier": tier_names[pos], "to_tier": tier_names[pos - 1],
-                        "reason": (f"reviews by {M} led to reviewer changes in "
-                                   f"{rc[1] / rc[0]:.0%} of {rc[0]} tasks (threshold "
-                                   f"{settings['review_changes_below']:.0%})"),
-                        "evidence": {"counts": {"reviewed_tasks": rc[0], "changed": rc[1]},
-                                     "rates": {"reviewer_change_rate": rc[1] / rc[0]},
-                                     "ci95": {"reviewer_change_rate": [lo, hi]},
-                                     "rule": "review_changes_below"},
-                    }
-            rec = raise_rec or lower_rec
-            if raise_rec and lower_rec:
-                notes.append(f"{t.name}/{ph.phase}: a 'lower' to {lower_rec['to_model']} was "
-                             f"suppressed because the route also qualifies for 'raise'")
-            if rec is None:
+                    cands.append(("lower", s - 1, "review_changes_below",
+                                  f"reviews by {M} led to reviewer changes in "
+                                  f"{rc[1] / rc[0]:.0%} of {rc[0]:,} tasks (threshold "
+                                  f"{settings['review_changes_below']:.0%})",
+                                  {"counts": {"reviewed_tasks": rc[0], "changed": rc[1]},
+                                   "rates": {"reviewer_change_rate": rc[1] / rc[0]},
+                                   "ci95": {"reviewer_change_rate": [lo, hi]},
+                                   "rule": "review_changes_below"}))
+            kept = []
+            for action, j, rule, reason, ev in cands:
+                proj, err = project(ph.phase, tier_names[j], t.name)
+                if proj is None:
+                    notes.append(f"{t.name}/{ph.phase}: no projection for {action} to "
+                                 f"{tier_models[j]} ({err})")
+                    continue
+                ok, why = pays(proj)
+                ev = dict(ev)
+                ev["trade"] = trade_words(proj)
+                if not ok:
+                    notes.append(f"{t.name}/{ph.phase}: not recommending {action} to "
+                                 f"{tier_models[j]}: {why} ({ev['trade']})")
+                    continue
+                kept.append({
+                    "action": action, "task_type": t.name, "phase": ph.phase,
+                    "from_model": M, "to_model": tier_models[j],
+                    "from_tier": tier_names[s], "to_tier": tier_names[j],
+                    "reason": reason, "evidence": ev, "projected": proj})
+            if not kept:
                 continue
-            rec["projected"] = _project(table, wl, policy, base_routes, before, rec, notes)
-            recs.append(rec)
-    return recs, notes, tiers, baseline, before
+            raises = [r for r in kept if r["action"] == "raise"]
+            best = min(raises or kept,
+                       key=lambda r: r["projected"]["cost_per_completed_task_after"])
+            for r in kept:
+                if r is not best and r["action"] != best["action"]:
+                    notes.append(f"{t.name}/{ph.phase}: a '{r['action']}' to {r['to_model']} "
+                                 f"was suppressed: the route also qualifies for "
+                                 f"'{best['action']}'")
+            recs.append(best)
+    return recs, notes
 
 
-def _review_changes(fr: _Frames) -> dict[tuple[str, str], tuple[int, int]]:
-    """(task type, model that started the review phase) -> (tasks with a reviewer_changes
-    value, tasks with changes > 0)."""
-    df = fr.df
-    ph_names = list(df["phase"].cat.categories)
-    if "review" not in ph_names:
+def _review_counts(ms) -> dict:
+    """(task type, model that succeeded in review) -> (completed tasks with a
+    reviewer_changes value, those with changes > 0)."""
+    d = ms.defects
+    if d is None or d.empty or "rv" not in d.columns:
         return {}
-    runs = fr.runs
-    r = runs[runs["phase"] == ph_names.index("review")]
-    tasks = fr.tasks
-    t = tasks.iloc[r["task"].to_numpy()]
-    sel = t["has_changes"].to_numpy()
-    g = (r.assign(changed=t["changed"].to_numpy())[sel]
-         .groupby(["task_type", "start_model"]).agg(n=("changed", "size"),
-                                                    k=("changed", "sum")))
-    tt_names = list(df["task_type"].cat.categories)
-    m_names = list(df["model"].cat.categories)
-    return {(tt_names[a], m_names[b]): (int(n), int(k))
-            for (a, b), n, k in zip(g.index, g["n"], g["k"])}
+    out: dict = {}
+    for (tt, rv), g in d.groupby(["task_type", "rv"]):
+        n = int(g["n"].sum())
+        k = int(g.loc[g["changes"] > 0, "n"].sum())
+        out[(str(tt), str(rv))] = (n, k)
+    return out
 
 
-def _evidence_route(s: dict, to: dict | None, to_model: str) -> dict:
-    ev = {
+def _evidence_route(s: dict) -> dict:
+    return {
         "counts": {"first_attempts": s["first_attempts"], "retry_attempts": s["retry_attempts"],
                    "phase_runs": s["phase_runs_started"]},
         "rates": {"first_attempt_success": s["first_attempt_success"],
@@ -344,53 +243,6 @@ def _evidence_route(s: dict, to: dict | None, to_model: str) -> dict:
                  "retry_success": s["retry_ci95"]},
         "rule": "raise_below",
     }
-    if to is not None and to["first_attempts"]:
-        ev["to_model"] = {"model": to_model, "first_attempts": to["first_attempts"],
-                          "first_attempt_success": to["first_attempt_success"],
-                          "ci95": to["first_attempt_ci95"]}
-    return ev
 
 
-def _evidence_pair(s: dict, r: dict, gap: float, max_gap: float) -> dict:
-    return {
-        "counts": {"from_first_attempts": s["first_attempts"],
-                   "to_first_attempts": r["first_attempts"]},
-        "rates": {"from_first_attempt_success": s["first_attempt_success"],
-                  "to_first_attempt_success": r["first_attempt_success"],
-                  "from_retry_success": s["retry_success"], "to_retry_success": r["retry_success"],
-                  "gap": gap, "max_gap": max_gap},
-        "ci95": {"from_first_attempt_success": s["first_attempt_ci95"],
-                 "to_first_attempt_success": r["first_attempt_ci95"]},
-        "rule": "lower_max_gap",
-    }
-
-
-def _project(table, wl, policy, base_routes, before, rec, notes) -> dict | None:
-    key = (rec["task_type"], rec["phase"])
-    routes = dict(base_routes)
-    if policy is not None:
-        changed = policy.model_copy(deep=True)
-        changed.routes = dict(changed.routes)
-        changed.routes[rec["phase"]] = rec["to_tier"]
-        routes[key] = _policy_routes(changed, wl)[key]
-        how = (f"policy {policy.name} with routes.{rec['phase']}: {rec['to_tier']}, applied to "
-               f"task type {rec['task_type']} only")
-    else:
-        routes[key] = [rec["to_model"] if m == rec["from_model"] else m for m in routes[key]]
-        how = f"{rec['from_model']} replaced by {rec['to_model']} on {key[0]}/{key[1]}"
-    if before is None:
-        return None
-    try:
-        after = _metrics(ladders_for_routes(table, wl, routes))
-    except CostsimError as exc:
-        notes.append(f"{key[0]}/{key[1]}: no projection ({exc})")
-        return None
-    out = _delta(before[rec["task_type"]], after[rec["task_type"]])
-    out["scope"] = f"task type {rec['task_type']}"
-    out["route_after"] = routes[key]
-    out["route_before"] = base_routes[key]
-    out["change"] = how
-    out["workload"] = _delta(before["workload"], after["workload"])
-    out["monthly_spend_delta"] = wl.monthly_tasks * (
-        after["workload"]["spend_per_task"] - before["workload"]["spend_per_task"])
-    return out
+__all__ = ["recommend", "pays", "trade_words", "math"]
