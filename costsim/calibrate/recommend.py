@@ -16,8 +16,9 @@ Each candidate is projected by the engine (the policy with ``routes.PHASE`` move
 task type only, see :func:`.check.variant`) and kept only if it pays: cheaper per completed task
 without losing more than ``COMPLETION_TOLERANCE`` of completion or adding more than
 ``DEFECT_TOLERANCE`` of defect rate; or dearer but buying at least ``COMPLETION_GAIN`` of
-completion, or cutting the defect rate by at least ``DEFECT_GAIN`` and ``DEFECT_GAIN_REL`` of
-itself. The trade is said in the evidence ("+8.0% cost for +2.1 points completion").
+completion (without adding a point of defect rate), or cutting the defect rate by at least
+``DEFECT_GAIN`` and ``DEFECT_GAIN_REL`` of itself (without losing completion). The trade is said
+in the evidence ("+8.0% cost for +2.1 points completion").
 """
 
 from __future__ import annotations
@@ -82,9 +83,13 @@ def pays(d: dict) -> tuple[bool, str]:
         return True, ""
     before = d["defect_rate_before"]
     buys_defects = dd <= -DEFECT_GAIN and -dd >= DEFECT_GAIN_REL * before
-    if dc >= COMPLETION_GAIN or buys_defects:
-        if dc < -COMPLETION_TOLERANCE or dd > DEFECT_TOLERANCE:
-            return False, "dearer and loses quality elsewhere"
+    if dc >= COMPLETION_GAIN:
+        if dd > 5 * DEFECT_TOLERANCE:
+            return False, "dearer, and the completion it buys ships a point more defects"
+        return True, ""
+    if buys_defects:
+        if dc < -COMPLETION_TOLERANCE:
+            return False, "dearer, and the defects it saves cost completion"
         return True, ""
     return False, ("dearer per completed task without buying a point of completion or a fifth "
                    "of the defects")
@@ -171,7 +176,7 @@ def recommend(table: PriceTable, wl, policy, ms, settings: dict) -> tuple[list, 
                           "ci95": {"from_first_attempt_success": [lo_m, hi_m],
                                    "to_first_attempt_success": [lo_o, hi_o]},
                           "rule": "compare"}
-                    if j < s and gap <= settings["lower_max_gap"] and hi_o >= lo_m:
+                    if j < s and gap <= settings["lower_max_gap"]:
                         cands.append(("lower", j, "compare",
                                       f"{m} succeeds at the first attempt in {p_o:.0%} of "
                                       f"{n2:,} comparable {t.name}/{ph.phase} tasks vs "

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
             "P.", min=0.0, max=1.0)] = _RAISE_BELOW,
         lower_max_gap: Annotated[float, typer.Option(
             metavar="P", help="Consider lowering a route when a cheaper model's first-attempt "
-            "success on comparable tasks is at most P lower (95% intervals overlapping).",
+            "success on comparable tasks is at most P lower.",
             min=0.0, max=1.0)] = _LOWER_MAX_GAP,
         review_changes_below: Annotated[float, typer.Option(
             metavar="P", help="Consider lowering a review route whose reviews led to reviewer "
