@@ -256,9 +256,9 @@ class Measure:
         gv = values([(tt, ph, float(g)) for (tt, ph), g in growth.items()] or [("", "", 0.0)],
                     ["gtt", "gph", "g"], "gg")
         eng = self.log.engine
-        # spend in nano-dollars (integers): sums are exact and independent of their order;
+        # spend in pico-dollars (integers): sums are exact and independent of their order;
         # bit: the model's bit in the route mask (the first 62 models).
-        spend = f"CAST(ROUND({self.row_spend_sql()} * 1e9) AS BIGINT)"
+        spend = f"CAST(ROUND({self.row_spend_sql()} * 1e12) AS BIGINT)"
         joins = (f"{R} r LEFT JOIN {self._price_values(models)} ON p.pmodel = r.model "
                  f"LEFT JOIN {gv} ON gg.gtt = r.task_type AND gg.gph = r.phase")
         if self.log.call_rows == 0:
@@ -267,7 +267,7 @@ class Measure:
                 SELECT r.run, r.task_id, r.task_type, r.phase, r.attempt, r.is_summary,
                        r.model, r.calls, 1 AS nrows, r.input_tokens, r.cached_input_tokens,
                        r.output_tokens, r.success, r.pos, r.ts, r.signals,
-                       r.reviewer_changes AS changes, p.p_bit AS bit, {spend} AS nano
+                       r.reviewer_changes AS changes, p.p_bit AS bit, {spend} AS pico
                 FROM {joins}""")
         else:
             eng.materialize("cal_att", f"""
@@ -278,7 +278,7 @@ class Measure:
                        SUM(r.output_tokens) AS output_tokens, MAX(r.success) AS success,
                        MIN(r.pos) AS pos, MIN(r.ts) AS ts, MAX(r.signals) AS signals,
                        MAX(r.reviewer_changes) AS changes, MIN(p.p_bit) AS bit,
-                       SUM({spend}) AS nano
+                       SUM({spend}) AS pico
                 FROM {joins}
                 GROUP BY r.run, r.task_id, r.phase, r.attempt, r.is_summary""")
         # one row per phase run: whether it ended in success (its last attempt's outcome),
@@ -293,7 +293,7 @@ class Measure:
         eng.materialize("cal_task", """
             WITH pt AS (SELECT run, task_id, MIN(ok) AS completed FROM cal_phase
                         GROUP BY run, task_id),
-            ag AS (SELECT run, task_id, MIN(task_type) AS task_type, SUM(nano) AS nano,
+            ag AS (SELECT run, task_id, MIN(task_type) AS task_type, SUM(pico) AS pico,
                           SUM(CASE WHEN is_summary = 0 THEN 1 ELSE 0 END) AS attempts,
                           SUM(CASE WHEN is_summary = 0 AND attempt > 1 THEN 1 ELSE 0 END)
                             AS retries,
@@ -301,7 +301,7 @@ class Measure:
                           MIN(pos) AS pos, SUM(DISTINCT bit) AS route
                    FROM cal_att GROUP BY run, task_id)
             SELECT ag.run, ag.task_id, ag.task_type, COALESCE(ag.signals, '') AS signals,
-                   pt.completed, ag.nano, ag.attempts, ag.retries, ag.changes, ag.ts, ag.pos,
+                   pt.completed, ag.pico, ag.attempts, ag.retries, ag.changes, ag.ts, ag.pos,
                    COALESCE(ag.route, 0) AS route
             FROM ag JOIN pt ON pt.run = ag.run AND pt.task_id = ag.task_id""")
 
@@ -332,7 +332,7 @@ class Measure:
             SELECT run, task_type, signals, completed,
                    CASE WHEN changes IS NULL THEN -1 WHEN changes > 0 THEN 1 ELSE 0 END
                      AS changed,
-                   COUNT(*) AS n, CAST(SUM(nano) AS BIGINT) AS nano, SUM(attempts) AS attempts,
+                   COUNT(*) AS n, CAST(SUM(pico) AS DOUBLE) AS pico, SUM(attempts) AS attempts,
                    SUM(retries) AS retries
             FROM cal_task GROUP BY run, task_type, signals, completed,
                  CASE WHEN changes IS NULL THEN -1 WHEN changes > 0 THEN 1 ELSE 0 END""")
@@ -362,7 +362,7 @@ class Measure:
                    CASE WHEN attempt = 1 THEN 1 ELSE 0 END AS first, COUNT(*) AS n,
                    SUM(success) AS k, SUM(calls) AS calls, SUM(input_tokens) AS input,
                    SUM(cached_input_tokens) AS cached, SUM(output_tokens) AS output,
-                   CAST(SUM(nano) AS BIGINT) AS nano
+                   CAST(SUM(pico) AS DOUBLE) AS pico
             FROM cal_att
             GROUP BY run, task_type, phase, model, is_summary,
                      CASE WHEN attempt = 1 THEN 1 ELSE 0 END""")
@@ -370,7 +370,8 @@ class Measure:
     def route_table(self):
         return self.sql("""
             SELECT run, task_type, route, COUNT(*) AS n, SUM(completed) AS completed,
-                   CAST(SUM(nano) AS BIGINT) AS nano, SUM(attempts) AS attempts, SUM(retries) AS retries,
+                   CAST(SUM(pico) AS DOUBLE) AS pico,
+                     SUM(attempts) AS attempts, SUM(retries) AS retries,
                    SUM(CASE WHEN changes IS NOT NULL THEN 1 ELSE 0 END) AS reviewed,
                    SUM(CASE WHEN changes > 0 THEN 1 ELSE 0 END) AS changed,
                    SUM(CASE WHEN completed = 1 AND changes IS NOT NULL THEN 1 ELSE 0 END)
@@ -382,7 +383,8 @@ class Measure:
     def day_table(self):
         return self.sql("""
             SELECT FLOOR(ts / 86400) AS day, run, task_type, COUNT(*) AS n,
-                   SUM(completed) AS completed, CAST(SUM(nano) AS BIGINT) AS nano, SUM(attempts) AS attempts,
+                   SUM(completed) AS completed, CAST(SUM(pico) AS DOUBLE) AS pico,
+                     SUM(attempts) AS attempts,
                    SUM(retries) AS retries,
                    SUM(CASE WHEN changes IS NOT NULL THEN 1 ELSE 0 END) AS reviewed,
                    SUM(CASE WHEN changes > 0 THEN 1 ELSE 0 END) AS changed,
@@ -414,7 +416,7 @@ def summarise(rows) -> dict:
     an iterable of dicts or a DataFrame with the route_table/day_table columns)."""
     n = float(rows["n"].sum())
     c = float(rows["completed"].sum())
-    spend = float(rows["nano"].sum()) / 1e9
+    spend = float(rows["pico"].sum()) / 1e12
     rv = float(rows["reviewed_completed"].sum())
     ch = float(rows["changed_completed"].sum())
     lo, hi = wilson(c, n)
@@ -439,7 +441,7 @@ def by_model_rows(models, starts) -> list[dict]:
 
     att = models[models["is_summary"] == 0]
     g = att.groupby(["task_type", "phase", "model", "first"], sort=True)[
-        ["n", "k", "calls", "input", "cached", "output", "nano"]].sum()
+        ["n", "k", "calls", "input", "cached", "output", "pico"]].sum()
     out = []
     keys = sorted({k[:3] for k in g.index})
     st = starts.groupby(["task_type", "phase", "start_model"])
@@ -476,8 +478,8 @@ def by_model_rows(models, starts) -> list[dict]:
             "mean_input_tokens": sum(float(x["input"]) for x in both) / n_att,
             "mean_cached_input_tokens": sum(float(x["cached"]) for x in both) / n_att,
             "mean_output_tokens": sum(float(x["output"]) for x in both) / n_att,
-            "spend": sum(float(x["nano"]) for x in both) / 1e9,
-            "spend_per_attempt": sum(float(x["nano"]) for x in both) / 1e9 / n_att,
+            "spend": sum(float(x["pico"]) for x in both) / 1e12,
+            "spend_per_attempt": sum(float(x["pico"]) for x in both) / 1e12 / n_att,
         })
     return out
 
@@ -488,10 +490,10 @@ def summary_rows(models) -> list[dict]:
     if s.empty:
         return []
     g = s.groupby(["task_type", "phase", "model"], sort=True)[
-        ["n", "input", "output", "nano"]].sum().reset_index()
+        ["n", "input", "output", "pico"]].sum().reset_index()
     return [{"task_type": r.task_type, "phase": r.phase, "model": r.model, "calls": int(r.n),
              "mean_input_tokens": r.input / r.n, "mean_output_tokens": r.output / r.n,
-             "spend": float(r.nano) / 1e9} for r in g.itertuples()]
+             "spend": float(r.pico) / 1e12} for r in g.itertuples()]
 
 
 def route_label(mask: int, models: list[str]) -> str:
