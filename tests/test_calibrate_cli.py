@@ -26,17 +26,32 @@ def log(tmp_path_factory):
     return p
 
 
-@pytest.mark.parametrize("columns", [80, 120])
-@pytest.mark.parametrize("extra", [[], ["--wide"]])
-def test_tables_fit_the_terminal_without_cutting_numbers(log, monkeypatch, columns, extra):
-    monkeypatch.setenv("COLUMNS", str(columns))
-    res = runner.invoke(app, ["calibrate", str(log), "--prices", str(PRICES), *extra])
+@pytest.fixture(scope="module")
+def result(log):
+    from costsim.calibrate import calibrate
+
+    return calibrate(log, prices=PRICES)
+
+
+def test_the_command_prints_the_report(log, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    res = runner.invoke(app, ["calibrate", str(log), "--prices", str(PRICES)])
     assert res.exit_code == 0, res.output
-    lines = res.stdout.splitlines()
-    if not extra:
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80
+    assert "Fit check, log → engine" in res.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("wide", [False, True])
+def test_tables_fit_the_terminal_without_cutting_numbers(result, monkeypatch, columns, wide):
+    from costsim.cli.calibrate import render_calibration
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    text = render_calibration(result, "table", wide=wide)
+    lines = text.splitlines()
+    if not wide:
         assert max(len(line) for line in lines) <= columns
     assert not any("…" in line for line in lines)
-    text = res.stdout
     for heading in ("What the log shows", "Fit check, log → engine", "Per task type, phase"):
         assert heading in text
     # model names are never cut
@@ -61,11 +76,27 @@ def test_writes_the_workload_and_the_policy(log, tmp_path):
     assert out.exit_code == 0, out.output
 
 
-def test_markdown_and_help(log):
-    res = runner.invoke(app, ["calibrate", str(log), "--prices", str(PRICES), "-f",
-                              "markdown"])
-    assert res.exit_code == 0
-    assert "#### Fit check (log → engine)" in res.stdout and "| scope |" in res.stdout
+def test_markdown_and_help(result):
+    from costsim.cli.calibrate import render_calibration
+
+    md = render_calibration(result, "markdown")
+    assert "#### Fit check (log → engine)" in md and "| scope |" in md
     h = runner.invoke(app, ["calibrate", "--help"])
     assert h.exit_code == 0
     assert "--write-policy" in h.stdout and "SPEC" not in h.stdout
+
+
+def test_the_docs_example_log_runs(tmp_path):
+    """The per-call example of docs/calibrate.md is a valid log, read as documented."""
+    import re
+
+    from costsim.calibrate import calibrate
+
+    doc = (ROOT / "docs" / "calibrate.md").read_text()
+    block = re.search(r"```csv\n(.*?)```", doc, re.S).group(1)
+    p = tmp_path / "example.csv"
+    p.write_text(block)
+    res = calibrate(p, prices=PRICES)
+    assert res.rows == 5 and res.tasks == 1
+    assert res.summaries[0]["mean_output_tokens"] == 1500
+    assert res.fitted["runs"][""]["handoff"] == "summary"

@@ -371,6 +371,9 @@ class Measure:
         return self.sql("""
             SELECT run, task_type, route, COUNT(*) AS n, SUM(completed) AS completed,
                    CAST(SUM(pico) AS DOUBLE) AS pico,
+                   SUM(POWER(CAST(pico AS DOUBLE) / 1e12, 2)) AS spend2,
+                   SUM(CASE WHEN completed = 1 THEN CAST(pico AS DOUBLE) / 1e12 ELSE 0 END)
+                     AS spend_done,
                      SUM(attempts) AS attempts, SUM(retries) AS retries,
                    SUM(CASE WHEN changes IS NOT NULL THEN 1 ELSE 0 END) AS reviewed,
                    SUM(CASE WHEN changes > 0 THEN 1 ELSE 0 END) AS changed,
@@ -384,6 +387,9 @@ class Measure:
         return self.sql("""
             SELECT FLOOR(ts / 86400) AS day, run, task_type, COUNT(*) AS n,
                    SUM(completed) AS completed, CAST(SUM(pico) AS DOUBLE) AS pico,
+                   SUM(POWER(CAST(pico AS DOUBLE) / 1e12, 2)) AS spend2,
+                   SUM(CASE WHEN completed = 1 THEN CAST(pico AS DOUBLE) / 1e12 ELSE 0 END)
+                     AS spend_done,
                      SUM(attempts) AS attempts,
                    SUM(retries) AS retries,
                    SUM(CASE WHEN changes IS NOT NULL THEN 1 ELSE 0 END) AS reviewed,
@@ -421,11 +427,19 @@ def summarise(rows) -> dict:
     ch = float(rows["changed_completed"].sum())
     lo, hi = wilson(c, n)
     rlo, rhi = wilson(ch, rv)
+    # Standard error of cost per completed task (a ratio of two sums over tasks, delta method):
+    # var ~ sum((s_i - R c_i)^2) / C^2, with sum(s c) the spend of completed tasks.
+    cost_se = None
+    if c > 0 and "spend2" in rows:
+        R = spend / c
+        ss = float(rows["spend2"].sum()) - 2 * R * float(rows["spend_done"].sum()) + R * R * c
+        cost_se = math.sqrt(max(ss, 0.0)) / c
     return {
         "tasks": int(n), "completed": int(c),
         "completion_rate": c / n if n else None, "completion_ci95": [lo, hi],
         "spend": spend, "spend_per_task": spend / n if n else None,
         "cost_per_completed_task": spend / c if c > 0 else math.inf,
+        "cost_per_completed_task_se": cost_se,
         "attempts_per_task": float(rows["attempts"].sum()) / n if n else None,
         "retries_per_task": float(rows["retries"].sum()) / n if n else None,
         "reviewed_tasks": int(rv),
