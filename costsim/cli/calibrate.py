@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
-                     handle_errors, warn)
+                     guard_files, handle_errors, warn)
 
 # Keep in step with costsim.calibrate's DEFAULT_* (not imported: pandas stays out of start-up).
 _MIN_SAMPLES, _RAISE_BELOW, _LOWER_MAX_GAP, _REVIEW_BELOW = 30, 0.6, 0.05, 0.1
@@ -66,8 +66,17 @@ def register(app: typer.Typer) -> None:
         from the log) with the same engine as `costsim compare`. Recommendations are
         projected by that engine and kept only when they pay.
         """
+        from .. import paths
         from ..calibrate import calibrate as run
 
+        from ..logs.runslog import find_files
+
+        guard_files(reads={"LOG": [Path(f) for f in find_files(str(log))],
+                           "--prices": paths.resolve_prices_path(prices),
+                           "--policy": [paths.resolve_policy_path(p) for p in policy or ()],
+                           "--workload": workload and paths.resolve_workload_path(workload)},
+                    writes={"--out": out, "--write-workload": write_workload,
+                            "--write-policy": write_policy})
         result = run(log, prices=prices, policies=policy or None, workload=workload,
                      min_samples=min_samples, raise_below=raise_below,
                      lower_max_gap=lower_max_gap, review_changes_below=review_changes_below)

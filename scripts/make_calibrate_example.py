@@ -1,6 +1,6 @@
 """Regenerate docs/examples/calibrate-runs.csv, the example runs log of docs/calibrate.md.
 
-    python docs/examples/make_calibrate_runs.py
+    python scripts/make_calibrate_example.py
 
 120 tasks of the bundled medium-team workload run under the bundled cheapest-routing policy,
 simulated by tests/logsim.py (the test suite's own implementation of the cost model): one row
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from logsim import simulate_log, write_log  # noqa: E402
