@@ -36,7 +36,8 @@ DEFAULT_LOWER_MAX_GAP = 0.05
 DEFAULT_REVIEW_CHANGES_BELOW = 0.1
 
 
-def _workload_handoff(modes: dict, strategies: dict, policy: Policy | None, main_run: str):
+def _workload_handoff(modes: dict, strategies: dict, policy: Policy | None, main_run: str,
+                      base: Workload):
     """(the handoff to write into the workload or None for the base's, why not)."""
     def as_dict(mode):
         if mode.handoff == "summary":
@@ -53,7 +54,7 @@ def _workload_handoff(modes: dict, strategies: dict, policy: Policy | None, main
                           f"show the workload's")
         return as_dict(modes[main_run]), None
     mode = modes[main_run]
-    if mode.handoff == "full_history":
+    if mode.handoff == "full_history" or base.handoff.mode == "summary":
         return as_dict(mode), None
     # Summaries in a routed run: most policies set their own handoff (the inferred policy
     # carries it), so the workload's stays the base's. A policy without a handoff block uses
@@ -153,7 +154,7 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
         inferred[run] = infer_strategy(ms, table, run, tf.modes[run], name)
         notes += inferred[run].notes
 
-    handoff, why = _workload_handoff(tf.modes, inferred, policy, main_run)
+    handoff, why = _workload_handoff(tf.modes, inferred, policy, main_run, base)
     fitted = fit_workload(ms, tf, table, str(log_path), base=base, workload_handoff=handoff,
                           handoff_why=why)
     wl = fitted.workload
