@@ -235,6 +235,7 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
         "token_fit_residual": tf.residual,
         "feedback_gain": sf.gain, "feedback_gain_se": sf.gain_se,
         "success_form": {f"{k[0]}/{k[1]}": v for k, v in sf.form.items()},
+        "success_form_counts": {f: list(sf.form.values()).count(f) for f in ("logistic", "map")},
         "runs": {run: {"handoff": m.handoff, "summary_tokens": m.summary_tokens,
                        "summarizer": m.summarizer, "retry_context": m.retry_context}
                  for run, m in tf.modes.items()},
