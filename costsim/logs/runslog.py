@@ -902,7 +902,7 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
 
     shown_path = str(path)
     files = find_files(shown_path)
-    con = duckdb.connect(config={"threads": max(1, min(os.cpu_count() or 1, 8))})
+    con = duckdb.connect(config={"threads": int(os.environ.get("COSTSIM_DUCKDB_THREADS", 0)) or max(1, min(os.cpu_count() or 1, 8))})
     tmp = tempfile.TemporaryDirectory(prefix="costsim-log-")
     try:
         con.execute("SET TimeZone = 'UTC'")
