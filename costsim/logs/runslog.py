@@ -907,20 +907,29 @@ def _enum_types(con, raws: list, colsets: list) -> dict:
     """The low-cardinality text columns are stored as DuckDB ENUMs (dictionary codes): every
     GROUP BY and join of the measurements runs on small integers instead of strings, about a
     third faster. They read and compare as text. A column with more than MAX_ENUM distinct
-    values stays text."""
+    values stays text. One DISTINCT over the raw values per column; the trimming is done on
+    the distinct values only."""
     enums = {}
     for col in _ENUMS:
-        parts = [f"SELECT {cols[col].pre[f'_t_{col}']} AS v FROM {raw.source}"
-                 for raw, cols in zip(raws, colsets) if col in cols]
+        values: set = set()
+        too_many = False
+        for raw, cols in zip(raws, colsets):
+            if col not in cols:
+                continue
+            expr = raw.columns[col][0]
+            rows = con.execute(
+                f"SELECT DISTINCT NULLIF(TRIM(CAST(v AS VARCHAR)), '') FROM (SELECT DISTINCT "
+                f"{expr} AS v FROM {raw.source} LIMIT {MAX_ENUM * 4 + 1})").fetchall()
+            values |= {r[0] for r in rows if r[0] is not None}
+            if len(rows) > MAX_ENUM * 4 or len(values) > MAX_ENUM:
+                too_many = True
+                break
         if col == "run":
-            parts.append("SELECT '' AS v")
-        if not parts:
+            values.add("")
+        if too_many or not values:
             continue
-        values = f"SELECT DISTINCT v FROM ({' UNION ALL '.join(parts)}) WHERE v IS NOT NULL"
-        n = con.execute(f"SELECT COUNT(*) FROM ({values})").fetchone()[0]
-        if n == 0 or n > MAX_ENUM:
-            continue
-        con.execute(f"CREATE TYPE enum_{col} AS ENUM ({values} ORDER BY 1)")
+        con.execute(f"CREATE TYPE enum_{col} AS ENUM "
+                    f"({', '.join(_lit(v) for v in sorted(values))})")
         enums[col] = f"enum_{col}"
     return enums
 
