@@ -5,7 +5,8 @@ The issue's thresholds: the policy the log was made with within 3% on cost per c
 0.5 points on completion and 15% (or 0.3 points) on defect rate; every other bundled policy and
 the single models within 5% and 1 point. The full matrix (30,000 tasks, every bundled workload and
 policy, both row modes) runs in benchmarks/fidelity_calibrate.py; its errors are in
-docs/fidelity.md. These are a representative subset, at 10,000 tasks to stay fast.
+docs/fidelity.md. These are a representative subset, at 8,000 tasks or fewer to stay fast,
+retry_context none included.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from calibrate_logs import CAL_FIXTURES, PRICES, ROOT, misses, roundtrip
@@ -109,3 +111,19 @@ def test_per_call_and_per_attempt_rows_fit_the_same_workload(tmp_path):
     assert wa == wc
     assert ra.overall["cost_per_completed_task"] == pytest.approx(
         rc.overall["cost_per_completed_task"], rel=1e-9)
+
+
+def test_retries_that_start_afresh(tmp_path):
+    """retry_context: none (a retry resends nothing): read back from the tokens, in the inferred
+    policy, and the round trip holds."""
+    pol = yaml.safe_load((POL / "cheapest-routing.yaml").read_text())
+    pol["name"] = "fresh-retries"
+    pol["escalation"]["retry_context"] = "none"
+    p = tmp_path / "fresh.yaml"
+    p.write_text(yaml.safe_dump(pol))
+    res, rows, _ = roundtrip(tmp_path, MEDIUM, p, rows="attempt", tasks=6_000, seed=9)
+    assert misses(rows) == []
+    assert res.fitted["runs"][""]["retry_context"] == "none"
+    assert res.strategies[0]["policy"]["escalation"] == {"after_failures": 2,
+                                                         "retry_context": "none"}
+    assert not any(r["flag_significant"] for r in res.fit), res.fit_flags
