@@ -11,11 +11,21 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
-                     guard_files, handle_errors, warn)
+from .common import (OutOpt, PricesOpt, ReportFormatOpt, emit, guard_files, handle_errors,
+                     warn)
 
 # Keep in step with costsim.calibrate's DEFAULT_* (not imported: pandas stays out of start-up).
 _MIN_SAMPLES, _RAISE_BELOW, _LOWER_MAX_GAP, _REVIEW_BELOW = 30, 0.6, 0.05, 0.1
+
+
+# calibrate's own --policy and --workload: what they mean here and their real defaults.
+LogPolicyOpt = Annotated[Optional[list[Path]], typer.Option(
+    "--policy", "-p", metavar="FILE", help="The routing policy the log was made with: a YAML "
+    "file or a bundled name such as cheapest-routing. Default: read back from the log (each "
+    "run's own).")]
+BaseWorkloadOpt = Annotated[Optional[Path], typer.Option(
+    "--workload", "-w", metavar="FILE", help="Where what the log cannot show comes from: a "
+    "workload YAML file or a bundled name. Default: medium-team.", dir_okay=False)]
 
 
 def register(app: typer.Typer) -> None:
@@ -24,12 +34,12 @@ def register(app: typer.Typer) -> None:
     def calibrate(
         log: Annotated[Path, typer.Argument(
             metavar="LOG",
-            help="Runs log: a .csv, .jsonl/.ndjson or .parquet file (optionally .gz or .zst), "
-                 "a directory of them or a glob pattern; one row per call or per attempt "
-                 "(docs/calibrate.md).")],
+            help="Runs log: a .csv, .jsonl/.ndjson or .parquet file (optionally .gz, .bz2, "
+                 ".xz, .zip or .zst), a directory of them or a glob pattern; one row per call "
+                 "or per attempt (docs/calibrate.md).")],
         prices: PricesOpt = None,
-        policy: PolicyOpt = None,
-        workload: WorkloadOpt = None,
+        policy: LogPolicyOpt = None,
+        workload: BaseWorkloadOpt = None,
         write_workload: Annotated[Optional[Path], typer.Option(
             "--write-workload", metavar="FILE", help="Write the workload fitted from the log "
             "to FILE (atomically), for `costsim compare --workload FILE`.",
