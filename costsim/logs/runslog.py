@@ -417,8 +417,13 @@ def _locate_csv_problem(shown: str, actual: str, width: int) -> CostsimError | N
     return None
 
 
-_CSV_NUMERIC = ("attempt", "call", "calls", "input_tokens", "cached_input_tokens",
-                "output_tokens", "cost_usd", "reviewer_changes")
+# The fast path: DuckDB's CSV parser types these columns itself (any value it cannot parse as
+# that type fails the read, and the file is read again as text for a located error).
+# Integer columns are read as DOUBLE: DuckDB would round '1.5' into a BIGINT column.
+_CSV_TYPES = {"attempt": "DOUBLE", "call": "DOUBLE", "calls": "DOUBLE", "input_tokens": "DOUBLE",
+              "cached_input_tokens": "DOUBLE", "output_tokens": "DOUBLE",
+              "reviewer_changes": "DOUBLE", "cost_usd": "DOUBLE", "success": "BOOLEAN",
+              "timestamp": "TIMESTAMPTZ"}
 
 
 def _load_csv(i: int, shown: str, actual: str) -> _Raw:
@@ -442,8 +447,8 @@ def _csv_source(raw: _Raw, typed: bool) -> str:
     types = {f"c{k}": "VARCHAR" for k in range(len(raw.header))}
     if typed:
         for name, (c, _) in raw.columns.items():
-            if name in _CSV_NUMERIC:
-                types[c] = "DOUBLE"
+            if name in _CSV_TYPES:
+                types[c] = _CSV_TYPES[name]
     cols = "{" + ", ".join(f"'{c}': '{t}'" for c, t in types.items()) + "}"
     return (f"read_csv({_lit(raw.actual)}, columns={cols}, header=true, auto_detect=false, "
             f"delim=',', quote='\"', escape='\"', strict_mode=true, null_padding=false, "
@@ -613,6 +618,16 @@ def _num_col(raw: _Raw, name: str, *, integer: bool, minimum: float, maximum: fl
     expr, typ = raw.columns[name][:2]
     d = f"_d_{name}"
     pre = {}
+    if typ in _INT_TYPES and integer:
+        # already integers: only the range can be wrong
+        pre[d] = f"CAST({expr} AS BIGINT)"
+        checks = [(f"{d} IS NULL", "required value missing")] if required else []
+        checks.append((f"{d} < {minimum}", lambda v: f"expected {what}, got {_show(v)}"))
+        if maximum is not None:
+            checks.append((f"{d} > {maximum}",
+                           over or (lambda v: f"expected {what}, at most {maximum:,.0f}, got "
+                                              f"{_show(v)}")))
+        return _Col(d, checks, pre)
     if _is_number_type(typ):
         pre[d] = f"CAST({expr} AS DOUBLE)"
         missing = f"{d} IS NULL"
@@ -974,8 +989,8 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
                     con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM "
                                 f"{_csv_source(raw, typed=True)}")
                     for name, (c, _) in raw.columns.items():
-                        if name in _CSV_NUMERIC:
-                            raw.columns[name] = (c, "DOUBLE")
+                        if name in _CSV_TYPES:
+                            raw.columns[name] = (c, _CSV_TYPES[name])
                 except Exception:
                     try:
                         con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM "
