@@ -35,12 +35,12 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 def _register_subcommands() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
-    from . import budget, calibrate, compare, optimize
+    from . import budget, calibrate, compare, log, optimize
     from .pricetable import app as price_table_app
 
     compare.register(app)
     app.add_typer(price_table_app, name="price-table")
-    for mod in (budget, calibrate, optimize):
+    for mod in (budget, calibrate, log, optimize):
         mod.register(app)
 
 

@@ -1,0 +1,109 @@
+"""`costsim log import`: parse flags, call costsim.logs.importer.import_logs, render the summary."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..logs.sources import SOURCES
+from .common import handle_errors
+
+app = typer.Typer(
+    help="Import what coding agents already write (Claude Code, Codex, OpenTelemetry spans, "
+         "LiteLLM spend logs, OpenHands and Aider benchmark results) as a runs log for "
+         "`costsim calibrate`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+LogSource = Enum("LogSource", {name.replace("-", "_"): name for name in SOURCES}, type=str)
+
+
+class SummaryFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@app.command("import")
+@handle_errors
+def import_(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Log files or folders (walked recursively; .gz files are read too).",
+        show_default=False)],
+    source: Annotated[LogSource, typer.Option(
+        "--source", "-s", help="What wrote the logs.", show_default=False)],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="The runs log to write: .csv, .jsonl or .parquet (written "
+        "atomically; never one of the inputs).", dir_okay=False, show_default=False)],
+    outcomes: Annotated[Optional[Path], typer.Option(
+        "--outcomes", help="Task outcomes to join (CSV or JSON Lines: task_id, success, "
+        "reviewer_changes, optional task_type and signals). Tasks without one keep an empty "
+        "success.", dir_okay=False)] = None,
+    task_by: Annotated[str, typer.Option(
+        "--task-by", help="What makes a task: session, branch or tag:NAME (a tag, "
+        "attribute or field called NAME). Benchmark sources: the instance.")] = "session",
+    phase_by: Annotated[str, typer.Option(
+        "--phase-by", help="What makes a phase: agent (subagent type or agent name; the main "
+        "loop is 'main') or tag:NAME.")] = "agent",
+    run: Annotated[Optional[str], typer.Option(
+        "--run", help="Run name for records whose source names none (default: the source "
+        "name).")] = None,
+    task_type: Annotated[str, typer.Option(
+        "--task-type", help="Task type for tasks the outcomes file gives none.")] = "default",
+    format: Annotated[SummaryFormat, typer.Option(
+        "--format", "-f", help="Summary format (the summary goes to standard output).")] = "text",
+):
+    """Import agent logs as a runs log: one row per LLM call where the source logs calls
+    (call column), one per attempt for benchmark results (calls column).
+
+    Input tokens include cached ones (cache reads and writes are added where the source counts
+    them apart); cost_usd only where the source states one; duplicates are removed; malformed
+    lines are skipped and counted. Same input, same bytes out. Mappings per source:
+    docs/logs.md.
+    """
+    from ..logs.importer import import_logs
+
+    res = import_logs(getattr(source, "value", source), paths, out, outcomes=outcomes,
+                      task_by=task_by, phase_by=phase_by, run=run, task_type=task_type)
+    if getattr(format, "value", format) == "json":
+        from ..render import to_json
+
+        typer.echo(to_json(res.to_dict()), nl=False)
+    else:
+        typer.echo(render_summary(res))
+
+
+def render_summary(res) -> str:
+    unit = "calls" if res.per_call else "attempts"
+    lines = [
+        f"wrote {res.out}: {res.rows:,} {unit} of {res.tasks:,} tasks in {res.runs:,} "
+        f"run{'s' if res.runs != 1 else ''}, from {res.files:,} "
+        f"file{'s' if res.files != 1 else ''} ({res.source})",
+        f"tokens: {res.input_tokens:,} input ({res.cached_input_tokens:,} cached), "
+        f"{res.output_tokens:,} output; stated cost: "
+        + (f"${res.cost_usd:,.6f} on {res.rows_with_cost:,} rows" if res.rows_with_cost
+           else "none (calibrate prices the rows from the price table)"),
+        f"outcomes: {res.tasks_with_outcome:,} tasks with one, {res.tasks_without_outcome:,} "
+        f"without (their success is left empty)",
+    ]
+    if res.outcomes_unmatched:
+        lines.append(f"outcomes for {res.outcomes_unmatched:,} task ids not in the logs (e.g. "
+                     f"{', '.join(res.outcomes_unmatched_examples)})")
+    if res.duplicates:
+        lines.append(f"duplicates removed: {res.duplicates:,}")
+    if res.tasks_from_fallback:
+        lines.append(f"{res.tasks_from_fallback:,} tasks had no value for the --task-by key "
+                     f"and were keyed by session (or the source's own id)")
+    if res.skipped:
+        lines.append(f"malformed records skipped: {res.skipped:,}; first:")
+        lines += [f"  {r}" for r in res.reasons]
+    return "\n".join(lines)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="log")
