@@ -12,7 +12,7 @@ then does everything that needs the whole log at once, in one SQL pipeline:
 
 1. **deduplicate** records that share a source key (Claude Code ``message.id`` + ``requestId``,
    LiteLLM ``request_id``, OTLP trace + span id), keeping the most complete copy (most tokens;
-   the first one read on a tie);
+   on a tie the earliest timestamp, then the first one read);
 2. **resolve** task (``--task-by``; a record without one falls back to a per-source key), phase
    (``--phase-by``; subagent ids named by their type) and run;
 3. **number** the calls of each attempt by time (``call``: 1, 2, ...);
@@ -194,6 +194,8 @@ def import_logs(source: str, paths, out, *, outcomes=None, task_by: str = "sessi
     paths = [Path(os.path.expanduser(str(p))) for p in paths]
     if not paths:
         raise CostsimError("no log files or folders given")
+    if any(p.is_file() and p.resolve() == out.resolve() for p in paths):
+        raise CostsimError("--out would overwrite an input (choose another file)", str(out))
     files = expand(paths, src.suffixes, exclude=[out], wanted=src.wanted)
     inputs = {f.resolve() for f in files}
     outcome_path = Path(outcomes) if outcomes is not None else None
@@ -221,8 +223,8 @@ def import_logs(source: str, paths, out, *, outcomes=None, task_by: str = "sessi
         if sink.seq == 0:
             why = f"; first problem: {sink.reasons[0]}" if sink.reasons else ""
             raise CostsimError(f"no {src.name} usage records found in {len(files)} file"
-                               f"{'s' if len(files) != 1 else ''} ({sink.skipped} malformed "
-                               f"lines){why}", str(paths[0]))
+                               f"{'s' if len(files) != 1 else ''} ({sink.ignored} records of "
+                               f"other kinds, {sink.skipped} malformed){why}", str(paths[0]))
 
         _write_csv(tmpdir / "phases.csv", ["ref", "phase"], sorted(sink.phase_names.items()))
         _write_csv(tmpdir / "src_outcomes.csv", ["run", "task", "success"],
@@ -267,7 +269,8 @@ def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: Imp
         FROM s LEFT JOIN pm ON s.phase_ref = pm.ref
         QUALIFY s.dedup_key IS NULL OR row_number() OVER (
             PARTITION BY s.dedup_key
-            ORDER BY coalesce(s.input_tokens, 0) + coalesce(s.output_tokens, 0) DESC, s.seq) = 1
+            ORDER BY coalesce(s.input_tokens, 0) + coalesce(s.output_tokens, 0) DESC,
+                     TRY_CAST(s.ts AS TIMESTAMP) NULLS LAST, s.seq) = 1
     """)
     (kept,) = con.execute("SELECT count(*) FROM k").fetchone()
     result.duplicates = result.records - kept

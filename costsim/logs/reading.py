@@ -206,7 +206,7 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 def timestamp(value) -> str | None:
-    """An ISO 8601 UTC timestamp (``2026-01-05T10:00:00.250Z``) from an ISO string (offset or
+    """An ISO 8601 UTC timestamp to the millisecond (``2026-01-05T10:00:00.250Z``) from an ISO string (offset or
     none, taken as UTC), or epoch seconds / milliseconds / nanoseconds; None if absent or
     unreadable."""
     if value is None or value == "" or isinstance(value, bool):
@@ -243,9 +243,6 @@ def timestamp(value) -> str | None:
         else:
             when = _EPOCH + _dt.timedelta(seconds=n)
     when = when.astimezone(_dt.timezone.utc)
-    out = when.strftime("%Y-%m-%dT%H:%M:%S")
-    if when.microsecond % 1000:
-        out += f".{when.microsecond:06d}"
-    elif when.microsecond:
-        out += f".{when.microsecond // 1000:03d}"
-    return out + "Z"
+    # Always milliseconds (as JavaScript's toISOString writes them): fixed width, so the text
+    # sorts in time order.
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{when.microsecond // 1000:03d}Z"
