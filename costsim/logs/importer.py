@@ -186,11 +186,6 @@ def import_logs(source: str, paths, out, *, outcomes=None, task_by: str = "sessi
         raise CostsimError("--task-type: must not be empty")
     out = Path(out)
     fmt = _out_format(out)
-    if fmt == "parquet":
-        try:
-            import pyarrow  # noqa: F401  (DuckDB writes Parquet itself; the extra is for readers)
-        except ImportError:
-            pass
     paths = [Path(os.path.expanduser(str(p))) for p in paths]
     if not paths:
         raise CostsimError("no log files or folders given")
