@@ -211,17 +211,26 @@ def timestamp(value) -> str | None:
     unreadable."""
     if value is None or value == "" or isinstance(value, bool):
         return None
+    if type(value) is str and len(value) in (20, 24) and value[-1] == "Z" \
+            and value[10] == "T" and value[4] == "-" and value[13] == ":" \
+            and value[19] in ".Z" and value[:4].isdigit() and value[17:19].isdigit() \
+            and "01" <= value[5:7] <= "12" and "01" <= value[8:10] <= "31" \
+            and value[11:13] <= "23" and value[14:16] <= "59" and value[17:19] <= "60":
+        # Already the output form (JavaScript's toISOString: Claude Code, Codex), or whole
+        # seconds: the common case, kept fast.
+        return value if len(value) == 24 else value[:19] + ".000Z"
     when: _dt.datetime | None = None
     if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
         s = value.strip()
         if s.endswith(("Z", "z")):
             s = s[:-1] + "+00:00"
-        # Python < 3.11 fromisoformat is strict about fractions; 3.11+ reads 1-9 digits except
-        # more than 6: trim nanoseconds.
+        # fromisoformat reads at most 6 fraction digits: trim nanoseconds (OTel), pad short ones.
         head, dot, frac = s.partition(".")
         if dot:
-            digits = "".join(c for c in frac if c.isdigit())
-            rest = frac[len(digits):]
+            k = 0
+            while k < len(frac) and frac[k].isdigit():
+                k += 1
+            digits, rest = frac[:k], frac[k:]
             s = f"{head}.{(digits + '000000')[:6]}{rest}"
         try:
             when = _dt.datetime.fromisoformat(s)
