@@ -233,3 +233,28 @@ def test_cli_summary_and_json(tmp_path):
     res = runner.invoke(app, ["log", "import", "--source", "litellm", str(LOGS / "litellm"),
                               "--out", str(out)])
     assert "4 calls of 2 tasks" in res.stdout and "duplicates removed: 1" in res.stdout
+
+
+# --- calibrate in one step ------------------------------------------------------------------
+
+def test_calibrate_source_imports_then_calibrates(tmp_path):
+    run_dir = tmp_path / "tmp.benchmarks"
+    shutil.copytree(LOGS / "aider" / "tmp.benchmarks" / "2026-01-10-12-00-00--sonnet-diff",
+                    run_dir / "2026-01-10-12-00-00--sonnet-diff")
+    res = runner.invoke(app, ["calibrate", "--source", "aider-bench", str(run_dir),
+                              "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert "imported " in res.stderr and "5 attempts of 3 tasks" in res.stderr
+    overall = json.loads(res.stdout)["overall"]
+    # python/anagram passes at try 1, python/bowling at try 2, rust/anagram fails both: 2 of 3
+    # complete; the files state $0.0213 + $0.0877 + $0.1 = $0.209 in all.
+    assert overall["tasks"] == 3
+    assert overall["completion_rate"] == pytest.approx(2 / 3)
+    assert overall["cost_per_completed_task"] == pytest.approx(0.209 / 2, abs=1e-9)
+
+
+def test_calibrate_outcomes_need_a_source(tmp_path):
+    oc = _outcomes(tmp_path, "task_id,success\na,true\n")
+    res = runner.invoke(app, ["calibrate", str(LOGS / "litellm" / "spend_logs.csv"),
+                              "--outcomes", str(oc)])
+    assert res.exit_code == 2 and "--outcomes needs --source" in res.stderr

@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import CostsimError
 from .common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
-                         handle_errors, warn)
+                     handle_errors, warn)
 
 # Keep in step with costsim.calibrate's DEFAULT_* (not imported: pandas stays out of start-up).
 _MIN_SAMPLES, _RAISE_BELOW, _LOWER_MAX_GAP, _REVIEW_BELOW = 30, 0.6, 0.05, 0.1
@@ -41,6 +42,17 @@ def register(app: typer.Typer) -> None:
                  "this share of tasks.", min=0.0, max=1.0)] = _REVIEW_BELOW,
         format: ReportFormatOpt = "table",
         out: OutOpt = None,
+        source: Annotated[Optional[str], typer.Option(
+            "--source", help="LOG is not a runs log but what an agent wrote: import it first "
+            "(claude-code, codex, otlp, litellm, openhands, aider-bench; see `costsim log "
+            "import`).")] = None,
+        outcomes: Annotated[Optional[Path], typer.Option(
+            "--outcomes", help="With --source: task outcomes to join (CSV or JSON Lines: "
+            "task_id, success, reviewer_changes).", dir_okay=False)] = None,
+        task_by: Annotated[str, typer.Option(
+            "--task-by", help="With --source: session, branch or tag:NAME.")] = "session",
+        phase_by: Annotated[str, typer.Option(
+            "--phase-by", help="With --source: agent or tag:NAME.")] = "agent",
     ):
         """Measure routing success from a runs log and recommend raising or lowering tiers.
 
@@ -52,9 +64,25 @@ def register(app: typer.Typer) -> None:
         """
         from ..calibrate import calibrate as run
 
-        result = run(log, prices=prices, policies=policy or None, workload=workload,
-                     min_samples=min_samples, raise_below=raise_below,
-                     lower_max_gap=lower_max_gap, review_changes_below=review_changes_below)
+        def go(path):
+            return run(path, prices=prices, policies=policy or None, workload=workload,
+                       min_samples=min_samples, raise_below=raise_below,
+                       lower_max_gap=lower_max_gap, review_changes_below=review_changes_below)
+
+        if source is None:
+            if outcomes is not None:
+                raise CostsimError("--outcomes needs --source (an imported runs log already "
+                                   "carries its outcomes)")
+            result = go(log)
+        else:
+            from ..logs.importer import imported_log
+            from .log import render_summary
+
+            with imported_log(source, [log], outcomes=outcomes, task_by=task_by,
+                              phase_by=phase_by) as (path, summary):
+                typer.echo(render_summary(summary, head=f"imported {log}"), err=True)
+                result = go(path)
+                result.log = f"{log} ({source})"
         for w in result.warnings:
             warn(w)
         if write_workload is not None:

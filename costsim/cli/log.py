@@ -78,10 +78,10 @@ def import_(
         typer.echo(render_summary(res))
 
 
-def render_summary(res) -> str:
+def render_summary(res, head: str | None = None) -> str:
     unit = "calls" if res.per_call else "attempts"
     lines = [
-        f"wrote {res.out}: {res.rows:,} {unit} of {res.tasks:,} tasks in {res.runs:,} "
+        f"{head or 'wrote ' + res.out}: {res.rows:,} {unit} of {res.tasks:,} tasks in {res.runs:,} "
         f"run{'s' if res.runs != 1 else ''}, from {res.files:,} "
         f"file{'s' if res.files != 1 else ''} ({res.source})",
         f"tokens: {res.input_tokens:,} input ({res.cached_input_tokens:,} cached), "

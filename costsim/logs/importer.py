@@ -30,6 +30,7 @@ Same input, same bytes out: rows sorted on a total order, fixed column order, no
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import tempfile
@@ -371,4 +372,20 @@ def _write(con, out: Path, fmt: str, src, result: ImportResult) -> None:
             os.unlink(tmp)
 
 
-__all__ = ["ImportResult", "SOURCES", "import_logs", "output_columns"]
+@contextlib.contextmanager
+def imported_log(source: str, paths, **options):
+    """Import into a temporary runs log for the length of the ``with`` block (for
+    ``calibrate --source``): yields ``(path, ImportResult)``. Parquet when pyarrow is there to
+    read it back, else CSV."""
+    try:
+        import pyarrow  # noqa: F401
+        ext = "parquet"
+    except ImportError:
+        ext = "csv"
+    with tempfile.TemporaryDirectory(prefix="costsim-log-") as tmp:
+        out = Path(tmp) / f"runs.{ext}"
+        result = import_logs(source, paths, out, **options)
+        yield out, result
+
+
+__all__ = ["ImportResult", "SOURCES", "import_logs", "imported_log", "output_columns"]
