@@ -95,7 +95,7 @@ def run(source: str, path: Path, out: Path) -> tuple[float, float, dict]:
         if proc.returncode:
             raise SystemExit(f"import failed ({proc.returncode})")
         so.seek(0)
-        got = json.loads(so.read())
+        got = json.loads(so.read().strip().splitlines()[-1])
     return wall, usage.ru_maxrss / 1024, got
 
 

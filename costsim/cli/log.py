@@ -29,12 +29,22 @@ class SummaryFormat(str, Enum):
     json = "json"
 
 
-@app.command("import")
+IMPORT_HELP = (
+    "Import agent logs as a runs log for calibrate.\n\n"
+    "One row per LLM call where the source logs calls (call column), one per attempt for "
+    "benchmark results (calls column). Input tokens include cached ones (cache reads and "
+    "writes are added where the source counts them apart); cost_usd only where the source "
+    "states one; duplicates are removed; malformed lines are skipped and counted. The same "
+    "input gives the same bytes out. Each source's mapping: docs/logs.md."
+)
+
+
+@app.command("import", help=IMPORT_HELP)
 @handle_errors
 def import_(
     paths: Annotated[list[Path], typer.Argument(
         help="Log files or folders (walked recursively; .gz files are read too).",
-        show_default=False)],
+        show_default=False, metavar="PATH...")],
     source: Annotated[LogSource, typer.Option(
         "--source", "-s", help="What wrote the logs.", show_default=False)],
     out: Annotated[Path, typer.Option(
@@ -45,27 +55,19 @@ def import_(
         "reviewer_changes, optional task_type and signals). Tasks without one keep an empty "
         "success.", dir_okay=False)] = None,
     task_by: Annotated[str, typer.Option(
-        "--task-by", help="What makes a task: session, branch or tag:NAME (a tag, "
+        "--task-by", metavar="KEY", help="What makes a task: session, branch or tag:NAME (a tag, "
         "attribute or field called NAME). Benchmark sources: the instance.")] = "session",
     phase_by: Annotated[str, typer.Option(
-        "--phase-by", help="What makes a phase: agent (subagent type or agent name; the main "
+        "--phase-by", metavar="KEY", help="What makes a phase: agent (subagent type or agent name; the main "
         "loop is 'main') or tag:NAME.")] = "agent",
     run: Annotated[Optional[str], typer.Option(
-        "--run", help="Run name for records whose source names none (default: the source "
+        "--run", metavar="NAME", help="Run name for records whose source names none (default: the source "
         "name).")] = None,
     task_type: Annotated[str, typer.Option(
-        "--task-type", help="Task type for tasks the outcomes file gives none.")] = "default",
+        "--task-type", metavar="NAME", help="Task type for tasks the outcomes file gives none.")] = "default",
     format: Annotated[SummaryFormat, typer.Option(
         "--format", "-f", help="Summary format (the summary goes to standard output).")] = "text",
 ):
-    """Import agent logs as a runs log: one row per LLM call where the source logs calls
-    (call column), one per attempt for benchmark results (calls column).
-
-    Input tokens include cached ones (cache reads and writes are added where the source counts
-    them apart); cost_usd only where the source states one; duplicates are removed; malformed
-    lines are skipped and counted. Same input, same bytes out. Mappings per source:
-    docs/logs.md.
-    """
     from ..logs.importer import import_logs
 
     res = import_logs(getattr(source, "value", source), paths, out, outcomes=outcomes,

@@ -7,7 +7,7 @@
 
 How it streams: a source reads its files line by line and hands each record to a
 :class:`_StagingSink`, which appends it to a staging CSV in a temporary folder (memory stays flat
-however large the logs are). DuckDB (embedded, spilling to that folder past ``memory_limit``)
+however large the logs are). DuckDB (embedded, spilling to that folder past ``memory_limit``, 512 MB)
 then does everything that needs the whole log at once, in one SQL pipeline:
 
 1. **deduplicate** records that share a source key (Claude Code ``message.id`` + ``requestId``,
@@ -177,7 +177,7 @@ def _read_csv(path: Path, cols) -> str:
 
 def import_logs(source: str, paths, out, *, outcomes=None, task_by: str = "session",
                 phase_by: str = "agent", run: str | None = None,
-                task_type: str = DEFAULT_TASK_TYPE, memory_limit: str = "1GB") -> ImportResult:
+                task_type: str = DEFAULT_TASK_TYPE, memory_limit: str = "512MB") -> ImportResult:
     """Read ``paths`` (files or folders, ``.gz`` allowed) of log ``source`` and write the runs
     log ``out`` (``.csv``, ``.jsonl`` or ``.parquet``). See the module docstring."""
     src = get_source(source)
@@ -230,11 +230,14 @@ def import_logs(source: str, paths, out, *, outcomes=None, task_by: str = "sessi
                    ["task", "success", "reviewer_changes", "task_type", "signals"],
                    table.rows() if table is not None else [])
 
-        con = duckdb.connect(":memory:")
+        # A database file in the temporary folder: the one materialised table lives on disk
+        # and memory stays within memory_limit however long the log.
+        con = duckdb.connect(str(tmpdir / "import.duckdb"))
         try:
             con.execute(f"SET memory_limit={_sql_str(memory_limit)}")
             con.execute(f"SET temp_directory={_sql_str(tmpdir / 'spill')}")
             con.execute("SET preserve_insertion_order=true")
+            con.execute("SET enable_progress_bar=false")   # stdout carries the summary
             _pipeline(con, tmpdir, staging, src, task_type, result)
             _write(con, out, fmt, src, result)
         except duckdb.Error as exc:  # pragma: no cover - disk full, out of memory
@@ -245,7 +248,7 @@ def import_logs(source: str, paths, out, *, outcomes=None, task_by: str = "sessi
 
 
 def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: ImportResult):
-    con.execute(f"CREATE TABLE s AS SELECT * FROM {_read_csv(staging, STAGING)}")
+    con.execute(f"CREATE VIEW s AS SELECT * FROM {_read_csv(staging, STAGING)}")
     con.execute(f"CREATE TABLE pm AS SELECT * FROM "
                 f"{_read_csv(tmpdir / 'phases.csv', [('ref', 'VARCHAR'), ('phase', 'VARCHAR')])}")
     con.execute(f"CREATE TABLE so AS SELECT * FROM "
@@ -255,7 +258,7 @@ def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: Imp
     fallback_phase = _sql_str(src.fallback_phase)
     # 1-2: deduplicate, resolve task / phase / attempt.
     con.execute(f"""
-        CREATE TABLE k AS
+        CREATE VIEW k AS
         SELECT s.seq, s.run, coalesce(s.task, s.fallback_task) AS task_id,
                s.task IS NULL AS from_fallback,
                coalesce(s.phase, pm.phase, {fallback_phase}) AS phase,
@@ -268,11 +271,9 @@ def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: Imp
             ORDER BY coalesce(s.input_tokens, 0) + coalesce(s.output_tokens, 0) DESC,
                      TRY_CAST(s.ts AS TIMESTAMP) NULLS LAST, s.seq) = 1
     """)
-    (kept,) = con.execute("SELECT count(*) FROM k").fetchone()
-    result.duplicates = result.records - kept
     # 3: call numbers, the task's last row, each attempt's start.
     con.execute("""
-        CREATE TABLE n AS
+        CREATE VIEW n AS
         SELECT *,
             row_number() OVER (PARTITION BY run, task_id, phase, attempt
                                ORDER BY t NULLS LAST, seq) AS call,
@@ -315,7 +316,7 @@ def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: Imp
     result.tasks, result.tasks_with_outcome, result.tasks_from_fallback, result.runs = q
     result.tasks_without_outcome = result.tasks - result.tasks_with_outcome
     unmatched = con.execute("""
-        SELECT task FROM fo WHERE task NOT IN (SELECT task_id FROM k) ORDER BY task
+        SELECT task FROM fo WHERE task NOT IN (SELECT DISTINCT task_id FROM r) ORDER BY task
     """).fetchall()
     result.outcomes_unmatched = len(unmatched)
     result.outcomes_unmatched_examples = [u[0] for u in unmatched[:MAX_REASONS]]
@@ -327,6 +328,7 @@ def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: Imp
     """).fetchone()
     (result.rows, result.input_tokens, result.cached_input_tokens, result.output_tokens,
      result.cost_usd, result.rows_with_cost) = t
+    result.duplicates = result.records - result.rows
     result.input_tokens = int(result.input_tokens)
     result.cached_input_tokens = int(result.cached_input_tokens)
     result.output_tokens = int(result.output_tokens)
