@@ -258,3 +258,16 @@ def test_calibrate_outcomes_need_a_source(tmp_path):
     res = runner.invoke(app, ["calibrate", str(LOGS / "litellm" / "spend_logs.csv"),
                               "--outcomes", str(oc)])
     assert res.exit_code == 2 and "--outcomes needs --source" in res.stderr
+
+
+def test_prices_match_logged_model_ids(tmp_path):
+    prices = tmp_path / "p.yaml"
+    prices.write_text("version: 1\nas_of: 2026-11-20\ncurrency: USD\nmodels:\n"
+                      "  claude-sonnet-4-5: {provider: anthropic, tier: midrange, input: 3.0, "
+                      "output: 15.0}\n")
+    out = tmp_path / "r.csv"
+    res = import_logs("claude-code", [LOGS / "claude_code"], out, prices=prices)
+    assert res.models_matched == {"claude-sonnet-4-5-20250929": "claude-sonnet-4-5"}
+    models = [r["model"] for r in rows(out)]
+    assert models.count("claude-sonnet-4-5") == 5               # 3 + 2 sonnet calls
+    assert models.count("claude-haiku-4-5-20251001") == 3       # not in the table: as logged

@@ -33,3 +33,19 @@ def test_counts_and_costs():
     with pytest.raises(Malformed):
         money(-0.5, "spend")
     assert dig({"a": {"b": 1}, "c.d": 2}, "a.b") == 1 and dig({"c.d": 2}, "c.d") == 2
+
+
+def test_model_ids_match_the_price_table_only_where_it_has_them():
+    from costsim.logs.model_ids import match_models
+
+    table = {"claude-sonnet-4-5", "gpt-4.1", "gpt-4.1-2025-04-14-special", "deepseek-v4-flash"}
+    logged = ["claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4-5",
+              "litellm_proxy/openrouter/gpt-4.1", "openai/gpt-4.1-2025-04-14", "gpt-4.1",
+              "gpt-4.1-2025-04-14-special", "DeepSeek-V4-Flash", "mystery-model-20250101"]
+    assert match_models(logged, table) == {
+        "claude-sonnet-4-5-20250929": "claude-sonnet-4-5",
+        "anthropic/claude-sonnet-4-5": "claude-sonnet-4-5",
+        "litellm_proxy/openrouter/gpt-4.1": "gpt-4.1",
+        "openai/gpt-4.1-2025-04-14": "gpt-4.1",
+        "DeepSeek-V4-Flash": "deepseek-v4-flash",
+    }

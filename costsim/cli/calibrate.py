@@ -78,8 +78,11 @@ def register(app: typer.Typer) -> None:
             from ..logs.importer import imported_log
             from .log import render_summary
 
+            from ..paths import resolve_prices_path
+
             with imported_log(source, [log], outcomes=outcomes, task_by=task_by,
-                              phase_by=phase_by) as (path, summary):
+                              phase_by=phase_by, prices=resolve_prices_path(prices)) \
+                    as (path, summary):
                 typer.echo(render_summary(summary, head=f"imported {log}"), err=True)
                 result = go(path)
                 result.log = f"{log} ({source})"

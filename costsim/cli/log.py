@@ -65,13 +65,18 @@ def import_(
         "name).")] = None,
     task_type: Annotated[str, typer.Option(
         "--task-type", metavar="NAME", help="Task type for tasks the outcomes file gives none.")] = "default",
+    prices: Annotated[Optional[Path], typer.Option(
+        "--prices", help="Match logged model ids to this price table's (provider prefixes and "
+        "date suffixes dropped where that finds the table's id: claude-sonnet-4-5-20250929 -> "
+        "claude-sonnet-4-5). Without it, ids are kept as logged.", dir_okay=False)] = None,
     format: Annotated[SummaryFormat, typer.Option(
         "--format", "-f", help="Summary format (the summary goes to standard output).")] = "text",
 ):
     from ..logs.importer import import_logs
 
     res = import_logs(getattr(source, "value", source), paths, out, outcomes=outcomes,
-                      task_by=task_by, phase_by=phase_by, run=run, task_type=task_type)
+                      task_by=task_by, phase_by=phase_by, run=run, task_type=task_type,
+                      prices=prices)
     if getattr(format, "value", format) == "json":
         from ..render import to_json
 
@@ -96,6 +101,11 @@ def render_summary(res, head: str | None = None) -> str:
     if res.outcomes_unmatched:
         lines.append(f"outcomes for {res.outcomes_unmatched:,} task ids not in the logs (e.g. "
                      f"{', '.join(res.outcomes_unmatched_examples)})")
+    if res.models_matched:
+        shown = [f"{k} -> {v}" for k, v in list(res.models_matched.items())[:5]]
+        more = len(res.models_matched) - len(shown)
+        lines.append("model ids matched to the price table: " + ", ".join(shown)
+                     + (f" and {more} more" if more > 0 else ""))
     if res.duplicates:
         lines.append(f"duplicates removed: {res.duplicates:,}")
     if res.tasks_from_fallback:

@@ -87,6 +87,7 @@ class ImportResult:
     rows_with_cost: int = 0
     runs: int = 0
     per_call: bool = True
+    models_matched: dict = field(default_factory=dict)   # logged id -> price-table id
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -177,9 +178,13 @@ def _read_csv(path: Path, cols) -> str:
 
 def import_logs(source: str, paths, out, *, outcomes=None, task_by: str = "session",
                 phase_by: str = "agent", run: str | None = None,
-                task_type: str = DEFAULT_TASK_TYPE, memory_limit: str = "512MB") -> ImportResult:
+                task_type: str = DEFAULT_TASK_TYPE, prices=None,
+                memory_limit: str = "512MB") -> ImportResult:
     """Read ``paths`` (files or folders, ``.gz`` allowed) of log ``source`` and write the runs
-    log ``out`` (``.csv``, ``.jsonl`` or ``.parquet``). See the module docstring."""
+    log ``out`` (``.csv``, ``.jsonl`` or ``.parquet``). See the module docstring.
+
+    ``prices`` (a price-table path or :class:`~costsim.models.PriceTable`): match logged model
+    ids to the table's (:mod:`costsim.logs.model_ids`); None keeps them as logged."""
     src = get_source(source)
     opts = Options(task_by=task_by, phase_by=phase_by)
     opts.check()
@@ -204,6 +209,7 @@ def import_logs(source: str, paths, out, *, outcomes=None, task_by: str = "sessi
                            f"{', '.join('*' + s for s in src.suffixes)}, optionally .gz)",
                            str(paths[0]))
     table = read_outcomes(outcome_path) if outcome_path is not None else None
+    price_ids = _price_ids(prices) if prices is not None else None
 
     import duckdb
 
@@ -238,6 +244,7 @@ def import_logs(source: str, paths, out, *, outcomes=None, task_by: str = "sessi
             con.execute(f"SET temp_directory={_sql_str(tmpdir / 'spill')}")
             con.execute("SET preserve_insertion_order=true")
             con.execute("SET enable_progress_bar=false")   # stdout carries the summary
+            _match_models(con, tmpdir, staging, price_ids, result)
             _pipeline(con, tmpdir, staging, src, task_type, result)
             _write(con, out, fmt, src, result)
         except duckdb.Error as exc:  # pragma: no cover - disk full, out of memory
@@ -247,8 +254,32 @@ def import_logs(source: str, paths, out, *, outcomes=None, task_by: str = "sessi
     return result
 
 
+def _price_ids(prices) -> set[str]:
+    from ..loader import load_prices
+    from ..models import PriceTable
+
+    table = prices if isinstance(prices, PriceTable) else load_prices(prices)
+    return set(table.models)
+
+
+def _match_models(con, tmpdir: Path, staging: Path, price_ids, result: ImportResult) -> None:
+    """The table ``mm(model, matched)`` of logged ids renamed to price-table ids."""
+    from .model_ids import match_models
+
+    con.execute(f"CREATE VIEW raw AS SELECT * FROM {_read_csv(staging, STAGING)}")
+    pairs: dict[str, str] = {}
+    if price_ids is not None:
+        logged = [m for (m,) in con.execute("SELECT DISTINCT model FROM raw").fetchall()]
+        pairs = match_models(logged, price_ids)
+    _write_csv(tmpdir / "models.csv", ["model", "matched"], sorted(pairs.items()))
+    con.execute(f"CREATE TABLE mm AS SELECT * FROM "
+                f"{_read_csv(tmpdir / 'models.csv', [('model', 'VARCHAR'), ('matched', 'VARCHAR')])}")
+    result.models_matched = dict(sorted(pairs.items()))
+
+
 def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: ImportResult):
-    con.execute(f"CREATE VIEW s AS SELECT * FROM {_read_csv(staging, STAGING)}")
+    con.execute("CREATE VIEW s AS SELECT raw.* REPLACE (coalesce(mm.matched, raw.model) AS model) "
+                "FROM raw LEFT JOIN mm ON raw.model = mm.model")
     con.execute(f"CREATE TABLE pm AS SELECT * FROM "
                 f"{_read_csv(tmpdir / 'phases.csv', [('ref', 'VARCHAR'), ('phase', 'VARCHAR')])}")
     con.execute(f"CREATE TABLE so AS SELECT * FROM "
