@@ -42,10 +42,6 @@ class Options:
             raise CostsimError(f"--phase-by: expected agent or tag:NAME, got '{self.phase_by}'")
 
 
-# The staging row, in this column order (see importer.STAGING_COLUMNS).
-Row = tuple
-
-
 class Sink(Protocol):
     def call(self, *, file: Path, line: int, task: str | None, fallback_task: str,
              phase: str | None, model: str, input_tokens: int, cached_input_tokens: int,
@@ -80,13 +76,6 @@ class Source:
     summary: str
     fallback_phase: str = MAIN_PHASE
     wanted: Callable[[Path], bool] | None = None   # which files of a walked folder to read
-
-
-def tag_value(tags: dict, name: str) -> str | None:
-    """The value of tag ``name`` in a flat ``{key: value}`` mapping (None if absent)."""
-    from ..reading import dig, text
-
-    return text(dig(tags, name))
 
 
 def tags_from_list(items) -> dict[str, str]:
