@@ -1,0 +1,550 @@
+"""Runs log -> measurements, in SQL.
+
+Every query here reads the normalised relation of :mod:`costsim.logs.runslog` through its
+:class:`~costsim.logs.runslog.LogEngine` and returns a small aggregate table: per task type,
+phase, model, attempt index, call index, signal set ... Pandas and SciPy only ever see these
+aggregates, never one row per call or per attempt. The SQL is portable (GROUP BY, CASE, window
+functions, VALUES lists, CREATE TEMPORARY TABLE); no engine-specific list or struct functions.
+
+Two relations are materialised once and reused (``engine.materialize``):
+
+- ``cal_att``: one row per attempt (and per summarizer call) with its token totals, outcome and
+  spend;
+- ``cal_task``: one row per task and run with its completion, spend, signals, reviewer changes
+  and the set of models it used (a bit mask).
+
+A task is a ``(run, task_id)``: the same task_id in two runs is the same task done twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..errors import CostsimError
+from ..models import PriceTable
+
+Z95 = 1.959963984540054
+PER_MILLION = 1_000_000.0
+_BIG = 1e18          # "no long-context threshold" (portable: no infinity in SQL text)
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+def wilson(successes, n, z: float = Z95):
+    """Wilson score interval (lo, hi) for arrays or scalars; (0, 1) where n == 0."""
+    import numpy as np
+
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(n > 0, k / n, 0.0)
+        denom = 1.0 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+        lo = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), 0.0)
+        hi = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), 1.0)
+    if lo.ndim == 0:
+        return float(lo), float(hi)
+    return lo, hi
+
+
+def _rate(k, n):
+    return float(k) / float(n) if n else None
+
+
+def canon_signals(text) -> str:
+    """``'b; a'`` -> ``'a;b'`` (sorted, de-duplicated); None or '' -> ''."""
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return ""
+    import re
+
+    return ";".join(sorted({s.strip() for s in re.split(r"[;,]", str(text)) if s.strip()}))
+
+
+def lit(value) -> str:
+    """A SQL literal."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return repr(_BIG if value > 0 else -_BIG)
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def values(rows: list[tuple], names: list[str], alias: str) -> str:
+    """A VALUES list usable as a relation: ``(VALUES (...), ...) AS alias(names)``."""
+    body = ", ".join("(" + ", ".join(lit(v) for v in r) + ")" for r in rows)
+    return f"(VALUES {body}) AS {alias}({', '.join(names)})"
+
+
+def _missing(v) -> bool:
+    import pandas as pd
+
+    return v is None or bool(pd.isna(v))
+
+
+# --- the measurements -----------------------------------------------------------------------
+
+@dataclass
+class Measurements:
+    """Aggregates of one log (each a pandas DataFrame unless said otherwise)."""
+
+    task_types: list[str]
+    phase_order: dict[str, list[str]]
+    runs: list[str]
+    tokens: object            # per (run, tt, phase, is_summary, attempt, call, calls, model)
+    attempts: object = None   # per (run, tt, phase, attempt, model, signals): n, k
+    tasks: object = None      # per (run, tt, signals): tasks, completed, spend, ...
+    abandoned: object = None  # per (run, tt, phase, last attempt): phase runs that ran out
+    defects: object = None    # per (run, tt, signals, models of defect phases, reviewer,
+                              #      changes): tasks
+    starts: object = None     # per (run, tt, phase, signals, model): phase runs started by it
+    by_model: list = field(default_factory=list)
+    by_route: list = field(default_factory=list)
+    by_task_type: list = field(default_factory=list)
+    by_run: list = field(default_factory=list)
+    overall: dict = field(default_factory=dict)
+    weekly: list = field(default_factory=list)
+    summaries: list = field(default_factory=list)
+    groups: object = None     # per (run, tt, route mask): tasks, completion, spend ...
+    unpriced_rows: int = 0    # rows without cost_usd in a log that has the column
+    span_days: float | None = None
+    distinct_tasks: int = 0
+    pivot_phases: list = field(default_factory=list)   # phases of ``defects``' d0, d1 ...
+    review_phase: str | None = None
+
+
+class Measure:
+    """Runs the measurement queries of one log (see the module docstring)."""
+
+    def __init__(self, log, table: PriceTable, prices_path: str):
+        self.log = log
+        self.table = table
+        self.prices_path = prices_path
+        self.R = log.relation
+
+    def sql(self, q: str):
+        return self.log.sql(q)
+
+    # --- structure ---------------------------------------------------------------------
+
+    def structure(self) -> tuple[list[str], dict[str, list[str]], list[str]]:
+        """Task types, each one's phases in the order tasks run them, and the runs."""
+        R = self.R
+        # A phase's start relative to its task's start, averaged per (task type, phase): tasks
+        # run their phases in order, so this orders them (timestamps when the log has them).
+        key = "ts" if self.log.has_timestamps else "CAST(pos AS DOUBLE)"
+        d = self.sql(f"""
+            WITH ph AS (
+              SELECT run, task_id, task_type, phase, MIN({key}) AS t0
+              FROM {R} WHERE is_summary = 0 AND (call IS NULL OR call = 1)
+              GROUP BY run, task_id, task_type, phase),
+            rk AS (SELECT task_type, phase,
+                          t0 - MIN(t0) OVER (PARTITION BY run, task_id) AS rel FROM ph)
+            SELECT task_type, phase, AVG(rel) AS rank, COUNT(*) AS n
+            FROM rk GROUP BY task_type, phase""")
+        d = d.sort_values(["task_type", "rank", "phase"])
+        order: dict[str, list[str]] = {}
+        for tt, ph in zip(d["task_type"], d["phase"]):
+            order.setdefault(str(tt), []).append(str(ph))
+        runs = sorted(str(r) for r in self.sql(f"SELECT DISTINCT run FROM {R}")["run"])
+        return sorted(order), order, runs
+
+    def token_table(self):
+        """Token sums per (run, task type, phase, kind, attempt, call, calls, model)."""
+        R = self.R
+        return self.sql(f"""
+            SELECT run, task_type, phase, is_summary, attempt, call,
+                   CASE WHEN call IS NULL THEN calls END AS calls, model,
+                   COUNT(*) AS n, SUM(input_tokens) AS input, SUM(cached_input_tokens) AS cached,
+                   SUM(output_tokens) AS output
+            FROM {R}
+            GROUP BY run, task_type, phase, is_summary, attempt, call,
+                     CASE WHEN call IS NULL THEN calls END, model""")
+
+    # --- pricing ------------------------------------------------------------------------
+
+    def check_priced(self) -> None:
+        """Every row without cost_usd names a model of the price table."""
+        R = self.R
+        d = self.sql(f"SELECT model, MIN(pos) AS pos FROM {R} WHERE cost_usd IS NULL "
+                     f"GROUP BY model")
+        bad = d[[str(m) not in self.table.models for m in d["model"]]]
+        if bad.empty:
+            return
+        pos = int(bad["pos"].min())
+        r = self.sql(f"SELECT src, row, model FROM {R} WHERE pos = {pos}").iloc[0]
+        raise self.log.error(r["src"], r["row"], "model",
+                             f"'{r['model']}' is not in the price table {self.prices_path} "
+                             f"and the row has no cost_usd")
+
+    def _price_values(self, models: list[str]) -> str:
+        rows = []
+        for m in models:
+            mp = self.table.models.get(m)
+            if mp is None:
+                continue
+            cr = mp.cache_read if mp.cache_read is not None else mp.input
+            lc = mp.long_context
+            if lc is None:
+                above, li, lo, lcr = _BIG, mp.input, mp.output, cr
+            else:
+                above = float(lc.above)
+                li = lc.input if lc.input is not None else mp.input
+                lo = lc.output if lc.output is not None else mp.output
+                lcr = lc.cache_read if lc.cache_read is not None else li
+            rows.append((m, float(mp.input), float(cr), float(mp.output), above, float(li),
+                         float(lcr), float(lo)))
+        if not rows:
+            rows = [("", 0.0, 0.0, 0.0, _BIG, 0.0, 0.0, 0.0)]
+        return values(rows, ["pmodel", "p_in", "p_cr", "p_out", "p_above", "p_lin", "p_lcr",
+                             "p_lout"], "p")
+
+    def row_spend_sql(self) -> str:
+        """SQL for the spend of one row of ``r`` (joined with ``p`` prices and ``gg`` growth).
+
+        cost_usd when given. Else a call row (or a one-call attempt row) is one call: billed at
+        the long-context rates when its input exceeds the model's threshold. A row standing for
+        n > 1 calls is split back into its calls: call j's input is ``a + (j-1)*g`` with ``g``
+        the phase's fitted growth per call and ``a`` chosen so the inputs add up to the row's
+        input; cached input and output are spread in proportion (an approximation,
+        docs/calibrate.md)."""
+        n = "CAST(r.calls AS DOUBLE)"
+        inp = "CAST(r.input_tokens AS DOUBLE)"
+        cac = "CAST(r.cached_input_tokens AS DOUBLE)"
+        out = "CAST(r.output_tokens AS DOUBLE)"
+        one = (f"CASE WHEN {inp} > p.p_above THEN ({inp} - {cac}) * p.p_lin + {cac} * p.p_lcr "
+               f"+ {out} * p.p_lout ELSE ({inp} - {cac}) * p.p_in + {cac} * p.p_cr "
+               f"+ {out} * p.p_out END")
+        g = "COALESCE(gg.g, 0.0)"
+        a = f"({inp} / {n} - {g} * ({n} - 1) / 2)"
+        j0 = (f"(CASE WHEN {g} > 0 THEN LEAST(GREATEST(FLOOR((p.p_above - {a}) / {g}) + 2, 1), "
+              f"{n} + 1) WHEN {a} > p.p_above THEN 1 ELSE {n} + 1 END)")
+        m = f"({n} - {j0} + 1)"
+        i_lc = f"({m} * {a} + {g} * (({n} - 1) * {n} / 2 - ({j0} - 2) * ({j0} - 1) / 2))"
+        fc = f"(CASE WHEN {inp} > 0 THEN {cac} / {inp} ELSE 0 END)"
+        o_lc = f"({out} * {m} / {n})"
+        many = (f"(({inp} - {i_lc}) * (1 - {fc}) * p.p_in + ({cac} - {i_lc} * {fc}) * p.p_cr "
+                f"+ ({out} - {o_lc}) * p.p_out + {i_lc} * (1 - {fc}) * p.p_lin "
+                f"+ {i_lc} * {fc} * p.p_lcr + {o_lc} * p.p_lout)")
+        priced = f"(CASE WHEN r.calls <= 1 THEN {one} ELSE {many} END) / {PER_MILLION}"
+        return f"COALESCE(r.cost_usd, {priced})"
+
+    # --- the materialised relations -----------------------------------------------------
+
+    def build(self, growth: dict[tuple[str, str], float], models: list[str]) -> None:
+        """Materialise ``cal_att`` and ``cal_task`` (needs each phase's growth per call)."""
+        R = self.R
+        gv = values([(tt, ph, float(g)) for (tt, ph), g in growth.items()] or [("", "", 0.0)],
+                    ["gtt", "gph", "g"], "gg")
+        eng = self.log.engine
+        eng.materialize("cal_att", f"""
+            SELECT r.run, r.task_id, r.task_type, r.phase, r.attempt, r.is_summary,
+                   MIN(r.model) AS model, SUM(r.calls) AS calls, COUNT(*) AS nrows,
+                   SUM(r.input_tokens) AS input_tokens,
+                   SUM(r.cached_input_tokens) AS cached_input_tokens,
+                   SUM(r.output_tokens) AS output_tokens, MAX(r.success) AS success,
+                   MIN(r.pos) AS pos, MIN(r.ts) AS ts, MAX(r.signals) AS signals,
+                   MAX(r.reviewer_changes) AS changes, SUM({self.row_spend_sql()}) AS spend
+            FROM {R} r LEFT JOIN {self._price_values(models)} ON p.pmodel = r.model
+                 LEFT JOIN {gv} ON gg.gtt = r.task_type AND gg.gph = r.phase
+            GROUP BY r.run, r.task_id, r.task_type, r.phase, r.attempt, r.is_summary""")
+        mv = values([(m, i) for i, m in enumerate(models)] or [("", 0)], ["mm", "mi"], "mv")
+        bits = "CASE WHEN mv.mi < 62 THEN CAST(POWER(2, mv.mi) AS BIGINT) ELSE 0 END"
+        eng.materialize("cal_task", f"""
+            WITH ph AS (
+              SELECT run, task_id, phase, MAX(success) AS ok FROM cal_att
+              WHERE is_summary = 0 GROUP BY run, task_id, phase),
+            pt AS (SELECT run, task_id, MIN(ok) AS completed, COUNT(*) AS phases
+                   FROM ph GROUP BY run, task_id),
+            tm AS (SELECT DISTINCT run, task_id, model FROM cal_att),
+            rm AS (SELECT tm.run, tm.task_id, SUM({bits}) AS route
+                   FROM tm JOIN {mv} ON mv.mm = tm.model GROUP BY tm.run, tm.task_id),
+            ag AS (SELECT run, task_id, MIN(task_type) AS task_type, SUM(spend) AS spend,
+                          SUM(CASE WHEN is_summary = 0 THEN 1 ELSE 0 END) AS attempts,
+                          SUM(CASE WHEN is_summary = 0 AND attempt > 1 THEN 1 ELSE 0 END)
+                            AS retries,
+                          MAX(signals) AS signals, MAX(changes) AS changes, MIN(ts) AS ts,
+                          MIN(pos) AS pos
+                   FROM cal_att GROUP BY run, task_id)
+            SELECT ag.run, ag.task_id, ag.task_type, COALESCE(ag.signals, '') AS signals,
+                   pt.completed, ag.spend, ag.attempts, ag.retries, ag.changes, ag.ts, ag.pos,
+                   COALESCE(rm.route, 0) AS route
+            FROM ag JOIN pt ON pt.run = ag.run AND pt.task_id = ag.task_id
+                 LEFT JOIN rm ON rm.run = ag.run AND rm.task_id = ag.task_id""")
+
+    # --- aggregates over the materialised relations -----------------------------------
+
+    def attempt_table(self):
+        """Attempts and successes per (run, tt, phase, attempt, model, task signals)."""
+        return self.sql("""
+            SELECT a.run, a.task_type, a.phase, a.attempt, a.model, t.signals,
+                   COUNT(*) AS n, SUM(a.success) AS k
+            FROM cal_att a JOIN cal_task t ON t.run = a.run AND t.task_id = a.task_id
+            WHERE a.is_summary = 0
+            GROUP BY a.run, a.task_type, a.phase, a.attempt, a.model, t.signals""")
+
+    def start_table(self):
+        """Phase runs per (run, tt, phase, signals, model of the first attempt, attempt at
+        which it succeeded (NULL: ran out), last attempt)."""
+        return self.sql("""
+            WITH pr AS (
+              SELECT run, task_id, task_type, phase, MIN(attempt) AS first_attempt,
+                     MAX(attempt) AS last_attempt,
+                     MIN(CASE WHEN success = 1 THEN attempt END) AS success_at
+              FROM cal_att WHERE is_summary = 0 GROUP BY run, task_id, task_type, phase)
+            SELECT pr.run, pr.task_type, pr.phase, t.signals, a.model AS start_model,
+                   pr.success_at, pr.last_attempt, COUNT(*) AS n
+            FROM pr JOIN cal_att a ON a.run = pr.run AND a.task_id = pr.task_id
+                 AND a.phase = pr.phase AND a.attempt = pr.first_attempt AND a.is_summary = 0
+                 JOIN cal_task t ON t.run = pr.run AND t.task_id = pr.task_id
+            GROUP BY pr.run, pr.task_type, pr.phase, t.signals, a.model, pr.success_at,
+                     pr.last_attempt""")
+
+    def task_table(self):
+        """Tasks per (run, tt, signals, completed, changes > 0?, has changes)."""
+        return self.sql("""
+            SELECT run, task_type, signals, completed,
+                   CASE WHEN changes IS NULL THEN -1 WHEN changes > 0 THEN 1 ELSE 0 END
+                     AS changed,
+                   COUNT(*) AS n, SUM(spend) AS spend, SUM(attempts) AS attempts,
+                   SUM(retries) AS retries
+            FROM cal_task GROUP BY run, task_type, signals, completed,
+                 CASE WHEN changes IS NULL THEN -1 WHEN changes > 0 THEN 1 ELSE 0 END""")
+
+    def defect_table(self, defect_phases: list[str], review: str | None):
+        """Completed tasks with a reviewer_changes value, per pattern: the model that succeeded
+        in each defect phase, the model that succeeded in the review phase, the changes."""
+        cols = []
+        for k, ph in enumerate(defect_phases):
+            cols.append(f"MAX(CASE WHEN phase = {lit(ph)} THEN model END) AS d{k}")
+        cols.append(f"MAX(CASE WHEN phase = {lit(review)} THEN model END) AS rv"
+                    if review else "CAST(NULL AS VARCHAR) AS rv")
+        names = [f"s.d{k}" for k in range(len(defect_phases))] + ["s.rv"]
+        return self.sql(f"""
+            WITH s AS (SELECT run, task_id, {', '.join(cols)} FROM cal_att
+                       WHERE is_summary = 0 AND success = 1 GROUP BY run, task_id)
+            SELECT t.run, t.task_type, t.signals, {', '.join(names)}, t.changes, COUNT(*) AS n
+            FROM cal_task t JOIN s ON s.run = t.run AND s.task_id = t.task_id
+            WHERE t.completed = 1 AND t.changes IS NOT NULL
+            GROUP BY t.run, t.task_type, t.signals, {', '.join(names)}, t.changes""")
+
+    def model_table(self):
+        """Per (run, tt, phase, model, is_summary, attempt = 1?): attempts, successes, tokens,
+        spend."""
+        return self.sql("""
+            SELECT run, task_type, phase, model, is_summary,
+                   CASE WHEN attempt = 1 THEN 1 ELSE 0 END AS first, COUNT(*) AS n,
+                   SUM(success) AS k, SUM(calls) AS calls, SUM(input_tokens) AS input,
+                   SUM(cached_input_tokens) AS cached, SUM(output_tokens) AS output,
+                   SUM(spend) AS spend
+            FROM cal_att
+            GROUP BY run, task_type, phase, model, is_summary,
+                     CASE WHEN attempt = 1 THEN 1 ELSE 0 END""")
+
+    def route_table(self):
+        return self.sql("""
+            SELECT run, task_type, route, COUNT(*) AS n, SUM(completed) AS completed,
+                   SUM(spend) AS spend, SUM(attempts) AS attempts, SUM(retries) AS retries,
+                   SUM(CASE WHEN changes IS NOT NULL THEN 1 ELSE 0 END) AS reviewed,
+                   SUM(CASE WHEN changes > 0 THEN 1 ELSE 0 END) AS changed,
+                   SUM(CASE WHEN completed = 1 AND changes IS NOT NULL THEN 1 ELSE 0 END)
+                     AS reviewed_completed,
+                   SUM(CASE WHEN completed = 1 AND changes > 0 THEN 1 ELSE 0 END)
+                     AS changed_completed
+            FROM cal_task GROUP BY run, task_type, route""")
+
+    def day_table(self):
+        return self.sql("""
+            SELECT FLOOR(ts / 86400) AS day, run, task_type, COUNT(*) AS n,
+                   SUM(completed) AS completed, SUM(spend) AS spend, SUM(attempts) AS attempts,
+                   SUM(retries) AS retries,
+                   SUM(CASE WHEN changes IS NOT NULL THEN 1 ELSE 0 END) AS reviewed,
+                   SUM(CASE WHEN changes > 0 THEN 1 ELSE 0 END) AS changed,
+                   SUM(CASE WHEN completed = 1 AND changes IS NOT NULL THEN 1 ELSE 0 END)
+                     AS reviewed_completed,
+                   SUM(CASE WHEN completed = 1 AND changes > 0 THEN 1 ELSE 0 END)
+                     AS changed_completed
+            FROM cal_task WHERE ts IS NOT NULL
+            GROUP BY FLOOR(ts / 86400), run, task_type""")
+
+    def volume(self) -> tuple[int, float | None]:
+        """Distinct task ids, and the days between the first and the last task's start."""
+        r = self.sql("""
+            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM cal_task GROUP BY task_id)
+            SELECT COUNT(*) AS n, MIN(ts) AS lo, MAX(ts) AS hi, COUNT(ts) AS nts FROM f""")
+        n = int(r["n"].iloc[0])
+        lo, hi, nts = r["lo"].iloc[0], r["hi"].iloc[0], int(r["nts"].iloc[0])
+        if nts < 2 or lo is None or hi is None or not math.isfinite(float(hi) - float(lo)):
+            return n, None
+        # n start times spread uniformly over D days span D * (n - 1) / (n + 1) on average.
+        span = (float(hi) - float(lo)) / 86400.0 * (nts + 1) / max(nts - 1, 1)
+        return n, span
+
+
+# --- summary tables (plain arithmetic over the aggregates) ------------------------------------
+
+def summarise(rows) -> dict:
+    """tasks, completion, cost per completed task, retries, reviewer changes of a group (rows:
+    an iterable of dicts or a DataFrame with the route_table/day_table columns)."""
+    n = float(rows["n"].sum())
+    c = float(rows["completed"].sum())
+    spend = float(rows["spend"].sum())
+    rv = float(rows["reviewed_completed"].sum())
+    ch = float(rows["changed_completed"].sum())
+    lo, hi = wilson(c, n)
+    rlo, rhi = wilson(ch, rv)
+    return {
+        "tasks": int(n), "completed": int(c),
+        "completion_rate": c / n if n else None, "completion_ci95": [lo, hi],
+        "spend": spend, "spend_per_task": spend / n if n else None,
+        "cost_per_completed_task": spend / c if c > 0 else math.inf,
+        "attempts_per_task": float(rows["attempts"].sum()) / n if n else None,
+        "retries_per_task": float(rows["retries"].sum()) / n if n else None,
+        "reviewed_tasks": int(rv),
+        "defect_rate": ch / rv if rv > 0 else None,
+        "defect_ci95": [rlo, rhi] if rv > 0 else None,
+    }
+
+
+def by_model_rows(models, starts) -> list[dict]:
+    """Per (task type, phase, model): first-try and retry success, pass rate by attempt of
+    the phase runs the model started, tokens, spend (all runs pooled)."""
+    import numpy as np
+
+    att = models[models["is_summary"] == 0]
+    g = att.groupby(["task_type", "phase", "model", "first"], sort=True)[
+        ["n", "k", "calls", "input", "cached", "output", "spend"]].sum()
+    out = []
+    keys = sorted({k[:3] for k in g.index})
+    st = starts.groupby(["task_type", "phase", "start_model"])
+    for tt, ph, m in keys:
+        f = g.loc[(tt, ph, m, 1)] if (tt, ph, m, 1) in g.index else None
+        r = g.loc[(tt, ph, m, 0)] if (tt, ph, m, 0) in g.index else None
+        fa = int(f["n"]) if f is not None else 0
+        fs = int(f["k"]) if f is not None else 0
+        ra = int(r["n"]) if r is not None else 0
+        rs = int(r["k"]) if r is not None else 0
+        both = [x for x in (f, r) if x is not None]
+        calls = sum(float(x["calls"]) for x in both)
+        n_att = fa + ra
+        flo, fhi = wilson(fs, fa)
+        rlo, rhi = wilson(rs, ra)
+        pass_rates = None
+        runs_started = 0
+        if (tt, ph, m) in st.groups:
+            s = st.get_group((tt, ph, m))
+            runs_started = int(s["n"].sum())
+            K = int(max(s["last_attempt"].max(), 1))
+            sa = s["success_at"].to_numpy(dtype=float)
+            w = s["n"].to_numpy(dtype=float)
+            pass_rates = [float(w[(~np.isnan(sa)) & (sa <= k)].sum() / w.sum())
+                          for k in range(1, K + 1)]
+        out.append({
+            "task_type": tt, "phase": ph, "model": m, "attempts": n_att,
+            "successes": fs + rs, "first_attempts": fa, "first_attempt_success": _rate(fs, fa),
+            "first_attempt_ci95": [flo, fhi] if fa else None,
+            "retry_attempts": ra, "retry_success": _rate(rs, ra),
+            "retry_ci95": [rlo, rhi] if ra else None,
+            "phase_runs_started": runs_started, "pass_rate_by_attempt": pass_rates,
+            "calls_per_attempt": calls / n_att if n_att else None,
+            "mean_input_tokens": sum(float(x["input"]) for x in both) / n_att,
+            "mean_cached_input_tokens": sum(float(x["cached"]) for x in both) / n_att,
+            "mean_output_tokens": sum(float(x["output"]) for x in both) / n_att,
+            "spend": sum(float(x["spend"]) for x in both),
+            "spend_per_attempt": sum(float(x["spend"]) for x in both) / n_att,
+        })
+    return out
+
+
+def summary_rows(models) -> list[dict]:
+    """Summarizer calls per (task type, phase summarized, model)."""
+    s = models[models["is_summary"] == 1]
+    if s.empty:
+        return []
+    g = s.groupby(["task_type", "phase", "model"], sort=True)[
+        ["n", "input", "output", "spend"]].sum().reset_index()
+    return [{"task_type": r.task_type, "phase": r.phase, "model": r.model, "calls": int(r.n),
+             "mean_input_tokens": r.input / r.n, "mean_output_tokens": r.output / r.n,
+             "spend": float(r.spend)} for r in g.itertuples()]
+
+
+def route_label(mask: int, models: list[str]) -> str:
+    return " + ".join(m for i, m in enumerate(models) if i < 62 and (int(mask) >> i) & 1) \
+        or "(none)"
+
+
+def weekly_rows(days) -> list[dict]:
+    """Per ISO week of each task's first timestamp (all runs pooled)."""
+    import datetime as dt
+
+    if days is None or days.empty:
+        return []
+    d = days.copy()
+    d["week"] = [dt.date.fromordinal(dt.date(1970, 1, 1).toordinal() + int(x)).isocalendar()[:2]
+                 for x in d["day"]]
+    out = []
+    for (y, w), grp in sorted(d.groupby("week"), key=lambda kv: kv[0]):
+        row = {"week": f"{y}-W{w:02d}"}
+        row.update(summarise(grp))
+        out.append(row)
+    return out
+
+
+def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
+    """Run every query. ``growth_fn(measurements)`` fits the per-call growth the pricing of
+    per-attempt rows needs. Returns :class:`Measurements`."""
+    M = Measure(log, table, prices_path)
+    M.check_priced()
+    task_types, order, runs = M.structure()
+    ms = Measurements(task_types=task_types, phase_order=order, runs=runs,
+                      tokens=M.token_table())
+    growth = growth_fn(ms)
+    models = sorted(str(m) for m in log.sql(f"SELECT DISTINCT model FROM {log.relation}")["model"])
+    M.build(growth, models)
+    ms.attempts = M.attempt_table()
+    ms.starts = M.start_table()
+    ms.tasks = M.task_table()
+    ms.pivot_phases = sorted({ph for phases in order.values() for ph in phases})
+    ms.review_phase = "review" if "review" in ms.pivot_phases else None
+    ms.defects = M.defect_table(ms.pivot_phases, ms.review_phase)
+    mt = M.model_table()
+    ms.by_model = by_model_rows(mt, ms.starts)
+    ms.summaries = summary_rows(mt)
+    routes = M.route_table()
+    ms.groups = routes
+    routes["route_label"] = [route_label(x, models) for x in routes["route"]]
+    ms.by_route = []
+    for (tt, label), grp in sorted(routes.groupby(["task_type", "route_label"]),
+                                   key=lambda kv: kv[0]):
+        row = {"task_type": tt, "route": label}
+        row.update(summarise(grp))
+        ms.by_route.append(row)
+    ms.by_task_type = []
+    for tt, grp in sorted(routes.groupby("task_type"), key=lambda kv: kv[0]):
+        row = {"task_type": tt}
+        row.update(summarise(grp))
+        ms.by_task_type.append(row)
+    ms.by_run = []
+    if len(runs) > 1:
+        for run, grp in sorted(routes.groupby("run"), key=lambda kv: kv[0]):
+            row = {"run": run}
+            row.update(summarise(grp))
+            ms.by_run.append(row)
+    ms.overall = summarise(routes)
+    ms.overall["rows"] = log.rows
+    if log.has_timestamps:
+        ms.weekly = weekly_rows(M.day_table())
+    ms.distinct_tasks, ms.span_days = M.volume()
+    if log.has_cost:
+        ms.unpriced_rows = int(log.sql(f"SELECT COUNT(*) AS n FROM {log.relation} "
+                                       f"WHERE cost_usd IS NULL")["n"].iloc[0])
+    return ms
+
+
+__all__ = ["wilson", "Measurements", "Measure", "measure", "canon_signals", "summarise",
+           "CostsimError"]
