@@ -42,14 +42,16 @@ def test_outcomes_join_last_attempt_and_counts(tmp_path):
     rs = rows(out)
     a = [r for r in rs if r["task_id"].startswith("0b7d")]
     b = [r for r in rs if r["task_id"].startswith("5e8a")]
-    # The task's last call is the haiku call in phase main: that attempt carries the outcome
-    # (false); the explore subagent ended and handed on, so it succeeded.
+    # The task's last call is the haiku title call, in a phase of its own (main@haiku): aside
+    # from it the last call is sonnet's in phase main, whose attempt carries the outcome
+    # (false); the explore subagent and the title call ended and handed on: they succeeded.
     assert {r["success"] for r in a if r["phase"] == "main"} == {"false"}
     assert {r["success"] for r in a if r["phase"] == "explore"} == {"true"}
+    assert {r["success"] for r in a if r["phase"].startswith("main@")} == {"true"}
     assert {r["task_type"] for r in a} == {"bugfix"} and {r["signals"] for r in a} == {
         "cross_file"}
-    # reviewer_changes only on the task's last row (the last call by time).
-    last = max(a, key=lambda r: r["timestamp"])
+    # reviewer_changes only on the task's last row (the last call of phase main).
+    last = max((r for r in a if r["phase"] == "main"), key=lambda r: r["timestamp"])
     assert [r["reviewer_changes"] for r in a if r is not last] == [""] * (len(a) - 1)
     assert last["reviewer_changes"] == "2"
     # The other session has no outcome: success empty, task type the default; counted apart.
@@ -241,10 +243,16 @@ def test_calibrate_source_imports_then_calibrates(tmp_path):
     run_dir = tmp_path / "tmp.benchmarks"
     shutil.copytree(LOGS / "aider" / "tmp.benchmarks" / "2026-01-10-12-00-00--sonnet-diff",
                     run_dir / "2026-01-10-12-00-00--sonnet-diff")
+    prices = tmp_path / "p.yaml"
+    prices.write_text("version: 1\nas_of: 2026-11-20\ncurrency: USD\nmodels:\n"
+                      "  claude-sonnet-4-5: {provider: anthropic, tier: midrange, input: 3.0, "
+                      "output: 15.0, coding_score: 60}\n")
     res = runner.invoke(app, ["calibrate", "--source", "aider-bench", str(run_dir),
-                              "--format", "json"])
+                              "--prices", str(prices), "--format", "json"])
     assert res.exit_code == 0, res.output
     assert "imported " in res.stderr and "5 attempts of 3 tasks" in res.stderr
+    # The logged id is matched to the table's, so the fitted workload can name it.
+    assert "anthropic/claude-sonnet-4-5-20250929 -> claude-sonnet-4-5" in res.stderr
     overall = json.loads(res.stdout)["overall"]
     # python/anagram passes at try 1, python/bowling at try 2, rust/anagram fails both: 2 of 3
     # complete; the files state $0.0213 + $0.0877 + $0.1 = $0.209 in all.

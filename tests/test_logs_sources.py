@@ -57,9 +57,14 @@ def test_claude_code_tokens_dedup_and_subagent_phase(tmp_path):
     explore = [r for r in rs if r["phase"] == "explore"]
     assert [(int(r["call"]), int(r["output_tokens"])) for r in explore] == [(1, 96), (2, 205)]
     main = [r for r in rs if r["task_id"].startswith("0b7d") and r["phase"] == "main"]
-    # Calls numbered by time: the haiku call (09:16:02.500) comes after the third (09:16:02).
-    assert [r["call"] for r in main] == ["1", "2", "3", "4"]
-    assert [r["model"] for r in main][-1] == "claude-haiku-4-5-20251001"
+    # Calls numbered by time (09:14:07.5, 09:15:41.25, 09:16:02), one model per attempt: the
+    # haiku title call is its own phase.
+    assert [(r["call"], r["output_tokens"]) for r in main] == [("1", "412"), ("2", "655"),
+                                                               ("3", "128")]
+    assert {r["model"] for r in main} == {"claude-sonnet-4-5-20250929"}
+    (haiku,) = [r for r in rs if r["phase"] == "main@claude-haiku-4-5-20251001"]
+    assert (haiku["call"], haiku["input_tokens"]) == ("1", "310")
+    assert res.calls_moved == 1
     assert list(rs[0]) == output_columns(per_call=True)
     assert {r["success"] for r in rs} == {""}         # no outcomes: unknown, not false
     assert res.tasks == 2 and res.tasks_without_outcome == 2
@@ -69,10 +74,12 @@ def test_claude_code_task_by_branch_and_phase_by_tag(tmp_path):
     res, rs = run(tmp_path, "claude-code", "claude_code", task_by="branch",
                   phase_by="tag:version")
     assert {r["task_id"] for r in rs} == {"fix-cart-rounding", "docs-readme"}
-    assert {r["phase"] for r in rs} == {"2.0.61"}
-    # One phase now: the 8 calls of both sessions numbered 1..6 and 1..2.
-    assert sorted(int(r["call"]) for r in rs if r["task_id"] == "fix-cart-rounding") == [
-        1, 2, 3, 4, 5, 6]
+    assert {r["phase"] for r in rs} == {"2.0.61", "2.0.61@claude-haiku-4-5-20251001"}
+    # One phase now (plus the phase of each second model): sonnet calls 1..3, haiku 1..3.
+    assert sorted((r["phase"], int(r["call"])) for r in rs
+                  if r["task_id"] == "fix-cart-rounding") == [
+        ("2.0.61", 1), ("2.0.61", 2), ("2.0.61", 3), ("2.0.61@claude-haiku-4-5-20251001", 1),
+        ("2.0.61@claude-haiku-4-5-20251001", 2), ("2.0.61@claude-haiku-4-5-20251001", 3)]
 
 
 # --- Codex ----------------------------------------------------------------------------------
@@ -82,12 +89,12 @@ def test_codex_last_usage_cumulative_delta_and_gz(tmp_path):
     # feat-export: 12000/0/800 (logged twice), 15500/11000/650, then only totals:
     # 45500-27500 = 18000 in, 25000-11000 = 14000 cached, 2100-1450 = 650 out, on gpt-5 (the
     # second turn_context). fix-flaky-test (.jsonl.gz): 8000/6000/400 on gpt-5-mini.
-    assert [(r["task_id"], r["model"], int(r["input_tokens"]), int(r["cached_input_tokens"]),
-             int(r["output_tokens"])) for r in rs] == [
-        ("feat-export", "gpt-5-codex", 12000, 0, 800),
-        ("feat-export", "gpt-5-codex", 15500, 11000, 650),
-        ("feat-export", "gpt-5", 18000, 14000, 650),
-        ("fix-flaky-test", "gpt-5-mini", 8000, 6000, 400),
+    assert [(r["task_id"], r["phase"], r["model"], int(r["input_tokens"]),
+             int(r["cached_input_tokens"]), int(r["output_tokens"])) for r in rs] == [
+        ("feat-export", "main", "gpt-5-codex", 12000, 0, 800),
+        ("feat-export", "main", "gpt-5-codex", 15500, 11000, 650),
+        ("feat-export", "main@gpt-5", "gpt-5", 18000, 14000, 650),   # switched mid-session
+        ("fix-flaky-test", "main", "gpt-5-mini", 8000, 6000, 400),
     ]
     assert res.duplicates == 1 and res.skipped == 1
     assert "input_tokens: expected a token count >= 0, got -5" in res.reasons[0]
@@ -110,8 +117,8 @@ def test_otlp_document_and_span_lines(tmp_path):
     assert set(by) == {("conv-100", "planner", "1"), ("conv-100", "planner", "2"),
                        ("conv-100", "coder", "1"), ("conv-200", "coder", "1"),
                        ("conv-200", "coder", "2")}
-    assert by[("conv-100", "planner", "1")]["model"] == "gpt-4.1-2025-04-14"   # response model
-    assert by[("conv-100", "coder", "1")]["model"] == "claude-sonnet-4-5"      # request model
+    assert by[("conv-100", "planner", "1")]["model"] == "gpt-4.1"       # the request model
+    assert by[("conv-200", "coder", "2")]["model"] == "gpt-4.1-mini"   # not the dated reply
     assert by[("conv-100", "planner", "1")]["timestamp"] == "2026-03-07T10:00:01.250Z"
     # Evaluation events: conv-100 passed (span event), conv-200 failed (log record line).
     assert {r["success"] for r in rs if r["task_id"] == "conv-100"} == {"true"}
@@ -139,7 +146,9 @@ def test_litellm_spend_exact_and_cache_tokens(tmp_path):
     assert [float(r["cost_usd"]) for r in rs] == [0.0123456789, 0.00456, 0.0, 0.000987654321]
     assert abs(res.cost_usd - (0.0123456789 + 0.00456 + 0.000987654321)) < 1e-12
     assert res.duplicates == 1 and res.skipped == 1
-    assert [r["phase"] for r in rs] == ["coder", "reviewer", "main", "main"]
+    # sess-B: a failed gpt-4.1 request and a haiku call, one each: the attempt is haiku's (more
+    # tokens) and the gpt-4.1 call gets its own phase.
+    assert [r["phase"] for r in rs] == ["coder", "reviewer", "main@gpt-4.1", "main"]
     assert [r["timestamp"] for r in rs][:2] == ["2026-03-09T08:00:01.123Z",
                                                  "2026-03-09T08:00:12.500Z"]
 

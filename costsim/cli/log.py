@@ -106,6 +106,9 @@ def render_summary(res, head: str | None = None) -> str:
         more = len(res.models_matched) - len(shown)
         lines.append("model ids matched to the price table: " + ", ".join(shown)
                      + (f" and {more} more" if more > 0 else ""))
+    if res.calls_moved:
+        lines.append(f"{res.calls_moved:,} calls on a second model inside an attempt went to "
+                     f"their own phase (<phase>@<model>)")
     if res.duplicates:
         lines.append(f"duplicates removed: {res.duplicates:,}")
     if res.tasks_from_fallback:

@@ -14,11 +14,12 @@ then does everything that needs the whole log at once, in one SQL pipeline:
    LiteLLM ``request_id``, OTLP trace + span id), keeping the most complete copy (most tokens;
    on a tie the earliest timestamp, then the first one read);
 2. **resolve** task (``--task-by``; a record without one falls back to a per-source key), phase
-   (``--phase-by``; subagent ids named by their type) and run;
+   (``--phase-by``; subagent ids named by their type) and run; an attempt is made by one model,
+   so calls on another model inside it go to their own phase ``<phase>@<model>``;
 3. **number** the calls of each attempt by time (``call``: 1, 2, ...);
 4. **join outcomes** (``--outcomes`` and outcomes a source states, e.g. OTel evaluation
    events): a task's outcome is the success of its last attempt (the one holding its last
-   call); every earlier attempt of the task ended and handed on, so it succeeded, except an
+   call, calls moved to a ``@model`` phase aside); every earlier attempt of the task ended and handed on, so it succeeded, except an
    earlier attempt of that same phase, which was retried and so failed (a source's own
    per-attempt success is kept where it has one). ``reviewer_changes`` goes on the task's last
    row, ``task_type`` and ``signals`` on every row;
@@ -88,6 +89,7 @@ class ImportResult:
     runs: int = 0
     per_call: bool = True
     models_matched: dict = field(default_factory=dict)   # logged id -> price-table id
+    calls_moved: int = 0          # calls on a second model of an attempt: phase "<phase>@<model>"
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -302,6 +304,27 @@ def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: Imp
             ORDER BY coalesce(s.input_tokens, 0) + coalesce(s.output_tokens, 0) DESC,
                      TRY_CAST(s.ts AS TIMESTAMP) NULLS LAST, s.seq) = 1
     """)
+    # 2b: one model per attempt. Calls on another model inside an attempt (Claude Code's quick
+    # haiku calls for titles and command checks, a model switched mid-session) are their own
+    # phase, "<phase>@<model>"; the attempt keeps the model that made most of its calls (then
+    # most tokens).
+    con.execute("""
+        CREATE VIEW k2 AS
+        WITH mc AS (SELECT run, task_id, phase, attempt, model, count(*) AS calls_on,
+                           sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) AS toks,
+                           min(seq) AS first_seq
+                    FROM k GROUP BY run, task_id, phase, attempt, model),
+             dom AS (SELECT run, task_id, phase, attempt, model AS main_model FROM (
+                       SELECT *, row_number() OVER (PARTITION BY run, task_id, phase, attempt
+                                                    ORDER BY calls_on DESC, toks DESC,
+                                                             first_seq) AS rk
+                       FROM mc) WHERE rk = 1)
+        SELECT k.* REPLACE (CASE WHEN k.model = dom.main_model THEN k.phase
+                                 ELSE k.phase || '@' || k.model END AS phase),
+               k.model <> dom.main_model AS moved
+        FROM k JOIN dom ON k.run = dom.run AND k.task_id = dom.task_id
+             AND k.phase = dom.phase AND k.attempt = dom.attempt
+    """)
     # 3: call numbers, the task's last row, each attempt's start.
     con.execute("""
         CREATE VIEW n AS
@@ -309,10 +332,10 @@ def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: Imp
             row_number() OVER (PARTITION BY run, task_id, phase, attempt
                                ORDER BY t NULLS LAST, seq) AS call,
             row_number() OVER (PARTITION BY run, task_id
-                               ORDER BY t DESC NULLS LAST, seq DESC) = 1 AS is_last,
+                               ORDER BY moved, t DESC NULLS LAST, seq DESC) = 1 AS is_last,
             min(t) OVER (PARTITION BY run, task_id, phase, attempt) AS attempt_start,
             min(seq) OVER (PARTITION BY run, task_id, phase, attempt) AS attempt_seq
-        FROM k
+        FROM k2
     """)
     # 4: outcomes. The file's (by task id) win over the source's (by run and task id).
     con.execute(f"""
@@ -354,11 +377,11 @@ def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: Imp
     t = con.execute("""
         SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(cached_input_tokens), 0),
                coalesce(sum(output_tokens), 0), coalesce(sum(cost_usd), 0),
-               count(cost_usd)
+               count(cost_usd), count(*) FILTER (WHERE moved)
         FROM r
     """).fetchone()
     (result.rows, result.input_tokens, result.cached_input_tokens, result.output_tokens,
-     result.cost_usd, result.rows_with_cost) = t
+     result.cost_usd, result.rows_with_cost, result.calls_moved) = t
     result.duplicates = result.records - result.rows
     result.input_tokens = int(result.input_tokens)
     result.cached_input_tokens = int(result.cached_input_tokens)

@@ -8,8 +8,9 @@ conventions):
 
 - ``input_tokens`` = ``gen_ai.usage.input_tokens`` (cached included, as the conventions define
   it), ``cached_input_tokens`` = ``gen_ai.usage.cache_read.input_tokens``, ``output_tokens`` =
-  ``gen_ai.usage.output_tokens``; ``model`` = ``gen_ai.response.model``, else
-  ``gen_ai.request.model``; ``timestamp`` = the span's start; no stated cost;
+  ``gen_ai.usage.output_tokens``; ``model`` = ``gen_ai.request.model`` (the model asked for,
+  as routing policies and price tables name it), else ``gen_ai.response.model``; ``timestamp``
+  = the span's start; no stated cost;
 - an ``invoke_agent`` / ``create_agent`` span's usage is the sum of the calls under it: it is
   counted only when the file has no call spans below it;
 - task: ``gen_ai.conversation.id`` of the span or its nearest ancestor, else the trace id
@@ -214,9 +215,9 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                 continue
             a = s.attrs
             try:
-                model = text(a.get("gen_ai.response.model")) or text(a.get("gen_ai.request.model"))
+                model = text(a.get("gen_ai.request.model")) or text(a.get("gen_ai.response.model"))
                 if model is None:
-                    raise Malformed("gen_ai.response.model / gen_ai.request.model: missing")
+                    raise Malformed("gen_ai.request.model / gen_ai.response.model: missing")
                 inp = count(a.get("gen_ai.usage.input_tokens"), "gen_ai.usage.input_tokens")
                 cached = count(a.get("gen_ai.usage.cache_read.input_tokens"),
                                "gen_ai.usage.cache_read.input_tokens")
