@@ -128,6 +128,10 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
     tf = state["tokens"]
     warnings: list[str] = []
     notes: list[str] = []
+    if ms.no_outcome_tasks:
+        warnings.append(f"{ms.no_outcome_tasks:,} tasks have no outcome (success empty): their "
+                        f"spend (${ms.no_outcome_spend:,.2f}) is counted apart, not in success "
+                        f"rates, completion or cost per completed task")
     if ms.unpriced_rows:
         warnings.append(f"{ms.unpriced_rows:,} rows have no cost_usd: those were priced from "
                         f"the price table")

@@ -116,6 +116,8 @@ class Measurements:
     distinct_tasks: int = 0
     pivot_phases: list = field(default_factory=list)   # phases of ``defects``' d0, d1 ...
     review_phase: str | None = None
+    no_outcome_tasks: int = 0     # tasks whose rows all leave success empty (measured apart)
+    no_outcome_spend: float = 0.0
 
 
 class Measure:
@@ -276,6 +278,24 @@ class Measure:
                    COALESCE(rm.route, 0) AS route
             FROM ag JOIN pt ON pt.run = ag.run AND pt.task_id = ag.task_id
                  LEFT JOIN rm ON rm.run = ag.run AND rm.task_id = ag.task_id""")
+        # Tasks without an outcome (no row says whether it succeeded): their spend is counted
+        # apart; every rate, completion and cost per completed task is over the others.
+        r = self.sql("SELECT COUNT(*) AS n, SUM(spend) AS spend, "
+                     "SUM(CASE WHEN completed IS NULL THEN 1 ELSE 0 END) AS unknown, "
+                     "SUM(CASE WHEN completed IS NULL THEN spend ELSE 0 END) AS unknown_spend "
+                     "FROM cal_task")
+        total, unknown = int(r["n"].iloc[0]), int(r["unknown"].iloc[0] or 0)
+        self.volume_all = self.volume()      # the task volume counts every task
+        self.no_outcome = (unknown, float(r["unknown_spend"].iloc[0] or 0.0))
+        if unknown == total:
+            raise CostsimError("no task in the log has an outcome (every success is empty): "
+                               "join outcomes with `costsim log import --outcomes FILE`",
+                               self.log.path)
+        if unknown:
+            eng.materialize("cal_att", """
+                SELECT a.* FROM cal_att a JOIN cal_task t
+                  ON t.run = a.run AND t.task_id = a.task_id WHERE t.completed IS NOT NULL""")
+            eng.materialize("cal_task", "SELECT * FROM cal_task WHERE completed IS NOT NULL")
 
     # --- aggregates over the materialised relations -----------------------------------
 
@@ -539,7 +559,10 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
     ms.overall["rows"] = log.rows
     if log.has_timestamps:
         ms.weekly = weekly_rows(M.day_table())
-    ms.distinct_tasks, ms.span_days = M.volume()
+    ms.distinct_tasks, ms.span_days = M.volume_all
+    ms.no_outcome_tasks, ms.no_outcome_spend = M.no_outcome
+    ms.overall["tasks_without_outcome"] = ms.no_outcome_tasks
+    ms.overall["spend_without_outcome"] = ms.no_outcome_spend
     if log.has_cost:
         ms.unpriced_rows = int(log.sql(f"SELECT COUNT(*) AS n FROM {log.relation} "
                                        f"WHERE cost_usd IS NULL")["n"].iloc[0])

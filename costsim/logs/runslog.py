@@ -831,16 +831,23 @@ def _cross_checks(con, log: RunsLog) -> None:
                             f"'{tid}' phase '{ph}' appears twice")
         raise log.error(src, row, "attempt", f"attempt {attempt} of task '{tid}' phase '{ph}' "
                         f"appears twice")
-    # Attempt-level consistency (an attempt row is its own attempt; call rows group).
+    # Attempt-level consistency (an attempt row is its own attempt; call rows group). A task
+    # whose rows all leave success empty has no outcome (a usage log without outcomes joined):
+    # allowed, and measured apart (spend yes, success rates no). A task with an outcome must
+    # give one on every attempt.
     agg = f"""
-          SELECT run, task_id, phase, attempt,
-                 SUM(CASE WHEN call IS NULL THEN 1 ELSE 0 END) AS attempt_rows,
-                 SUM(CASE WHEN call IS NULL THEN 0 ELSE 1 END) AS call_rows,
-                 COUNT(DISTINCT model) AS models,
-                 MIN(success) AS lo, MAX(success) AS hi, MAX(pos) AS last_pos
-          FROM {R} WHERE is_summary = 0 GROUP BY run, task_id, phase, attempt"""
+          SELECT g.*, tk.known FROM (
+            SELECT run, task_id, phase, attempt,
+                   SUM(CASE WHEN call IS NULL THEN 1 ELSE 0 END) AS attempt_rows,
+                   SUM(CASE WHEN call IS NULL THEN 0 ELSE 1 END) AS call_rows,
+                   COUNT(DISTINCT model) AS models,
+                   MIN(success) AS lo, MAX(success) AS hi, MAX(pos) AS last_pos
+            FROM {R} WHERE is_summary = 0 GROUP BY run, task_id, phase, attempt) g
+          JOIN (SELECT run, task_id, MAX(success) AS known FROM {R}
+                WHERE is_summary = 0 GROUP BY run, task_id) tk
+            ON tk.run = g.run AND tk.task_id = g.task_id"""
     cond = ("(a.attempt_rows > 0 AND a.call_rows > 0) OR a.models > 1 OR a.lo <> a.hi "
-            "OR a.hi IS NULL")
+            "OR (a.hi IS NULL AND a.known IS NOT NULL)")
     if _first_row(con, f"SELECT 1 FROM ({agg}) a WHERE {cond} LIMIT 1"):
         r = _first_row(con, f"""
             WITH a AS ({agg})
@@ -860,9 +867,10 @@ def _cross_checks(con, log: RunsLog) -> None:
             raise log.error(src, row, "model", f"{name} names more than one model")
         if what == "conflict":
             raise log.error(src, row, "success", f"{name} is both a success and a failure")
-        raise log.error(src, row, "success", "required value missing" if attempt_rows
+        raise log.error(src, row, "success", "required value missing (other attempts of the "
+                        "task have an outcome)" if attempt_rows
                         else f"required value missing: no row of {name} says whether it "
-                             f"succeeded")
+                             f"succeeded (other attempts of the task do)")
 
 
 def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
