@@ -9,7 +9,7 @@ import typer
 
 from ..errors import CostsimError
 from .common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
-                     handle_errors, warn)
+                     guard_files, handle_errors, warn)
 
 # Keep in step with costsim.calibrate's DEFAULT_* (not imported: pandas stays out of start-up).
 _MIN_SAMPLES, _RAISE_BELOW, _LOWER_MAX_GAP, _REVIEW_BELOW = 30, 0.6, 0.05, 0.1
@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
     def calibrate(
         log: Annotated[Path, typer.Argument(
             help="Runs log: .csv, .jsonl/.ndjson or .parquet (optionally .gz), one row per "
-                 "attempt (SPEC §2.4).")],
+                 "attempt (columns: see the README).")],
         prices: PricesOpt = None,
         policy: PolicyOpt = None,
         workload: WorkloadOpt = None,
@@ -43,16 +43,16 @@ def register(app: typer.Typer) -> None:
         format: ReportFormatOpt = "table",
         out: OutOpt = None,
         source: Annotated[Optional[str], typer.Option(
-            "--source", help="LOG is not a runs log but what an agent wrote: import it first "
+            "--source", metavar="SOURCE", help="LOG is not a runs log but what an agent wrote: import it first "
             "(claude-code, codex, otlp, litellm, openhands, aider-bench; see `costsim log "
             "import`).")] = None,
         outcomes: Annotated[Optional[Path], typer.Option(
-            "--outcomes", help="With --source: task outcomes to join (CSV or JSON Lines: "
+            "--outcomes", metavar="FILE", help="With --source: task outcomes to join (CSV or JSON Lines: "
             "task_id, success, reviewer_changes).", dir_okay=False)] = None,
         task_by: Annotated[str, typer.Option(
-            "--task-by", help="With --source: session, branch or tag:NAME.")] = "session",
+            "--task-by", metavar="KEY", help="With --source: session, branch or tag:NAME.")] = "session",
         phase_by: Annotated[str, typer.Option(
-            "--phase-by", help="With --source: agent or tag:NAME.")] = "agent",
+            "--phase-by", metavar="KEY", help="With --source: agent or tag:NAME.")] = "agent",
     ):
         """Measure routing success from a runs log and recommend raising or lowering tiers.
 
@@ -62,7 +62,14 @@ def register(app: typer.Typer) -> None:
         routes seen in the log). Projections come from the analytic engine on the workload
         fitted from the log.
         """
+        from .. import paths
         from ..calibrate import calibrate as run
+
+        guard_files(reads={"LOG": log, "--prices": paths.resolve_prices_path(prices),
+                           "--policy": [paths.resolve_policy_path(p) for p in policy or ()],
+                           "--workload": workload and paths.resolve_workload_path(workload),
+                           "--outcomes": outcomes},
+                    writes={"--out": out, "--write-workload": write_workload})
 
         def go(path):
             return run(path, prices=prices, policies=policy or None, workload=workload,
@@ -78,10 +85,8 @@ def register(app: typer.Typer) -> None:
             from ..logs.importer import imported_log
             from .log import render_summary
 
-            from ..paths import resolve_prices_path
-
             with imported_log(source, [log], outcomes=outcomes, task_by=task_by,
-                              phase_by=phase_by, prices=resolve_prices_path(prices)) \
+                              phase_by=phase_by, prices=paths.resolve_prices_path(prices)) \
                     as (path, summary):
                 typer.echo(render_summary(summary, head=f"imported {log}"), err=True)
                 result = go(path)
@@ -195,7 +200,7 @@ def render_calibration(result, fmt: str) -> str:
         items.append("No recommendations: no route crosses a threshold with enough samples.")
     if fit:
         items.append(rich_table("fitted workload vs the log, current routes (the engine resends "
-                                "context on retries, SPEC §3.2)", FIT_COLUMNS, fit,
+                                "context on retries)", FIT_COLUMNS, fit,
                                 right=range(1, 5)))
     items += [f"note: {n}" for n in notes]
     return render_rich(items)

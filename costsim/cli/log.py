@@ -9,16 +9,13 @@ from typing import Annotated, Optional
 import typer
 
 from ..logs.sources import SOURCES
-from .common import handle_errors
+from .common import TYPER_SETTINGS, handle_errors
 
 app = typer.Typer(
     help="Import what coding agents already write (Claude Code, Codex, OpenTelemetry spans, "
          "LiteLLM spend logs, OpenHands and Aider benchmark results) as a runs log for "
          "`costsim calibrate`.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **TYPER_SETTINGS,
 )
 
 LogSource = Enum("LogSource", {name.replace("-", "_"): name for name in SOURCES}, type=str)
@@ -44,14 +41,15 @@ IMPORT_HELP = (
 def import_(
     paths: Annotated[list[Path], typer.Argument(
         help="Log files or folders (walked recursively; .gz files are read too).",
-        show_default=False, metavar="PATH...")],
+        show_default=False, metavar="PATH")],
     source: Annotated[LogSource, typer.Option(
-        "--source", "-s", help="What wrote the logs.", show_default=False)],
+        "--source", "-s", metavar="SOURCE", help="What wrote the logs: claude-code, codex, otlp, "
+        "litellm, openhands or aider-bench.", show_default=False)],
     out: Annotated[Path, typer.Option(
-        "--out", "-o", help="The runs log to write: .csv, .jsonl or .parquet (written "
+        "--out", "-o", metavar="FILE", help="The runs log to write: .csv, .jsonl or .parquet (written "
         "atomically; never one of the inputs).", dir_okay=False, show_default=False)],
     outcomes: Annotated[Optional[Path], typer.Option(
-        "--outcomes", help="Task outcomes to join (CSV or JSON Lines: task_id, success, "
+        "--outcomes", metavar="FILE", help="Task outcomes to join (CSV or JSON Lines: task_id, success, "
         "reviewer_changes, optional task_type and signals). Tasks without one keep an empty "
         "success.", dir_okay=False)] = None,
     task_by: Annotated[str, typer.Option(
@@ -66,14 +64,17 @@ def import_(
     task_type: Annotated[str, typer.Option(
         "--task-type", metavar="NAME", help="Task type for tasks the outcomes file gives none.")] = "default",
     prices: Annotated[Optional[Path], typer.Option(
-        "--prices", help="Match logged model ids to this price table's (provider prefixes and "
+        "--prices", metavar="FILE", help="Match logged model ids to this price table's (provider prefixes and "
         "date suffixes dropped where that finds the table's id: claude-sonnet-4-5-20250929 -> "
         "claude-sonnet-4-5). Without it, ids are kept as logged.", dir_okay=False)] = None,
     format: Annotated[SummaryFormat, typer.Option(
         "--format", "-f", help="Summary format (the summary goes to standard output).")] = "text",
 ):
     from ..logs.importer import import_logs
+    from .common import guard_files
 
+    guard_files(reads={"PATH": list(paths), "--outcomes": outcomes, "--prices": prices},
+                writes={"--out": out})
     res = import_logs(getattr(source, "value", source), paths, out, outcomes=outcomes,
                       task_by=task_by, phase_by=phase_by, run=run, task_type=task_type,
                       prices=prices)

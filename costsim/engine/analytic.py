@@ -116,7 +116,9 @@ def evaluate(L: Ladders) -> Metrics:
     for mid, v, prov in zip(L.rates.ids, spend_m, L.rates.providers):
         if mid in by_model:
             by_provider[prov] = by_provider.get(prov, 0.0) + float(v)
+    # premium share: a ratio of two sums in one order, so an all-premium strategy is exactly 1
     premium = sum(float(v) for v, t in zip(spend_m, L.rates.tiers) if t == "premium")
+    spent = sum(float(v) for v in spend_m)
     tok = tok_m.sum(0)
 
     models = []
@@ -125,7 +127,7 @@ def evaluate(L: Ladders) -> Metrics:
             continue
         models.append({
             "model": mid, "provider": L.rates.providers[j], "tier": L.rates.tiers[j],
-            "spend": float(spend_m[j]), "share": float(spend_m[j] / E) if E > 0 else 0.0,
+            "spend": float(spend_m[j]), "share": min(1.0, float(spend_m[j] / E)) if E > 0 else 0.0,
             "attempts": float(att_m[j]),
             "summaries": summ_calls if j == L.summ_model else 0.0,
             "input_tokens": float(tok_m[j, 0]), "cached_input_tokens": float(tok_m[j, 1]),
@@ -146,7 +148,7 @@ def evaluate(L: Ladders) -> Metrics:
     for d in phases.values():
         reach = d.pop("reach")
         sm = d.pop("success_mass")
-        d["share"] = d["spend"] / E if E > 0 else 0.0
+        d["share"] = min(1.0, d["spend"] / E) if E > 0 else 0.0
         d["reach_rate"] = reach
         d["success_rate"] = sm / reach if reach > 0 else 0.0
         d["attempts_per_reach"] = d["attempts"] / reach if reach > 0 else 0.0
@@ -158,4 +160,5 @@ def evaluate(L: Ladders) -> Metrics:
         expected_retries=retries, spend_by_model=by_model, spend_by_provider=by_provider,
         tokens={"input": float(tok[0]), "cached_input": float(tok[1]), "output": float(tok[2]),
                 "summary_calls": summ_calls},
-        premium_share=premium / E if E > 0 else 0.0, phases=phase_rows, models=models)
+        premium_share=min(1.0, premium / spent) if spent > 0 else 0.0,
+        phases=phase_rows, models=models)
