@@ -63,6 +63,18 @@ def _workload_handoff(modes: dict, strategies: dict, policy: Policy | None, main
                   "workload takes them instead")
 
 
+def _matches(policy: Policy, inferred) -> bool:
+    """Whether a run started every phase (on tasks without signals) on the model the given
+    policy starts it on."""
+    tiers = dict(policy.tiers)
+    itiers = inferred.policy["tiers"]
+    for ph, tier in inferred.starts.items():
+        mine = policy.routes.get(ph, policy.routes.get("default"))
+        if tiers.get(mine) != itiers.get(tier):
+            return False
+    return True
+
+
 def calibrate(log_path: str | Path, **kwargs) -> CalibrationResult:
     """Measure a runs log, fit a workload that reproduces it, check the fit, recommend.
 
@@ -154,15 +166,23 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
         warnings.append("the log has no signals column: the fitted workload has no signals, so "
                         "a policy's signal rules never fire in projections")
 
-    # Each run's strategy for the engine: --policy for routed runs, else the inferred one.
+    # Each run's strategy for the engine: --policy for the routed runs it matches (the run's
+    # phases start on the tiers the policy routes them to; the biggest run when none does),
+    # the inferred policy for the others.
+    given_runs = set()
+    if policy is not None:
+        given_runs = {run for run in ms.runs if inferred[run].kind == "routed"
+                      and _matches(policy, inferred[run])}
+        if not given_runs:
+            given_runs = {main_run}
     engine_strats = []
     policy_objs = {}
     for run in ms.runs:
         inf = inferred[run]
-        if inf.kind == "single":
+        if inf.kind == "single" and run not in given_runs:
             engine_strats.append((run, engine_strategy(inf), None))
             continue
-        pol = policy
+        pol = policy if run in given_runs else None
         if pol is None:
             try:
                 pol = validate_policy(inf.policy)
@@ -191,7 +211,10 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
 
     settings = {"min_samples": min_samples, "raise_below": raise_below,
                 "lower_max_gap": lower_max_gap, "review_changes_below": review_changes_below}
-    base_policy = policy if policy is not None else policy_objs.get(main_run)
+    base_run = main_run
+    if policy is not None and main_run not in given_runs:
+        base_run = max(sorted(given_runs), key=lambda r: run_tasks.get(r, 0))
+    base_policy = policy if policy is not None else policy_objs.get(base_run)
     recs, rnotes = recommend(table, wl, base_policy, ms, settings)
     notes += rnotes
     if policy is not None:

@@ -75,6 +75,19 @@ def signal_groups(tasks) -> tuple[dict, dict, list]:
         if chdtrc(len(names), scores[worst]) >= SHARE_TEST_P:
             break
         groups[worst] = worst
+    # The biggest group of task types is the workload-level block; the others override it.
+    sizes: dict = {}
+    for tt in types:
+        sizes[groups[tt]] = sizes.get(groups[tt], 0.0) + totals[tt]
+    top = max(sorted(sizes), key=lambda g: (sizes[g], g == "*"))
+    if top != "*":
+        groups = {tt: ("*" if g == top else (tt if g == "*" else g)) for tt, g in groups.items()}
+        # the former workload-level members are now split one type each only if they were
+        # alone; several of them keep sharing one block through the first of them
+        former = [tt for tt in types if groups[tt] == tt and tt not in sizes]
+        if len(former) > 1:
+            for tt in former:
+                groups[tt] = former[0]
     shares: dict = {}
     for grp in sorted(set(groups.values())):
         members = [tt for tt in types if groups[tt] == grp]
@@ -180,15 +193,18 @@ def fit_defects(ms: Measurements, table: PriceTable, base_defects) -> dict:
         phases = base_phases
         out["phases_how"] = "the base workload's defect phases"
     else:
+        # Forward selection: add the phase that raises the likelihood most, while that
+        # improves the BIC by more than 10 (strong evidence).
         phases, best = [], None
-        candidates = [p for p in ms.pivot_phases]
+        candidates = list(ms.pivot_phases)
         while candidates:
             trial = []
             for p in candidates:
                 ll, _, _, k = _defect_ml(d, [col[q] for q in phases + [p]], anchor, table)
-                trial.append((ll - 0.5 * k * _m.log(N), p))
-            bic, p = max(trial)
-            if best is not None and bic <= best + 2.0:
+                trial.append((ll, -k, p))
+            ll, negk, p = max(trial)
+            bic = ll + 0.5 * negk * _m.log(N)
+            if best is not None and bic <= best + 10.0:
                 break
             best = bic
             phases.append(p)
@@ -298,8 +314,9 @@ def fit_workload(ms: Measurements, tf: TokenFit, table: PriceTable, log_name: st
                 entry["success"] = smap
             phases.append(entry)
         tdict: dict = {"name": tt, "share": shares_rounded[tt], "phases": phases}
-        if groups.get(tt, "*") != "*":
-            tdict["signals"] = _signal_block(shares[tt], sf.signal_difficulty.get(tt, {}),
+        grp = groups.get(tt, "*")
+        if grp != "*":
+            tdict["signals"] = _signal_block(shares[grp], sf.signal_difficulty.get(grp, {}),
                                              sf.signal_difficulty.get("*", {}), base, tt)
         if tt in K_per:
             tdict["max_attempts"] = K_per[tt]
@@ -402,10 +419,7 @@ def _success_map(sf: SuccessFit, key, table, base, tt, ph, from_base) -> dict | 
             by_class.setdefault(mp.tier, []).append(v)
     for cls, vals in by_class.items():
         if cls not in out:
-            if all(not isinstance(v, list) for v in vals):
-                out[cls] = _round(sum(vals) / len(vals))
-            else:
-                out[cls] = vals[0]
+            out[cls] = _mean_values(vals)
     bph = _base_phase(base, tt, ph)
     if bph is not None and bph.success:
         added = []
@@ -419,6 +433,15 @@ def _success_map(sf: SuccessFit, key, table, base, tt, ph, from_base) -> dict | 
             from_base.append((f"{tt}/{ph} success[{', '.join(added)}]",
                               "the log shows no model of this tier class in this phase"))
     return out
+
+
+def _mean_values(vals: list):
+    """Elementwise mean of success values (numbers, or lists whose last value repeats)."""
+    if all(not isinstance(v, list) for v in vals):
+        return _round(sum(vals) / len(vals))
+    L = max(len(v) if isinstance(v, list) else 1 for v in vals)
+    seqs = [(v if isinstance(v, list) else [v]) for v in vals]
+    return [_round(sum(s[min(k, len(s) - 1)] for s in seqs) / len(seqs)) for k in range(L)]
 
 
 def _base_phase(base, tt, ph):

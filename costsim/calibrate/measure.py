@@ -251,7 +251,7 @@ class Measure:
                    SUM(r.cached_input_tokens) AS cached_input_tokens,
                    SUM(r.output_tokens) AS output_tokens, MAX(r.success) AS success,
                    MIN(r.pos) AS pos, MIN(r.ts) AS ts, MAX(r.signals) AS signals,
-                   MAX(r.reviewer_changes) AS changes, SUM({self.row_spend_sql()}) AS spend
+                   MAX(r.reviewer_changes) AS changes, SUM(CAST({self.row_spend_sql()} AS DECIMAL(38, 12))) AS spend
             FROM {R} r LEFT JOIN {self._price_values(models)} ON p.pmodel = r.model
                  LEFT JOIN {gv} ON gg.gtt = r.task_type AND gg.gph = r.phase
             GROUP BY r.run, r.task_id, r.task_type, r.phase, r.attempt, r.is_summary""")
@@ -259,7 +259,7 @@ class Measure:
         bits = "CASE WHEN mv.mi < 62 THEN CAST(POWER(2, mv.mi) AS BIGINT) ELSE 0 END"
         eng.materialize("cal_task", f"""
             WITH ph AS (
-              SELECT run, task_id, phase, MAX(success) AS ok FROM cal_att
+              SELECT run, task_id, phase, MOD(MAX(attempt * 2 + success), 2) AS ok FROM cal_att
               WHERE is_summary = 0 GROUP BY run, task_id, phase),
             pt AS (SELECT run, task_id, MIN(ok) AS completed, COUNT(*) AS phases
                    FROM ph GROUP BY run, task_id),

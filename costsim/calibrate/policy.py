@@ -25,6 +25,7 @@ class InferredStrategy:
     policy: dict | None = None         # routed: the policy as a dict (validated later)
     notes: list = field(default_factory=list)
     agreement: float = 1.0             # share of attempts whose model the policy predicts
+    starts: dict = field(default_factory=dict)   # phase -> tier name that started it
 
     @property
     def name(self) -> str:
@@ -137,6 +138,7 @@ def infer_strategy(ms, table: PriceTable, run: str, mode, name: str) -> Inferred
             routes[ph] = names[route[ph]]
     policy: dict = {
         "version": 1, "name": name,
+        "starts": {ph: names[t] for ph, t in sorted(route.items())},
         "description": f"Inferred by `costsim calibrate` from run '{run}' of the log."
         if run else "Inferred by `costsim calibrate` from the log.",
         "tiers": tiers, "routes": routes,
@@ -152,7 +154,8 @@ def infer_strategy(ms, table: PriceTable, run: str, mode, name: str) -> Inferred
     else:
         policy["handoff"] = {"mode": "full_history"}
     total = float(plain["n"].sum()) or 1.0
-    return InferredStrategy(run=run, kind="routed", policy=policy, notes=notes,
+    starts = policy.pop("starts")
+    return InferredStrategy(starts=starts, run=run, kind="routed", policy=policy, notes=notes,
                             agreement=best_score / total)
 
 

@@ -15,8 +15,10 @@ Candidates come from evidence in the log:
 Each candidate is projected by the engine (the policy with ``routes.PHASE`` moved, applied to that
 task type only, see :func:`.check.variant`) and kept only if it pays: cheaper per completed task
 without losing more than ``COMPLETION_TOLERANCE`` of completion or adding more than
-``DEFECT_TOLERANCE`` of defect rate, or dearer but buying at least that much completion or
-defects. The trade is said in the evidence ("+8.0% cost for +2.1 points completion").
+``DEFECT_TOLERANCE`` of defect rate; or dearer but buying at least ``COMPLETION_GAIN`` of
+completion (without adding a point of defect rate), or cutting the defect rate by at least
+``DEFECT_GAIN`` and ``DEFECT_GAIN_REL`` of itself (without losing completion). The trade is said
+in the evidence ("+8.0% cost for +2.1 points completion").
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from ..models import TIER_CLASSES, PriceTable
 from .check import compile_for, delta, metrics_by_task_type, variant
 from .measure import canon_signals, wilson
 
-COMPLETION_TOLERANCE = 0.005      # 0.5 points
-DEFECT_TOLERANCE = 0.002          # 0.2 points
+COMPLETION_TOLERANCE = 0.005      # a cheaper change may lose at most 0.5 points of completion
+DEFECT_TOLERANCE = 0.002          # ... and add at most 0.2 points of defect rate
+COMPLETION_GAIN = 0.01            # a dearer change must buy 1 point of completion
+DEFECT_GAIN = 0.005               # ... or cut the defect rate by 0.5 points
+DEFECT_GAIN_REL = 0.2             #     and by a fifth of itself
 
 
 def _class_rank(table: PriceTable, model: str) -> int | None:
@@ -76,11 +81,18 @@ def pays(d: dict) -> tuple[bool, str]:
         if dd > DEFECT_TOLERANCE:
             return False, "cheaper but ships more defects"
         return True, ""
-    if dc >= COMPLETION_TOLERANCE or dd <= -DEFECT_TOLERANCE:
-        if dc < -COMPLETION_TOLERANCE or dd > DEFECT_TOLERANCE:
-            return False, "dearer and loses quality elsewhere"
+    before = d["defect_rate_before"]
+    buys_defects = dd <= -DEFECT_GAIN and -dd >= DEFECT_GAIN_REL * before
+    if dc >= COMPLETION_GAIN:
+        if dd > 5 * DEFECT_TOLERANCE:
+            return False, "dearer, and the completion it buys ships a point more defects"
         return True, ""
-    return False, "dearer per completed task without buying completion or fewer defects"
+    if buys_defects:
+        if dc < -COMPLETION_TOLERANCE:
+            return False, "dearer, and the defects it saves cost completion"
+        return True, ""
+    return False, ("dearer per completed task without buying a point of completion or a fifth "
+                   "of the defects")
 
 
 def recommend(table: PriceTable, wl, policy, ms, settings: dict) -> tuple[list, list]:
@@ -164,7 +176,7 @@ def recommend(table: PriceTable, wl, policy, ms, settings: dict) -> tuple[list, 
                           "ci95": {"from_first_attempt_success": [lo_m, hi_m],
                                    "to_first_attempt_success": [lo_o, hi_o]},
                           "rule": "compare"}
-                    if j < s and gap <= settings["lower_max_gap"] and hi_o >= lo_m:
+                    if j < s and gap <= settings["lower_max_gap"]:
                         cands.append(("lower", j, "compare",
                                       f"{m} succeeds at the first attempt in {p_o:.0%} of "
                                       f"{n2:,} comparable {t.name}/{ph.phase} tasks vs "

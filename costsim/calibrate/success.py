@@ -202,41 +202,34 @@ def _start_d(cells) -> dict:
     return out
 
 
-def _map_fit(cells) -> tuple[dict, float, int]:
-    """Per model: a rate per attempt index or one rate, whichever has the better BIC.
-    Returns ({model: value}, loglik, parameters)."""
-    import numpy as np
-
+def _map_fit(cells, gain: float | None = None) -> tuple[dict, float, int]:
+    """Per model: its success rate at each attempt index it was seen at (a list when they
+    differ; indices before its first observation take the first observed rate, the last one
+    repeats). A model seen at its first attempt only gets retries at ``p1 + (1 - p1) * gain``
+    (the workload's retry rule) when ``gain`` is given. Returns ({model: value}, loglik,
+    parameters)."""
     out, ll_total, k_total = {}, 0.0, 0
     for m, g in cells.groupby("model", sort=True):
         by_k = g.groupby("attempt")[["n", "k"]].sum()
-        n_all, k_all = float(by_k["n"].sum()), float(by_k["k"].sum())
-        p_all = k_all / n_all if n_all else 0.0
-        ll1 = float(_binom_ll(np.array([n_all]), np.array([k_all]), np.array([p_all])).sum())
+        by_k = by_k[by_k["n"] > 0]
         pk = (by_k["k"] / by_k["n"]).to_numpy()
-        llk = float(_binom_ll(by_k["n"].to_numpy(dtype=float), by_k["k"].to_numpy(dtype=float),
-                              pk).sum())
-        N = max(n_all, 2.0)
-        if len(by_k) > 1 and (llk - 0.5 * len(by_k) * math.log(N)) > \
-                (ll1 - 0.5 * math.log(N)) + BIC_MARGIN:
-            ks = by_k.index.to_numpy()
-            seq = [None] * int(ks.max())
-            for a, p in zip(ks, pk):
-                seq[int(a) - 1] = round(float(p), 6)
-            first = next(v for v in seq if v is not None)
-            filled = []
-            for v in seq:
-                filled.append(first if v is None and not filled else
-                              (filled[-1] if v is None else v))
-            while len(filled) > 1 and filled[-1] == filled[-2]:
-                filled.pop()
-            out[str(m)] = filled if len(filled) > 1 else filled[0]
-            ll_total += llk
-            k_total += len(by_k)
-        else:
-            out[str(m)] = round(p_all, 6)
-            ll_total += ll1
-            k_total += 1
+        ll_total += float(_binom_ll(by_k["n"].to_numpy(dtype=float),
+                                    by_k["k"].to_numpy(dtype=float), pk).sum())
+        k_total += len(by_k)
+        ks = by_k.index.to_numpy()
+        seq = [None] * int(ks.max())
+        for a, p in zip(ks, pk):
+            seq[int(a) - 1] = round(float(p), 6)
+        first = next(v for v in seq if v is not None)
+        filled = []
+        for v in seq:
+            filled.append(first if v is None and not filled else
+                          (filled[-1] if v is None else v))
+        if len(filled) == 1 and gain:
+            filled.append(round(filled[0] + (1.0 - filled[0]) * gain, 6))
+        while len(filled) > 1 and filled[-1] == filled[-2]:
+            filled.pop()
+        out[str(m)] = filled if len(filled) > 1 else filled[0]
     return out, ll_total, k_total
 
 
@@ -300,7 +293,7 @@ def fit_success(attempts, table, phase_order: dict, groups: dict) -> SuccessFit:
     for p in phases:
         sub_all = cells[(cells["task_type"] == p[0]) & (cells["phase"] == p[1])]
         if form[p] == "map":
-            m, _, _ = _map_fit(sub_all)
+            m, _, _ = _map_fit(sub_all, gain)
             maps[p] = m
             sub = sub_all[sub_all["score"].notna()]
             if not sub.empty:

@@ -139,18 +139,36 @@ def _isna(v) -> bool:
         return False
 
 
-def _solve(X, y, w):
+def _solve(X, y, w, lower=None):
+    """Weighted least squares with lower bounds (``system >= 0``, ``g_i >= out_i``: a call
+    never adds fewer tokens than it writes). Returns (theta, weighted RSS)."""
     import numpy as np
+    from scipy.optimize import lsq_linear
 
     sw = np.sqrt(w / w.max())
     A = X * sw[:, None]
     b = y * sw
     scale = np.maximum(np.abs(A).max(axis=0), 1e-12)
-    theta, *_ = np.linalg.lstsq(A / scale, b, rcond=None)
-    theta = theta / scale
-    res = b - A @ theta
-    rss = float(res @ res)
-    return theta, rss
+    lb = np.full(X.shape[1], -np.inf) if lower is None else np.asarray(lower) * scale
+    res = lsq_linear(A / scale, b, bounds=(lb, np.full(X.shape[1], np.inf)), method="bvls",
+                     tol=1e-12)
+    theta = res.x / scale
+    r = b - A @ theta
+    return theta, float(r @ r)
+
+
+def _null_basis(X, w, tol: float = 1e-7):
+    """Orthonormal basis (rows) of the null space of the weighted design, in parameter units."""
+    import numpy as np
+
+    sw = np.sqrt(w / w.max())
+    A = X * sw[:, None]
+    if A.shape[0] == 0:
+        return np.eye(X.shape[1])
+    _, s, vt = np.linalg.svd(A, full_matrices=True)
+    smax = s.max() if s.size else 0.0
+    rank = int((s > tol * max(smax, 1e-300)).sum())
+    return vt[rank:]
 
 
 def _null_params(X, w, tol: float = 1e-7) -> set:
@@ -186,8 +204,16 @@ def fit_tokens(tok, order: dict, base=None) -> TokenFit:
     # cannot tell, and it does not matter for its rows).
     retried = {str(r) for r in att.loc[att["attempt"] > 1, "run"].unique()}
     retry = {run: "full" for run in runs}
-    X, y, w, index = _design(tok, order, co, modes, retry, N)
-    theta, rss = _solve(X, y, w)
+
+    def solve(rmap):
+        X, y, w, index = _design(tok, order, co, modes, rmap, N)
+        lower = np.zeros(X.shape[1])
+        for key, j in index.items():
+            lower[j] = co[key][1]
+        theta, rss = _solve(X, y, w, lower)
+        return X, y, w, index, lower, theta, rss
+
+    X, y, w, index, lower, theta, rss = solve(retry)
     for _ in range(2):
         changed = False
         for run in runs:
@@ -195,10 +221,10 @@ def fit_tokens(tok, order: dict, base=None) -> TokenFit:
                 continue
             alt = dict(retry)
             alt[run] = "none" if retry[run] == "full" else "full"
-            X2, y2, w2, _ = _design(tok, order, co, modes, alt, N)
-            th2, rss2 = _solve(X2, y2, w2)
-            if rss2 < rss * (1 - 1e-9) - 1e-12:
-                retry, X, y, w, theta, rss = alt, X2, y2, w2, th2, rss2
+            cand = solve(alt)
+            if cand[-1] < rss * (1 - 1e-6) - 1e-9 * max(float(cand[2].sum()), 1.0):
+                retry = alt
+                X, y, w, index, lower, theta, rss = cand
                 changed = True
         if not changed:
             break
@@ -206,32 +232,28 @@ def fit_tokens(tok, order: dict, base=None) -> TokenFit:
         modes[run].retry_context = retry[run] if run in retried else "unknown"
 
     from_base = []
-    unknown = _null_params(X, w)
+    null = _null_basis(X, w)
+    unknown = sorted(j for j in range(X.shape[1])
+                     if null.size and np.abs(null[:, j]).max() > 1e-6)
     if unknown:
-        # Anchor each unidentified parameter to the base workload with a weight far below the
-        # data's: along the fit's null directions only the anchors decide.
-        prior_rows, prior_y = [], []
+        # What the log cannot separate moves, along the fit's null directions only, to the
+        # base workload's values (the data's fit is unchanged).
         base_g = _base_growth(base)
         inv = {v: k for k, v in index.items()}
-        for j in sorted(unknown):
-            x = np.zeros(X.shape[1])
-            x[j] = 1.0
+        anchor = theta.copy()
+        for j in unknown:
             if j == 0:
-                v = float(base.system_tokens) if base is not None else 0.0
+                anchor[j] = float(base.system_tokens) if base is not None else 0.0
                 from_base.append(("system_tokens", "the log cannot separate the system prompt "
                                   "from the phases' own input"))
             else:
                 key = inv[j]
-                v = base_g.get(key, 2.0 * co[key][1])
+                anchor[j] = base_g.get(key, 2.0 * co[key][1])
                 from_base.append((f"{key[0]}/{key[1]} input_tokens",
                                   "the log cannot separate this phase's new input from the "
                                   "context it resends"))
-            prior_rows.append(x)
-            prior_y.append(v)
-        Xp = np.vstack([X, np.array(prior_rows)])
-        yp = np.concatenate([y, np.array(prior_y)])
-        wp = np.concatenate([w, np.full(len(prior_y), w.max() * 1e-9)])
-        theta, _ = _solve(Xp, yp, wp)
+        c, *_ = np.linalg.lstsq(null.T[unknown], (anchor - theta)[unknown], rcond=None)
+        theta = np.maximum(theta + null.T @ c, lower)
     res = (y - X @ theta) * np.sqrt(w)
     residual = float(np.sqrt((res @ res) / max(w.sum(), 1.0)))
 

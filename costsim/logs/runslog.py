@@ -1,7 +1,8 @@
 """Read and validate a runs log into DuckDB (the runs-log format: docs/calibrate.md, SPEC.md §2.4).
 
-A log is CSV, JSON Lines or Parquet (optionally ``.gz``, ``.zst``, ``.bz2``, ``.xz`` or a
-one-file ``.zip``), a directory of such files, or a glob pattern. Each file is loaded into DuckDB
+A log is CSV, JSON Lines or Parquet (optionally ``.gz``, ``.bz2``, ``.xz``, a one-file ``.zip``,
+or ``.zst`` when the ``zstandard`` package is installed), a directory of such files, or a glob
+pattern. Each file is loaded into DuckDB
 as text (Parquet keeps its types), every column is validated in SQL, and the rows of all files
 become one normalised relation, ``runs`` (see :data:`RUNS_COLUMNS`). Measurements then run SQL
 against that relation through :class:`LogEngine`, so the same text can later run on another
@@ -66,8 +67,8 @@ RUNS_COLUMNS = {
 
 _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
             ".parquet": "parquet", ".pq": "parquet"}
-_NATIVE = (".gz", ".zst")                        # DuckDB decompresses these itself
-_UNPACK = (".bz2", ".xz", ".zip")                # Python unpacks these to a temporary file
+_NATIVE = (".gz",)                               # DuckDB decompresses these itself
+_UNPACK = (".bz2", ".xz", ".zip", ".zst")        # Python unpacks these to a temporary file
 _COMPRESSED = _NATIVE + _UNPACK
 
 _TRUE = ("true", "t", "yes", "y", "1", "1.0")
@@ -155,10 +156,6 @@ def _open_text(path: str):
     if low.endswith(".gz"):
         import gzip
         return gzip.open(path, "rt", encoding="utf-8", newline="")
-    if low.endswith(".zst"):
-        import zstandard  # optional: without it, errors in .zst files cite the row, not the line
-
-        return zstandard.open(path, "rt", encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
 
 
@@ -302,7 +299,13 @@ def _unpack(path: str, comp: str, tmpdir: str) -> str:
                 with zf.open(members[0]) as src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
             return out
-        if comp == ".bz2":
+        if comp == ".zst":
+            try:
+                import zstandard as mod
+            except ImportError:
+                raise CostsimError("reading .zst needs the zstandard package (pip install "
+                                   "zstandard), or decompress the file first", path) from None
+        elif comp == ".bz2":
             import bz2 as mod
         else:
             import lzma as mod
@@ -312,7 +315,7 @@ def _unpack(path: str, comp: str, tmpdir: str) -> str:
     except CostsimError:
         raise
     except (OSError, EOFError, ValueError, Exception) as exc:  # lzma.LZMAError, zlib errors
-        what = {".bz2": "bzip2", ".xz": "xz", ".zip": "zip"}[comp]
+        what = {".bz2": "bzip2", ".xz": "xz", ".zip": "zip", ".zst": "zstd"}[comp]
         raise CostsimError(f"not a valid {what} file, or truncated ({_reason(exc)})",
                            path) from None
 
@@ -336,22 +339,27 @@ class _Raw:
 
 
 def _csv_header(shown: str, actual: str) -> list[str]:
+    """The header's column names (the first non-blank record; only that line is decoded)."""
+    import gzip
+
     try:
-        with _open_text(actual) as fh:
-            csv.field_size_limit(2**31 - 1)
-            for rec in csv.reader(fh):
-                if rec:
-                    if rec[0].startswith("\ufeff"):
-                        rec[0] = rec[0][1:]
-                    return [c.strip() for c in rec]
-    except UnicodeDecodeError:
-        raise CostsimError("not a UTF-8 text file", shown, 1) from None
+        opener = gzip.open if actual.lower().endswith(".gz") else open
+        with opener(actual, "rb") as fh:
+            for raw in fh:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise CostsimError("the header is not UTF-8 text", shown, 1) from None
+                if line.startswith("\ufeff"):
+                    line = line[1:]
+                if not line.strip():
+                    continue
+                rec = next(csv.reader([line]))
+                return [c.strip() for c in rec]
     except (EOFError, OSError) as exc:
         raise CostsimError(f"cannot read the file: {_reason(exc)}", shown) from None
     except csv.Error as exc:
         raise CostsimError(f"not valid CSV: {_reason(exc)}", shown, 1) from None
-    except ImportError:   # .zst without the zstandard module: DuckDB reads the header instead
-        return []
     raise CostsimError("file is empty (expected a runs log with a header row)", shown)
 
 
