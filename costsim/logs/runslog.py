@@ -895,6 +895,11 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
     shown_path = str(path)
     files = find_files(shown_path)
     con = duckdb.connect(config={"threads": max(1, min(os.cpu_count() or 1, 8))})
+    # No progress bar: on a long query DuckDB draws one on stdout, into the report.
+    con.execute("SET enable_progress_bar = false")
+    # Memory stays flat however long the log: past this DuckDB spills to the temp directory
+    # (a 50M-row log calibrates within 1.5 GB all told; docs/performance.md).
+    con.execute(f"SET memory_limit = {_lit(os.environ.get('COSTSIM_DUCKDB_MEMORY', '800MB'))}")
     tmp = tempfile.TemporaryDirectory(prefix="costsim-log-")
     try:
         con.execute("SET TimeZone = 'UTC'")
