@@ -244,6 +244,28 @@ class Measure:
         gv = values([(tt, ph, float(g)) for (tt, ph), g in growth.items()] or [("", "", 0.0)],
                     ["gtt", "gph", "g"], "gg")
         eng = self.log.engine
+        # Tasks without an outcome (no row says whether it succeeded: a usage log imported
+        # without outcomes) are measured apart, count and spend only; every rate, completion
+        # and cost per completed task is over the others. Their tokens still reach the token
+        # fit (token_table reads every row) and they count in the volume.
+        eng.materialize("cal_unknown", f"""
+            SELECT run, task_id FROM {R} WHERE is_summary = 0
+            GROUP BY run, task_id HAVING MAX(success) IS NULL""")
+        r = self.sql(f"""
+            SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT run, task_id FROM {R}) d) AS n,
+                   (SELECT COUNT(*) FROM cal_unknown) AS unknown,
+                   (SELECT SUM(CAST({self.row_spend_sql()} AS DECIMAL(38, 12)))
+                    FROM {R} r JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id
+                         LEFT JOIN {self._price_values(models)} ON p.pmodel = r.model
+                         LEFT JOIN {gv} ON gg.gtt = r.task_type AND gg.gph = r.phase)
+                     AS unknown_spend""")
+        total, unknown = int(r["n"].iloc[0]), int(r["unknown"].iloc[0] or 0)
+        spend = r["unknown_spend"].iloc[0]
+        self.no_outcome = (unknown, 0.0 if _missing(spend) else float(spend))
+        if unknown == total:
+            raise CostsimError("no task in the log has an outcome (every success is empty): "
+                               "join outcomes with `costsim log import --outcomes FILE`",
+                               self.log.path)
         eng.materialize("cal_att", f"""
             SELECT r.run, r.task_id, r.task_type, r.phase, r.attempt, r.is_summary,
                    MIN(r.model) AS model, SUM(r.calls) AS calls, COUNT(*) AS nrows,
@@ -254,6 +276,8 @@ class Measure:
                    MAX(r.reviewer_changes) AS changes, SUM(CAST({self.row_spend_sql()} AS DECIMAL(38, 12))) AS spend
             FROM {R} r LEFT JOIN {self._price_values(models)} ON p.pmodel = r.model
                  LEFT JOIN {gv} ON gg.gtt = r.task_type AND gg.gph = r.phase
+                 LEFT JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id
+            WHERE u.task_id IS NULL
             GROUP BY r.run, r.task_id, r.task_type, r.phase, r.attempt, r.is_summary""")
         mv = values([(m, i) for i, m in enumerate(models)] or [("", 0)], ["mm", "mi"], "mv")
         bits = "CASE WHEN mv.mi < 62 THEN CAST(POWER(2, mv.mi) AS BIGINT) ELSE 0 END"
@@ -278,24 +302,6 @@ class Measure:
                    COALESCE(rm.route, 0) AS route
             FROM ag JOIN pt ON pt.run = ag.run AND pt.task_id = ag.task_id
                  LEFT JOIN rm ON rm.run = ag.run AND rm.task_id = ag.task_id""")
-        # Tasks without an outcome (no row says whether it succeeded): their spend is counted
-        # apart; every rate, completion and cost per completed task is over the others.
-        r = self.sql("SELECT COUNT(*) AS n, SUM(spend) AS spend, "
-                     "SUM(CASE WHEN completed IS NULL THEN 1 ELSE 0 END) AS unknown, "
-                     "SUM(CASE WHEN completed IS NULL THEN spend ELSE 0 END) AS unknown_spend "
-                     "FROM cal_task")
-        total, unknown = int(r["n"].iloc[0]), int(r["unknown"].iloc[0] or 0)
-        self.volume_all = self.volume()      # the task volume counts every task
-        self.no_outcome = (unknown, float(r["unknown_spend"].iloc[0] or 0.0))
-        if unknown == total:
-            raise CostsimError("no task in the log has an outcome (every success is empty): "
-                               "join outcomes with `costsim log import --outcomes FILE`",
-                               self.log.path)
-        if unknown:
-            eng.materialize("cal_att", """
-                SELECT a.* FROM cal_att a JOIN cal_task t
-                  ON t.run = a.run AND t.task_id = a.task_id WHERE t.completed IS NOT NULL""")
-            eng.materialize("cal_task", "SELECT * FROM cal_task WHERE completed IS NOT NULL")
 
     # --- aggregates over the materialised relations -----------------------------------
 
@@ -394,8 +400,8 @@ class Measure:
 
     def volume(self) -> tuple[int, float | None]:
         """Distinct task ids, and the days between the first and the last task's start."""
-        r = self.sql("""
-            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM cal_task GROUP BY task_id)
+        r = self.sql(f"""
+            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM {self.R} GROUP BY task_id)
             SELECT COUNT(*) AS n, MIN(ts) AS lo, MAX(ts) AS hi, COUNT(ts) AS nts FROM f""")
         n = int(r["n"].iloc[0])
         lo, hi, nts = r["lo"].iloc[0], r["hi"].iloc[0], int(r["nts"].iloc[0])
@@ -559,7 +565,7 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
     ms.overall["rows"] = log.rows
     if log.has_timestamps:
         ms.weekly = weekly_rows(M.day_table())
-    ms.distinct_tasks, ms.span_days = M.volume_all
+    ms.distinct_tasks, ms.span_days = M.volume()
     ms.no_outcome_tasks, ms.no_outcome_spend = M.no_outcome
     ms.overall["tasks_without_outcome"] = ms.no_outcome_tasks
     ms.overall["spend_without_outcome"] = ms.no_outcome_spend
