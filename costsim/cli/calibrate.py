@@ -67,6 +67,11 @@ def register(app: typer.Typer) -> None:
         task_by: Annotated[str, typer.Option(
             "--task-by", metavar="KEY",
             help="With --source: session, branch or tag:NAME.")] = "session",
+        engine: Annotated[str, typer.Option(
+            "--engine", metavar="ENGINE", help="Where the measurement SQL runs: duckdb "
+            "(default, in process) or ibis:URL through Ibis (ibis:pyspark for local Spark, "
+            "ibis:duckdb://, any ibis.connect URL; pip install 'costsim[ibis]' or "
+            "'costsim[spark]').")] = "duckdb",
         phase_by: Annotated[str, typer.Option(
             "--phase-by", metavar="KEY", help="With --source: agent or tag:NAME.")] = "agent",
     ):
@@ -89,10 +94,15 @@ def register(app: typer.Typer) -> None:
                     writes={"--out": out, "--write-workload": write_workload,
                             "--write-policy": write_policy})
 
+        from ..logs.engines import check_engine
+
+        check_engine(engine)
+
         def go(path):
             return run(path, prices=prices, policies=policy or None, workload=workload,
                        min_samples=min_samples, raise_below=raise_below,
-                       lower_max_gap=lower_max_gap, review_changes_below=review_changes_below)
+                       lower_max_gap=lower_max_gap, review_changes_below=review_changes_below,
+                       engine=engine)
 
         if source is None:
             if outcomes is not None:
