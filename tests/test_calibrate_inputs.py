@@ -219,7 +219,7 @@ task = st.tuples(st.sampled_from(["bugfix", "docs"]),
                           min_size=1, max_size=3, unique_by=lambda x: x[0]))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(st.lists(task, min_size=1, max_size=12))
 def test_measures_match_a_plain_python_reference(tmp_path_factory, tasks):
     rows = []

@@ -29,9 +29,9 @@ def test_summary_handoff_per_call_rows_policy_inferred(tmp_path):
     """The default story: a three-tier policy with summaries and signal escalations; the
     log has per-call rows; no --policy: the policy is read back from the log."""
     res, rows, paths = roundtrip(tmp_path, MEDIUM, POL / "cheapest-routing.yaml", rows="call",
-                                 seed=1)
+                                 tasks=8_000, seed=1)
     assert misses(rows) == []
-    assert res.fit_flags == []
+    assert not any(r["flag_significant"] for r in res.fit), res.fit_flags
     s = res.strategies[0]
     assert s["kind"] == "routed" and s["agreement"] > 0.99
     pol = s["policy"]
@@ -50,7 +50,7 @@ def test_full_history_per_attempt_rows_with_policy(tmp_path):
     """premium-review-only has no handoff block: with --policy the workload takes the log's
     (full history) handoff; per-attempt rows."""
     res, rows, _ = roundtrip(tmp_path, SMALL, POL / "premium-review-only.yaml",
-                             rows="attempt", seed=2, with_policy=True)
+                             rows="attempt", tasks=8_000, seed=2, with_policy=True)
     assert misses(rows) == []
     assert res.baseline.startswith("policy premium-review-only")
     assert res.workload.max_attempts == 3
@@ -61,7 +61,7 @@ def test_other_models_success_map_signals_per_task_type(tmp_path):
     class, a task type with its own signals and max_attempts, after_failures 1; success only
     on an attempt's last call, signals on a task's first row, reviewer changes on review rows."""
     res, rows, _ = roundtrip(tmp_path, CAL_FIXTURES / "workload_maps.yaml",
-                             CAL_FIXTURES / "policy_fast.yaml", rows="call", seed=5,
+                             CAL_FIXTURES / "policy_fast.yaml", rows="call", tasks=8_000, seed=5,
                              success_on="last", signals_on="first", changes_on="review")
     assert misses(rows) == []
     assert res.fitted["success_form"]["bug/verify"] == "map"
@@ -99,9 +99,9 @@ def test_per_call_and_per_attempt_rows_fit_the_same_workload(tmp_path):
     a.mkdir()
     c.mkdir()
     ra, _, pa = roundtrip(a, MEDIUM, POL / "aggressive-escalation.yaml", rows="attempt",
-                          tasks=3_000, seed=4, single_models=[], policies=[])
+                          tasks=2_000, seed=4, single_models=[], policies=[])
     rc, _, pc = roundtrip(c, MEDIUM, POL / "aggressive-escalation.yaml", rows="call",
-                          tasks=3_000, seed=4, single_models=[], policies=[])
+                          tasks=2_000, seed=4, single_models=[], policies=[])
     wa = yaml.safe_load(pa["fitted"].read_text())
     wc = yaml.safe_load(pc["fitted"].read_text())
     wa.pop("description")

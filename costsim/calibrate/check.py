@@ -140,19 +140,39 @@ def fit_check(table, wl, strategies: list, measured: dict, names: dict) -> tuple
             gaps = {"cost per completed task": _gap(m["cost_per_completed_task"],
                                                     e["cost_per_completed_task"]),
                     "completion": _gap(m["completion_rate"], e["completion_rate"])}
-            if m.get("defect_rate") is not None and m.get("reviewed_tasks", 0) >= 100:
+            # The log's own sampling error: a gap within 2.5 standard errors is noise.
+            n = max(m["tasks"], 1)
+            pc = m["completion_rate"] or 0.0
+            se = {"cost per completed task": m.get("cost_per_completed_task_se"),
+                  "completion": math.sqrt(max(pc * (1 - pc), 1.0 / n) / n)}
+            if m.get("defect_rate") is not None and m.get("reviewed_tasks", 0) >= 1:
                 dm, de = m["defect_rate"], e["defect_rate"]
+                rv = m["reviewed_tasks"]
                 if abs(de - dm) > 0.003:       # small rates: judge by points as well
                     gaps["defect rate"] = _gap(dm, de)
+                    se["defect rate"] = math.sqrt(max(dm * (1 - dm), 1.0 / rv) / rv)
             row["gaps"] = {k: v for k, v in gaps.items() if v is not None}
-            words = []
+            words, noise = [], True
             for what, g in row["gaps"].items():
-                if g is not None and abs(g) > GAP:
-                    side = "above" if g > 0 else "below"
-                    words.append(f"the engine's {what} is {abs(g):.1%} {side} the log's")
+                if g is None or abs(g) <= GAP:
+                    continue
+                side = "above" if g > 0 else "below"
+                base_v = {"cost per completed task": m["cost_per_completed_task"],
+                          "completion": m["completion_rate"],
+                          "defect rate": m.get("defect_rate")}[what]
+                e_v = {"cost per completed task": e["cost_per_completed_task"],
+                       "completion": e["completion_rate"], "defect rate": e["defect_rate"]}[what]
+                s = se.get(what)
+                within = s is not None and s > 0 and abs(e_v - base_v) <= 2.5 * s
+                noise = noise and within
+                size = (f"{abs(g):.1%} {side} the log's" if math.isfinite(g) else
+                        f"{e_v:.2%} where the log's is 0")
+                words.append(f"the engine's {what} is {size}"
+                             + (" (within the log's sampling error)" if within else ""))
             row["flag"] = "; ".join(words) or None
+            row["flag_significant"] = bool(words) and not noise
             if words:
                 where = scope if scope != "all tasks" else "all tasks"
-                flags.append(f"{label}, {where}: " + "; ".join(words))
+                flags.append(f"{label}, {where} ({m['tasks']:,} tasks): " + "; ".join(words))
             rows.append(row)
     return rows, flags

@@ -140,15 +140,25 @@ class Measure:
         # A phase's start relative to its task's start, averaged per (task type, phase): tasks
         # run their phases in order, so this orders them (timestamps when the log has them).
         key = "ts" if self.log.has_timestamps else "CAST(pos AS DOUBLE)"
-        d = self.sql(f"""
-            WITH ph AS (
-              SELECT run, task_id, task_type, phase, MIN({key}) AS t0
-              FROM {R} WHERE is_summary = 0 AND (call IS NULL OR call = 1)
-              GROUP BY run, task_id, task_type, phase),
-            rk AS (SELECT task_type, phase,
-                          t0 - MIN(t0) OVER (PARTITION BY run, task_id) AS rel FROM ph)
-            SELECT task_type, phase, AVG(rel) AS rank, COUNT(*) AS n
-            FROM rk GROUP BY task_type, phase""")
+
+        def order_query(where: str):
+            return self.sql(f"""
+                WITH ph AS (
+                  SELECT run, task_id, task_type, phase, MIN({key}) AS t0
+                  FROM {R} WHERE is_summary = 0 AND (call IS NULL OR call = 1) {where}
+                  GROUP BY run, task_id, task_type, phase),
+                rk AS (SELECT task_type, phase,
+                              t0 - MIN(t0) OVER (PARTITION BY run, task_id) AS rel FROM ph)
+                SELECT task_type, phase, AVG(rel) AS rank, COUNT(*) AS n
+                FROM rk GROUP BY task_type, phase""")
+
+        # The order is the same in every task: the first 200,000 rows of the first file show
+        # it; the whole log is read only when they miss a (task type, phase) it has.
+        d = order_query("AND pos < 200000")
+        seen = set(zip(d["task_type"], d["phase"]))
+        allp = self.sql(f"SELECT DISTINCT task_type, phase FROM {R} WHERE is_summary = 0")
+        if set(zip(allp["task_type"], allp["phase"])) - seen:
+            d = order_query("")
         d = d.sort_values(["task_type", "rank", "phase"])
         order: dict[str, list[str]] = {}
         for tt, ph in zip(d["task_type"], d["phase"]):
@@ -185,10 +195,13 @@ class Measure:
                              f"and the row has no cost_usd")
 
     def _price_values(self, models: list[str]) -> str:
+        """Every model of the log: its rates (NULL when unpriced) and its route bit."""
         rows = []
-        for m in models:
+        for i, m in enumerate(models):
+            bit = (1 << i) if i < 62 else 0
             mp = self.table.models.get(m)
             if mp is None:
+                rows.append((m, None, None, None, _BIG, None, None, None, bit))
                 continue
             cr = mp.cache_read if mp.cache_read is not None else mp.input
             lc = mp.long_context
@@ -200,11 +213,11 @@ class Measure:
                 lo = lc.output if lc.output is not None else mp.output
                 lcr = lc.cache_read if lc.cache_read is not None else li
             rows.append((m, float(mp.input), float(cr), float(mp.output), above, float(li),
-                         float(lcr), float(lo)))
+                         float(lcr), float(lo), bit))
         if not rows:
-            rows = [("", 0.0, 0.0, 0.0, _BIG, 0.0, 0.0, 0.0)]
+            rows = [("", 0.0, 0.0, 0.0, _BIG, 0.0, 0.0, 0.0, 0)]
         return values(rows, ["pmodel", "p_in", "p_cr", "p_out", "p_above", "p_lin", "p_lcr",
-                             "p_lout"], "p")
+                             "p_lout", "p_bit"], "p")
 
     def row_spend_sql(self) -> str:
         """SQL for the spend of one row of ``r`` (joined with ``p`` prices and ``gg`` growth).
@@ -239,69 +252,86 @@ class Measure:
     # --- the materialised relations -----------------------------------------------------
 
     def build(self, growth: dict[tuple[str, str], float], models: list[str]) -> None:
-        """Materialise ``cal_att`` and ``cal_task`` (needs each phase's growth per call)."""
+        """Materialise ``cal_att``, ``cal_phase`` and ``cal_task`` (the pricing of per-attempt
+        rows needs each phase's growth per call)."""
         R = self.R
         gv = values([(tt, ph, float(g)) for (tt, ph), g in growth.items()] or [("", "", 0.0)],
                     ["gtt", "gph", "g"], "gg")
         eng = self.log.engine
+        # spend in pico-dollars (integers): sums are exact and independent of their order;
+        # bit: the model's bit in the route mask (the first 62 models).
+        spend = f"CAST(ROUND({self.row_spend_sql()} * 1e12) AS BIGINT)"
+        joins = (f"{R} r LEFT JOIN {self._price_values(models)} ON p.pmodel = r.model "
+                 f"LEFT JOIN {gv} ON gg.gtt = r.task_type AND gg.gph = r.phase")
         # Tasks without an outcome (no row says whether it succeeded: a usage log imported
         # without outcomes) are measured apart, count and spend only; every rate, completion
         # and cost per completed task is over the others. Their tokens still reach the token
         # fit (token_table reads every row) and they count in the volume.
+        has_unknown = self.sql(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {R} WHERE "
+                               f"is_summary = 0 AND success IS NULL LIMIT 1) x")["n"].iloc[0]
         eng.materialize("cal_unknown", f"""
-            SELECT run, task_id FROM {R} WHERE is_summary = 0
+            SELECT run, task_id FROM {R} WHERE is_summary = 0 {'' if has_unknown else 'AND 1 = 0'}
             GROUP BY run, task_id HAVING MAX(success) IS NULL""")
-        r = self.sql(f"""
-            SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT run, task_id FROM {R}) d) AS n,
-                   (SELECT COUNT(*) FROM cal_unknown) AS unknown,
-                   (SELECT SUM(CAST({self.row_spend_sql()} AS DECIMAL(38, 12)))
-                    FROM {R} r JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id
-                         LEFT JOIN {self._price_values(models)} ON p.pmodel = r.model
-                         LEFT JOIN {gv} ON gg.gtt = r.task_type AND gg.gph = r.phase)
-                     AS unknown_spend""")
-        total, unknown = int(r["n"].iloc[0]), int(r["unknown"].iloc[0] or 0)
-        spend = r["unknown_spend"].iloc[0]
-        self.no_outcome = (unknown, 0.0 if _missing(spend) else float(spend))
-        if unknown == total:
-            raise CostsimError("no task in the log has an outcome (every success is empty): "
-                               "join outcomes with `costsim log import --outcomes FILE`",
-                               self.log.path)
-        eng.materialize("cal_att", f"""
-            SELECT r.run, r.task_id, r.task_type, r.phase, r.attempt, r.is_summary,
-                   MIN(r.model) AS model, SUM(r.calls) AS calls, COUNT(*) AS nrows,
-                   SUM(r.input_tokens) AS input_tokens,
-                   SUM(r.cached_input_tokens) AS cached_input_tokens,
-                   SUM(r.output_tokens) AS output_tokens, MAX(r.success) AS success,
-                   MIN(r.pos) AS pos, MIN(r.ts) AS ts, MAX(r.signals) AS signals,
-                   MAX(r.reviewer_changes) AS changes, SUM(CAST({self.row_spend_sql()} AS DECIMAL(38, 12))) AS spend
-            FROM {R} r LEFT JOIN {self._price_values(models)} ON p.pmodel = r.model
-                 LEFT JOIN {gv} ON gg.gtt = r.task_type AND gg.gph = r.phase
-                 LEFT JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id
-            WHERE u.task_id IS NULL
-            GROUP BY r.run, r.task_id, r.task_type, r.phase, r.attempt, r.is_summary""")
-        mv = values([(m, i) for i, m in enumerate(models)] or [("", 0)], ["mm", "mi"], "mv")
-        bits = "CASE WHEN mv.mi < 62 THEN CAST(POWER(2, mv.mi) AS BIGINT) ELSE 0 END"
-        eng.materialize("cal_task", f"""
-            WITH ph AS (
-              SELECT run, task_id, phase, MOD(MAX(attempt * 2 + success), 2) AS ok FROM cal_att
-              WHERE is_summary = 0 GROUP BY run, task_id, phase),
-            pt AS (SELECT run, task_id, MIN(ok) AS completed, COUNT(*) AS phases
-                   FROM ph GROUP BY run, task_id),
-            tm AS (SELECT DISTINCT run, task_id, model FROM cal_att),
-            rm AS (SELECT tm.run, tm.task_id, SUM({bits}) AS route
-                   FROM tm JOIN {mv} ON mv.mm = tm.model GROUP BY tm.run, tm.task_id),
-            ag AS (SELECT run, task_id, MIN(task_type) AS task_type, SUM(spend) AS spend,
+        self.no_outcome = (0, 0.0)
+        if has_unknown:
+            r = self.sql(f"""
+                SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT run, task_id FROM {R}) d) AS n,
+                       (SELECT COUNT(*) FROM cal_unknown) AS unknown,
+                       (SELECT SUM({spend}) FROM {joins}
+                        JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id)
+                         AS unknown_pico""")
+            total, unknown = int(r["n"].iloc[0]), int(r["unknown"].iloc[0] or 0)
+            pico = r["unknown_pico"].iloc[0]
+            self.no_outcome = (unknown, 0.0 if _missing(pico) else float(pico) / 1e12)
+            if unknown == total:
+                raise CostsimError("no task in the log has an outcome (every success is "
+                                   "empty): join outcomes with `costsim log import --outcomes "
+                                   "FILE`", self.log.path)
+        joins += (" LEFT JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id"
+                  " WHERE u.task_id IS NULL")
+        if self.log.call_rows == 0:
+            # one row per attempt already (summaries are one row too): no grouping needed
+            eng.materialize("cal_att", f"""
+                SELECT r.run, r.task_id, r.task_type, r.phase, r.attempt, r.is_summary,
+                       r.model, r.calls, 1 AS nrows, r.input_tokens, r.cached_input_tokens,
+                       r.output_tokens, r.success, r.pos, r.ts, r.signals,
+                       r.reviewer_changes AS changes, p.p_bit AS bit, {spend} AS pico
+                FROM {joins}""")
+        else:
+            eng.materialize("cal_att", f"""
+                SELECT r.run, r.task_id, MIN(r.task_type) AS task_type, r.phase, r.attempt,
+                       r.is_summary, MIN(r.model) AS model, SUM(r.calls) AS calls,
+                       COUNT(*) AS nrows, SUM(r.input_tokens) AS input_tokens,
+                       SUM(r.cached_input_tokens) AS cached_input_tokens,
+                       SUM(r.output_tokens) AS output_tokens, MAX(r.success) AS success,
+                       MIN(r.pos) AS pos, MIN(r.ts) AS ts, MAX(r.signals) AS signals,
+                       MAX(r.reviewer_changes) AS changes, MIN(p.p_bit) AS bit,
+                       SUM({spend}) AS pico
+                FROM {joins}
+                GROUP BY r.run, r.task_id, r.phase, r.attempt, r.is_summary""")
+        # one row per phase run: whether it ended in success (its last attempt's outcome),
+        # where it succeeded, its last attempt, the model that started it
+        eng.materialize("cal_phase", """
+            SELECT run, task_id, phase, MIN(task_type) AS task_type,
+                   MOD(MAX(attempt * 2 + success), 2) AS ok, MAX(attempt) AS last_attempt,
+                   MIN(CASE WHEN success = 1 THEN attempt END) AS success_at,
+                   COALESCE(MIN(CASE WHEN attempt = 1 THEN model END), MIN(model))
+                     AS start_model
+            FROM cal_att WHERE is_summary = 0 GROUP BY run, task_id, phase""")
+        eng.materialize("cal_task", """
+            WITH pt AS (SELECT run, task_id, MIN(ok) AS completed FROM cal_phase
+                        GROUP BY run, task_id),
+            ag AS (SELECT run, task_id, MIN(task_type) AS task_type, SUM(pico) AS pico,
                           SUM(CASE WHEN is_summary = 0 THEN 1 ELSE 0 END) AS attempts,
                           SUM(CASE WHEN is_summary = 0 AND attempt > 1 THEN 1 ELSE 0 END)
                             AS retries,
                           MAX(signals) AS signals, MAX(changes) AS changes, MIN(ts) AS ts,
-                          MIN(pos) AS pos
+                          MIN(pos) AS pos, SUM(DISTINCT bit) AS route
                    FROM cal_att GROUP BY run, task_id)
             SELECT ag.run, ag.task_id, ag.task_type, COALESCE(ag.signals, '') AS signals,
-                   pt.completed, ag.spend, ag.attempts, ag.retries, ag.changes, ag.ts, ag.pos,
-                   COALESCE(rm.route, 0) AS route
-            FROM ag JOIN pt ON pt.run = ag.run AND pt.task_id = ag.task_id
-                 LEFT JOIN rm ON rm.run = ag.run AND rm.task_id = ag.task_id""")
+                   pt.completed, ag.pico, ag.attempts, ag.retries, ag.changes, ag.ts, ag.pos,
+                   COALESCE(ag.route, 0) AS route
+            FROM ag JOIN pt ON pt.run = ag.run AND pt.task_id = ag.task_id""")
 
     # --- aggregates over the materialised relations -----------------------------------
 
@@ -318,18 +348,11 @@ class Measure:
         """Phase runs per (run, tt, phase, signals, model of the first attempt, attempt at
         which it succeeded (NULL: ran out), last attempt)."""
         return self.sql("""
-            WITH pr AS (
-              SELECT run, task_id, task_type, phase, MIN(attempt) AS first_attempt,
-                     MAX(attempt) AS last_attempt,
-                     MIN(CASE WHEN success = 1 THEN attempt END) AS success_at
-              FROM cal_att WHERE is_summary = 0 GROUP BY run, task_id, task_type, phase)
-            SELECT pr.run, pr.task_type, pr.phase, t.signals, a.model AS start_model,
-                   pr.success_at, pr.last_attempt, COUNT(*) AS n
-            FROM pr JOIN cal_att a ON a.run = pr.run AND a.task_id = pr.task_id
-                 AND a.phase = pr.phase AND a.attempt = pr.first_attempt AND a.is_summary = 0
-                 JOIN cal_task t ON t.run = pr.run AND t.task_id = pr.task_id
-            GROUP BY pr.run, pr.task_type, pr.phase, t.signals, a.model, pr.success_at,
-                     pr.last_attempt""")
+            SELECT cp.run, cp.task_type, cp.phase, t.signals, cp.start_model, cp.success_at,
+                   cp.last_attempt, COUNT(*) AS n
+            FROM cal_phase cp JOIN cal_task t ON t.run = cp.run AND t.task_id = cp.task_id
+            GROUP BY cp.run, cp.task_type, cp.phase, t.signals, cp.start_model, cp.success_at,
+                     cp.last_attempt""")
 
     def task_table(self):
         """Tasks per (run, tt, signals, completed, changes > 0?, has changes)."""
@@ -337,7 +360,7 @@ class Measure:
             SELECT run, task_type, signals, completed,
                    CASE WHEN changes IS NULL THEN -1 WHEN changes > 0 THEN 1 ELSE 0 END
                      AS changed,
-                   COUNT(*) AS n, SUM(spend) AS spend, SUM(attempts) AS attempts,
+                   COUNT(*) AS n, CAST(SUM(pico) AS DOUBLE) AS pico, SUM(attempts) AS attempts,
                    SUM(retries) AS retries
             FROM cal_task GROUP BY run, task_type, signals, completed,
                  CASE WHEN changes IS NULL THEN -1 WHEN changes > 0 THEN 1 ELSE 0 END""")
@@ -367,7 +390,7 @@ class Measure:
                    CASE WHEN attempt = 1 THEN 1 ELSE 0 END AS first, COUNT(*) AS n,
                    SUM(success) AS k, SUM(calls) AS calls, SUM(input_tokens) AS input,
                    SUM(cached_input_tokens) AS cached, SUM(output_tokens) AS output,
-                   SUM(spend) AS spend
+                   CAST(SUM(pico) AS DOUBLE) AS pico
             FROM cal_att
             GROUP BY run, task_type, phase, model, is_summary,
                      CASE WHEN attempt = 1 THEN 1 ELSE 0 END""")
@@ -375,7 +398,11 @@ class Measure:
     def route_table(self):
         return self.sql("""
             SELECT run, task_type, route, COUNT(*) AS n, SUM(completed) AS completed,
-                   SUM(spend) AS spend, SUM(attempts) AS attempts, SUM(retries) AS retries,
+                   CAST(SUM(pico) AS DOUBLE) AS pico,
+                   SUM(POWER(CAST(pico AS DOUBLE) / 1e12, 2)) AS spend2,
+                   SUM(CASE WHEN completed = 1 THEN CAST(pico AS DOUBLE) / 1e12 ELSE 0 END)
+                     AS spend_done,
+                     SUM(attempts) AS attempts, SUM(retries) AS retries,
                    SUM(CASE WHEN changes IS NOT NULL THEN 1 ELSE 0 END) AS reviewed,
                    SUM(CASE WHEN changes > 0 THEN 1 ELSE 0 END) AS changed,
                    SUM(CASE WHEN completed = 1 AND changes IS NOT NULL THEN 1 ELSE 0 END)
@@ -387,7 +414,11 @@ class Measure:
     def day_table(self):
         return self.sql("""
             SELECT FLOOR(ts / 86400) AS day, run, task_type, COUNT(*) AS n,
-                   SUM(completed) AS completed, SUM(spend) AS spend, SUM(attempts) AS attempts,
+                   SUM(completed) AS completed, CAST(SUM(pico) AS DOUBLE) AS pico,
+                   SUM(POWER(CAST(pico AS DOUBLE) / 1e12, 2)) AS spend2,
+                   SUM(CASE WHEN completed = 1 THEN CAST(pico AS DOUBLE) / 1e12 ELSE 0 END)
+                     AS spend_done,
+                     SUM(attempts) AS attempts,
                    SUM(retries) AS retries,
                    SUM(CASE WHEN changes IS NOT NULL THEN 1 ELSE 0 END) AS reviewed,
                    SUM(CASE WHEN changes > 0 THEN 1 ELSE 0 END) AS changed,
@@ -419,16 +450,24 @@ def summarise(rows) -> dict:
     an iterable of dicts or a DataFrame with the route_table/day_table columns)."""
     n = float(rows["n"].sum())
     c = float(rows["completed"].sum())
-    spend = float(rows["spend"].sum())
+    spend = float(rows["pico"].sum()) / 1e12
     rv = float(rows["reviewed_completed"].sum())
     ch = float(rows["changed_completed"].sum())
     lo, hi = wilson(c, n)
     rlo, rhi = wilson(ch, rv)
+    # Standard error of cost per completed task (a ratio of two sums over tasks, delta method):
+    # var ~ sum((s_i - R c_i)^2) / C^2, with sum(s c) the spend of completed tasks.
+    cost_se = None
+    if c > 0 and "spend2" in rows:
+        R = spend / c
+        ss = float(rows["spend2"].sum()) - 2 * R * float(rows["spend_done"].sum()) + R * R * c
+        cost_se = math.sqrt(max(ss, 0.0)) / c
     return {
         "tasks": int(n), "completed": int(c),
         "completion_rate": c / n if n else None, "completion_ci95": [lo, hi],
         "spend": spend, "spend_per_task": spend / n if n else None,
         "cost_per_completed_task": spend / c if c > 0 else math.inf,
+        "cost_per_completed_task_se": cost_se,
         "attempts_per_task": float(rows["attempts"].sum()) / n if n else None,
         "retries_per_task": float(rows["retries"].sum()) / n if n else None,
         "reviewed_tasks": int(rv),
@@ -444,7 +483,7 @@ def by_model_rows(models, starts) -> list[dict]:
 
     att = models[models["is_summary"] == 0]
     g = att.groupby(["task_type", "phase", "model", "first"], sort=True)[
-        ["n", "k", "calls", "input", "cached", "output", "spend"]].sum()
+        ["n", "k", "calls", "input", "cached", "output", "pico"]].sum()
     out = []
     keys = sorted({k[:3] for k in g.index})
     st = starts.groupby(["task_type", "phase", "start_model"])
@@ -481,8 +520,8 @@ def by_model_rows(models, starts) -> list[dict]:
             "mean_input_tokens": sum(float(x["input"]) for x in both) / n_att,
             "mean_cached_input_tokens": sum(float(x["cached"]) for x in both) / n_att,
             "mean_output_tokens": sum(float(x["output"]) for x in both) / n_att,
-            "spend": sum(float(x["spend"]) for x in both),
-            "spend_per_attempt": sum(float(x["spend"]) for x in both) / n_att,
+            "spend": sum(float(x["pico"]) for x in both) / 1e12,
+            "spend_per_attempt": sum(float(x["pico"]) for x in both) / 1e12 / n_att,
         })
     return out
 
@@ -493,10 +532,10 @@ def summary_rows(models) -> list[dict]:
     if s.empty:
         return []
     g = s.groupby(["task_type", "phase", "model"], sort=True)[
-        ["n", "input", "output", "spend"]].sum().reset_index()
+        ["n", "input", "output", "pico"]].sum().reset_index()
     return [{"task_type": r.task_type, "phase": r.phase, "model": r.model, "calls": int(r.n),
              "mean_input_tokens": r.input / r.n, "mean_output_tokens": r.output / r.n,
-             "spend": float(r.spend)} for r in g.itertuples()]
+             "spend": float(r.pico) / 1e12} for r in g.itertuples()]
 
 
 def route_label(mask: int, models: list[str]) -> str:

@@ -87,7 +87,11 @@ def register(app: typer.Typer) -> None:
         from .. import paths
         from ..calibrate import calibrate as run
 
-        guard_files(reads={"LOG": log, "--prices": paths.resolve_prices_path(prices),
+        from ..logs.runslog import find_files
+
+        logs = [log] if source is not None else [Path(f) for f in find_files(str(log))]
+        guard_files(reads={"LOG": logs,
+                           "--prices": paths.resolve_prices_path(prices),
                            "--policy": [paths.resolve_policy_path(p) for p in policy or ()],
                            "--workload": workload and paths.resolve_workload_path(workload),
                            "--outcomes": outcomes},
@@ -177,7 +181,8 @@ def _rows(result, wide: bool):
     fit = []
     multi = len({r["run"] for r in result.fit}) > 1
     for r in result.fit:
-        scope = (f"{r['run']}: " if multi else "") + r["scope"] + (" *" if r["flag"] else "")
+        mark = " *" if r.get("flag_significant") else (" ~" if r["flag"] else "")
+        scope = (f"{r['run']}: " if multi else "") + r["scope"] + mark
         fit.append([scope,
                     _arrow(_pct(r["measured_completion_rate"]),
                            _pct(r["engine_completion_rate"])),
@@ -318,11 +323,13 @@ def render_calibration(result, fmt: str, wide: bool = False) -> str:
                             weekly, right=range(1, 5)))
     if fit:
         items.append(_table("Fit check, log → engine: the fitted workload under the log's own "
-                            "strategy, evaluated as `costsim compare` does (* = a gap over 5%)",
+                            "strategy, evaluated as `costsim compare` does (* = a gap over 5% "
+                            "beyond the log's sampling error, ~ = within it)",
                             FIT_COLUMNS, fit, right=range(1, 4)))
     items += [Text(f"gap: {f}") for f in flags]
-    if not flags and fit:
-        items.append(Text("No gap over 5%: the fitted workload reproduces the log."))
+    if fit and not any(r.get("flag_significant") for r in result.fit):
+        items.append(Text("No gap over 5% beyond sampling error: the fitted workload "
+                          "reproduces the log."))
     items += [Text(x) for x in fitted]
     if recs:
         items.append(_table("Recommendations (projected by the engine on the fitted workload)",

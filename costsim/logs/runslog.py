@@ -823,14 +823,49 @@ def _cross_checks(con, log: RunsLog) -> None:
             ORDER BY r.pos LIMIT 1""")
         raise log.error(r[0], r[1], "task_type", f"task '{r[2]}' already appeared with task "
                         f"type '{r[3]}'")
-    # Repeated attempt rows / call rows / summaries.
+    # Per attempt (summaries apart): repeated attempt rows or calls, attempt and call rows
+    # mixed, more than one model, a success and a failure, or no outcome at all. One GROUP BY;
+    # the offending row is looked for only when one fails.
+    # A task whose rows all leave success empty has no outcome (a usage log imported without
+    # outcomes): allowed, and measured apart (spend yes, success rates no). A task with an
+    # outcome must give one on every attempt (``known``: the task has one somewhere).
+    known = (f"SELECT run, task_id, MAX(success) AS known FROM {R} WHERE is_summary = 0 "
+             f"GROUP BY run, task_id")
+    agg = f"""
+          SELECT g.*, tk.known FROM (
+            SELECT run, task_id, phase, attempt, is_summary,
+                   SUM(CASE WHEN call IS NULL THEN 1 ELSE 0 END) AS attempt_rows,
+                   COUNT(call) AS call_rows, COUNT(DISTINCT call) AS calls_distinct,
+                   MIN(model) AS m_lo, MAX(model) AS m_hi,
+                   MIN(success) AS lo, MAX(success) AS hi, MAX(pos) AS last_pos
+            FROM {R} GROUP BY run, task_id, phase, attempt, is_summary) g
+          JOIN ({known}) tk ON tk.run = g.run AND tk.task_id = g.task_id"""
+    cond = ("(a.is_summary = 1 AND (a.attempt_rows + a.call_rows) > 1) OR "
+            "(a.is_summary = 0 AND (a.attempt_rows > 1 OR a.call_rows > a.calls_distinct OR "
+            "(a.attempt_rows > 0 AND a.call_rows > 0) OR a.m_lo <> a.m_hi OR a.lo <> a.hi "
+            "OR (a.hi IS NULL AND a.known IS NOT NULL)))")
+    if log.call_rows == 0:
+        # Per-attempt rows: a row is an attempt, so only repeats and missing outcomes can be
+        # wrong (cheaper than the full per-attempt aggregate).
+        dup = _first_row(con, f"SELECT 1 FROM {R} GROUP BY run, task_id, phase, attempt, "
+                              f"is_summary HAVING COUNT(*) > 1 LIMIT 1")
+        miss = _first_row(con, f"SELECT 1 FROM {R} WHERE is_summary = 0 AND success IS NULL "
+                               f"LIMIT 1")
+        if miss:       # only an error in a task that has an outcome elsewhere
+            miss = _first_row(con, f"SELECT 1 FROM {R} r JOIN ({known}) tk ON tk.run = r.run "
+                                   f"AND tk.task_id = r.task_id WHERE r.is_summary = 0 AND "
+                                   f"r.success IS NULL AND tk.known IS NOT NULL LIMIT 1")
+        if not dup and not miss:
+            return
+    elif not _first_row(con, f"SELECT 1 FROM ({agg}) a WHERE {cond} LIMIT 1"):
+        return
     key = ("run, task_id, phase, is_summary, CASE WHEN is_summary = 1 THEN 0 ELSE attempt END, "
            "call")
-    if _first_row(con, f"SELECT 1 FROM {R} GROUP BY {key} HAVING COUNT(*) > 1 LIMIT 1"):
-        r = _first_row(con, f"""
-            SELECT src, row, attempt, task_id, phase, call, is_summary FROM (
-              SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY pos) AS k
-              FROM {R}) WHERE k > 1 ORDER BY pos LIMIT 1""")
+    r = _first_row(con, f"""
+        SELECT src, row, attempt, task_id, phase, call, is_summary FROM (
+          SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY pos) AS k
+          FROM {R}) WHERE k > 1 ORDER BY pos LIMIT 1""")
+    if r:
         src, row, attempt, tid, ph, call, summ = r
         if summ:
             raise log.error(src, row, "kind", f"a second summary of task '{tid}' phase '{ph}'")
@@ -839,46 +874,30 @@ def _cross_checks(con, log: RunsLog) -> None:
                             f"'{tid}' phase '{ph}' appears twice")
         raise log.error(src, row, "attempt", f"attempt {attempt} of task '{tid}' phase '{ph}' "
                         f"appears twice")
-    # Attempt-level consistency (an attempt row is its own attempt; call rows group). A task
-    # whose rows all leave success empty has no outcome (a usage log without outcomes joined):
-    # allowed, and measured apart (spend yes, success rates no). A task with an outcome must
-    # give one on every attempt.
-    agg = f"""
-          SELECT g.*, tk.known FROM (
-            SELECT run, task_id, phase, attempt,
-                   SUM(CASE WHEN call IS NULL THEN 1 ELSE 0 END) AS attempt_rows,
-                   SUM(CASE WHEN call IS NULL THEN 0 ELSE 1 END) AS call_rows,
-                   COUNT(DISTINCT model) AS models,
-                   MIN(success) AS lo, MAX(success) AS hi, MAX(pos) AS last_pos
-            FROM {R} WHERE is_summary = 0 GROUP BY run, task_id, phase, attempt) g
-          JOIN (SELECT run, task_id, MAX(success) AS known FROM {R}
-                WHERE is_summary = 0 GROUP BY run, task_id) tk
-            ON tk.run = g.run AND tk.task_id = g.task_id"""
-    cond = ("(a.attempt_rows > 0 AND a.call_rows > 0) OR a.models > 1 OR a.lo <> a.hi "
-            "OR (a.hi IS NULL AND a.known IS NOT NULL)")
-    if _first_row(con, f"SELECT 1 FROM ({agg}) a WHERE {cond} LIMIT 1"):
-        r = _first_row(con, f"""
-            WITH a AS ({agg})
-            SELECT r.src, r.row, CASE
-                     WHEN a.attempt_rows > 0 AND a.call_rows > 0 THEN 'mixed'
-                     WHEN a.models > 1 THEN 'models'
-                     WHEN a.lo <> a.hi THEN 'conflict'
-                     ELSE 'missing' END, a.attempt, a.task_id, a.phase, a.attempt_rows
-            FROM a JOIN {R} r ON r.pos = a.last_pos
-            WHERE {cond} ORDER BY r.pos LIMIT 1""")
-        src, row, what, attempt, tid, ph, attempt_rows = r
-        name = f"attempt {attempt} of task '{tid}' phase '{ph}'"
-        if what == "mixed":
-            raise log.error(src, row, "call", f"{name} has both a per-attempt row (no call) "
-                            f"and per-call rows")
-        if what == "models":
-            raise log.error(src, row, "model", f"{name} names more than one model")
-        if what == "conflict":
-            raise log.error(src, row, "success", f"{name} is both a success and a failure")
-        raise log.error(src, row, "success", "required value missing (other attempts of the "
-                        "task have an outcome)" if attempt_rows
-                        else f"required value missing: no row of {name} says whether it "
-                             f"succeeded (other attempts of the task do)")
+    r = _first_row(con, f"""
+        WITH a AS ({agg})
+        SELECT r.src, r.row, CASE
+                 WHEN a.attempt_rows > 0 AND a.call_rows > 0 THEN 'mixed'
+                 WHEN a.m_lo <> a.m_hi THEN 'models'
+                 WHEN a.lo <> a.hi THEN 'conflict'
+                 ELSE 'missing' END, a.attempt, a.task_id, a.phase, a.attempt_rows
+        FROM a JOIN {R} r ON r.pos = a.last_pos
+        WHERE a.is_summary = 0 AND ((a.attempt_rows > 0 AND a.call_rows > 0)
+              OR a.m_lo <> a.m_hi OR a.lo <> a.hi OR (a.hi IS NULL AND a.known IS NOT NULL))
+        ORDER BY r.pos LIMIT 1""")
+    src, row, what, attempt, tid, ph, attempt_rows = r
+    name = f"attempt {attempt} of task '{tid}' phase '{ph}'"
+    if what == "mixed":
+        raise log.error(src, row, "call", f"{name} has both a per-attempt row (no call) "
+                        f"and per-call rows")
+    if what == "models":
+        raise log.error(src, row, "model", f"{name} names more than one model")
+    if what == "conflict":
+        raise log.error(src, row, "success", f"{name} is both a success and a failure")
+    raise log.error(src, row, "success", "required value missing (other attempts of the task "
+                    "have an outcome)" if attempt_rows
+                    else f"required value missing: no row of {name} says whether it "
+                         f"succeeded (other attempts of the task do)")
 
 
 def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
@@ -953,7 +972,8 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
         all_cols = frozenset(c for raw in raws for c in raw.columns if c in OPTIONAL)
 
         # One pass per file: typed values plus the number of the first check the row fails.
-        view = fmts == {"parquet"}
+        # Materialised (Parquet too): every measurement reads it several times.
+        view = False
         checks = []
         selects = []
         for i, raw in enumerate(raws):
