@@ -36,7 +36,8 @@ DEFAULT_LOWER_MAX_GAP = 0.05
 DEFAULT_REVIEW_CHANGES_BELOW = 0.1
 
 
-def _workload_handoff(modes: dict, strategies: dict, policy: Policy | None, main_run: str):
+def _workload_handoff(modes: dict, strategies: dict, policy: Policy | None, main_run: str,
+                      base: Workload):
     """(the handoff to write into the workload or None for the base's, why not)."""
     def as_dict(mode):
         if mode.handoff == "summary":
@@ -53,7 +54,7 @@ def _workload_handoff(modes: dict, strategies: dict, policy: Policy | None, main
                           f"show the workload's")
         return as_dict(modes[main_run]), None
     mode = modes[main_run]
-    if mode.handoff == "full_history":
+    if mode.handoff == "full_history" or base.handoff.mode == "summary":
         return as_dict(mode), None
     # Summaries in a routed run: most policies set their own handoff (the inferred policy
     # carries it), so the workload's stays the base's. A policy without a handoff block uses
@@ -159,7 +160,7 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
         inferred[run] = infer_strategy(ms, table, run, tf.modes[run], name)
         notes += inferred[run].notes
 
-    handoff, why = _workload_handoff(tf.modes, inferred, policy, main_run)
+    handoff, why = _workload_handoff(tf.modes, inferred, policy, main_run, base)
     fitted = fit_workload(ms, tf, table, str(log_path), base=base, workload_handoff=handoff,
                           handoff_why=why)
     wl = fitted.workload
@@ -240,6 +241,7 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
         "token_fit_residual": tf.residual,
         "feedback_gain": sf.gain, "feedback_gain_se": sf.gain_se,
         "success_form": {f"{k[0]}/{k[1]}": v for k, v in sf.form.items()},
+        "success_form_counts": {f: list(sf.form.values()).count(f) for f in ("logistic", "map")},
         "runs": {run: {"handoff": m.handoff, "summary_tokens": m.summary_tokens,
                        "summarizer": m.summarizer, "retry_context": m.retry_context}
                  for run, m in tf.modes.items()},

@@ -193,22 +193,35 @@ def fit_defects(ms: Measurements, table: PriceTable, base_defects) -> dict:
         phases = base_phases
         out["phases_how"] = "the base workload's defect phases"
     else:
-        # Forward selection: add the phase that raises the likelihood most, while that
-        # improves the BIC by more than 10 (strong evidence).
-        phases, best = [], None
-        candidates = list(ms.pivot_phases)
-        while candidates:
-            trial = []
-            for p in candidates:
-                ll, _, _, k = _defect_ml(d, [col[q] for q in phases + [p]], anchor, table)
-                trial.append((ll, -k, p))
-            ll, negk, p = max(trial)
-            bic = ll + 0.5 * negk * _m.log(N)
-            if best is not None and bic <= best + 10.0:
-                break
-            best = bic
-            phases.append(p)
-            candidates.remove(p)
+        # Every subset of the phases (forward selection past six phases); the smallest set
+        # within 2 of the best BIC wins (only strong evidence adds a phase).
+        import itertools
+
+        def bic(S):
+            ll, _, _, k = _defect_ml(d, [col[q] for q in S], anchor, table)
+            return ll - 0.5 * k * _m.log(N)
+
+        scored = {}
+        cands = list(ms.pivot_phases)
+        if len(cands) <= 6:
+            for r in range(1, len(cands) + 1):
+                for S in itertools.combinations(cands, r):
+                    scored[S] = bic(S)
+        else:
+            cur: tuple = ()
+            while True:
+                trial = {tuple(sorted(cur + (p,))): None for p in cands if p not in cur}
+                if not trial:
+                    break
+                for S in trial:
+                    scored[S] = bic(S)
+                nxt = max(trial, key=lambda S: scored[S])
+                if cur and scored[nxt] <= scored[cur] + 2.0:
+                    break
+                cur = nxt
+        best = max(scored.values())
+        near = [S for S, v in scored.items() if v >= best - 2.0]
+        phases = list(min(near, key=lambda S: (len(S), -scored[S])))
         phases = [p for p in ms.pivot_phases if p in phases]
         out["phases_how"] = "chosen by likelihood (the base workload's defect phases are not " \
                             "in the log)"

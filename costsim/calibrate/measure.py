@@ -180,19 +180,21 @@ class Measure:
 
     # --- pricing ------------------------------------------------------------------------
 
-    def check_priced(self) -> None:
-        """Every row without cost_usd names a model of the price table."""
+    def models_checked(self) -> list[str]:
+        """The log's models, after checking that every row without cost_usd names a model of
+        the price table."""
         R = self.R
-        d = self.sql(f"SELECT model, MIN(pos) AS pos FROM {R} WHERE cost_usd IS NULL "
-                     f"GROUP BY model")
-        bad = d[[str(m) not in self.table.models for m in d["model"]]]
-        if bad.empty:
-            return
-        pos = int(bad["pos"].min())
-        r = self.sql(f"SELECT src, row, model FROM {R} WHERE pos = {pos}").iloc[0]
-        raise self.log.error(r["src"], r["row"], "model",
-                             f"'{r['model']}' is not in the price table {self.prices_path} "
-                             f"and the row has no cost_usd")
+        d = self.sql(f"SELECT model, MIN(CASE WHEN cost_usd IS NULL THEN pos END) AS pos "
+                     f"FROM {R} GROUP BY model")
+        bad = d[[str(m) not in self.table.models and not _missing(p)
+                 for m, p in zip(d["model"], d["pos"])]]
+        if not bad.empty:
+            pos = int(bad["pos"].min())
+            r = self.sql(f"SELECT src, row, model FROM {R} WHERE pos = {pos}").iloc[0]
+            raise self.log.error(r["src"], r["row"], "model",
+                                 f"'{r['model']}' is not in the price table "
+                                 f"{self.prices_path} and the row has no cost_usd")
+        return sorted(str(m) for m in d["model"])
 
     def _price_values(self, models: list[str]) -> str:
         """Every model of the log: its rates (NULL when unpriced) and its route bit."""
@@ -564,12 +566,11 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
     """Run every query. ``growth_fn(measurements)`` fits the per-call growth the pricing of
     per-attempt rows needs. Returns :class:`Measurements`."""
     M = Measure(log, table, prices_path)
-    M.check_priced()
+    models = M.models_checked()
     task_types, order, runs = M.structure()
     ms = Measurements(task_types=task_types, phase_order=order, runs=runs,
                       tokens=M.token_table())
     growth = growth_fn(ms)
-    models = sorted(str(m) for m in log.sql(f"SELECT DISTINCT model FROM {log.relation}")["model"])
     M.build(growth, models)
     ms.attempts = M.attempt_table()
     ms.starts = M.start_table()

@@ -47,26 +47,31 @@ def infer_strategy(ms, table: PriceTable, run: str, mode, name: str) -> Inferred
         return InferredStrategy(run=run, kind="single", model=next(iter(used)))
 
     notes = []
-    # Tiers: one per price-table class present, filled by that class's most used model.
+    # Tiers: every model the run's attempts used, cheapest class first; models of one class in
+    # the order escalation meets them (their mean attempt number), then by price.
+    att_models = att.groupby("model").apply(
+        lambda g: (g["attempt"] * g["n"]).sum() / g["n"].sum(), include_groups=False)
+    ranked = []
+    for m in att_models.index:
+        mp = table.models.get(str(m))
+        if mp is None:
+            notes.append(f"run {run or '(all)'}: {m} is not in the price table; the inferred "
+                         f"policy cannot route to it")
+            continue
+        ranked.append((TIER_CLASSES.index(mp.tier), float(att_models[m]),
+                       mp.input + mp.output, str(m)))
+    ranked.sort()
     tiers: dict[str, str] = {}
-    for cls in TIER_CLASSES:
-        best = None
-        for m, n in models.items():
-            mp = table.models.get(str(m))
-            if mp is not None and mp.tier == cls and (best is None or n > best[1]):
-                best = (str(m), n)
-        if best:
-            tiers[cls] = best[0]
-    extra = sorted(m for m in used if m not in tiers.values())
-    if extra:
-        notes.append(f"run {run or '(all)'}: {', '.join(extra)} share a tier class with a "
-                     f"more used model; the inferred policy cannot route to them")
+    for cls_i, _, _, m in ranked:
+        cls = TIER_CLASSES[cls_i]
+        name = cls
+        k = 2
+        while name in tiers:
+            name = f"{cls}-{k}"
+            k += 1
+        tiers[name] = m
     names = list(tiers)
-    tier_of = {}
-    for m in used:
-        mp = table.models.get(m)
-        if mp is not None and mp.tier in tiers:
-            tier_of[m] = names.index(mp.tier)
+    tier_of = {m: i for i, m in enumerate(tiers.values())}
     last = len(names) - 1
     att["tier"] = [tier_of.get(str(m)) for m in att["model"]]
     att = att[att["tier"].notna()]

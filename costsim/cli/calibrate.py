@@ -215,15 +215,15 @@ def _rows(result, wide: bool):
 
 def _fitted_lines(result) -> list[str]:
     f = result.fitted
-    forms = list(f.get("success_form", {}).values())
+    forms = f.get("success_form_counts", {})
     gain = f.get("feedback_gain")
     se = f.get("feedback_gain_se")
     lines = [
         f"Fitted: system_tokens {f['system_tokens']:,}, cache hit rate "
         f"{_pct(f['cache_hit_rate'])}, feedback_gain "
         + ("-" if gain is None else f"{gain:.3f}" + (f" (± {se:.3f})" if se else ""))
-        + f"; success: logistic rule in {forms.count('logistic')} phases, success map in "
-        f"{forms.count('map')}.",
+        + f"; success: logistic rule in {forms.get('logistic', 0)} phases, success map in "
+        f"{forms.get('map', 0)}.",
     ]
     for run, m in f.get("runs", {}).items():
         who = f"run {run}" if run else "the log"

@@ -59,10 +59,11 @@ RUNS_COLUMNS = {
     "output_tokens": "integer",
     "success": "1, 0 or NULL (NULL: not on this row; summary rows)",
     "cost_usd": "NULL when absent",
-    "signals": "the row's signals, sorted and ';'-joined ('' none; NULL: not on this row or "
-               "the log has no signals column)",
+    "signals": "the row's signals as written, trimmed (NULL when empty; a task's signals "
+               "are the non-empty value on any of its rows, none when every row is empty)",
     "reviewer_changes": "NULL when absent",
     "ts": "seconds since 1970-01-01 UTC, NULL when absent",
+    "_bad": "internal: the number of the first validation check the row failed (0: none)",
 }
 
 _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
@@ -990,11 +991,19 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
                 except Exception as exc:
                     raise CostsimError(f"cannot read the file: {_duck_error(exc)}",
                                        raw.shown) from None
-        stats = con.execute("""SELECT count(*), count(cost_usd), count(reviewer_changes),
-                count(ts), count(DISTINCT run), count(call), SUM(is_summary), MAX(_bad),
-                SUM(CASE WHEN src = 0 THEN 1 ELSE 0 END) FROM runs""").fetchone()
-        per_file = con.execute("SELECT src, count(*) FROM runs GROUP BY src").fetchall()
-        counts = dict(per_file)
+        per_file = con.execute("""SELECT src, count(*), count(cost_usd), count(reviewer_changes),
+                count(ts), MIN(run), MAX(run), count(call), SUM(is_summary), MAX(_bad)
+                FROM runs GROUP BY src""").fetchall()
+        counts = {r[0]: r[1] for r in per_file}
+        for i, raw in enumerate(raws):
+            if counts.get(i, 0) == 0:
+                raise CostsimError("no rows (the log has a header but no attempts)", raw.shown)
+        runs_lo = min(r[5] for r in per_file)
+        runs_hi = max(r[6] for r in per_file)
+        stats = [sum(r[1] for r in per_file), sum(r[2] for r in per_file),
+                 sum(r[3] for r in per_file), sum(r[4] for r in per_file),
+                 2 if runs_lo != runs_hi else 1, sum(r[7] for r in per_file),
+                 sum(r[8] or 0 for r in per_file), max(r[9] for r in per_file)]
         for i, raw in enumerate(raws):
             if counts.get(i, 0) == 0:
                 raise CostsimError("no rows (the log has a header but no attempts)", raw.shown)
