@@ -43,30 +43,33 @@ def import_(
         help="Log files or folders (walked recursively; .gz files are read too).",
         show_default=False, metavar="PATH")],
     source: Annotated[LogSource, typer.Option(
-        "--source", "-s", metavar="SOURCE", help="What wrote the logs: claude-code, codex, otlp, "
-        "litellm, openhands or aider-bench.", show_default=False)],
+        "--source", "-s", metavar="SOURCE", help="What wrote the logs: claude-code, codex, "
+        "otlp, litellm, openhands or aider-bench.", show_default=False)],
     out: Annotated[Path, typer.Option(
-        "--out", "-o", metavar="FILE", help="The runs log to write: .csv, .jsonl or .parquet (written "
-        "atomically; never one of the inputs).", dir_okay=False, show_default=False)],
+        "--out", "-o", metavar="FILE", help="The runs log to write: .csv, .jsonl or .parquet "
+        "(written atomically; never one of the inputs).", dir_okay=False,
+        show_default=False)],
     outcomes: Annotated[Optional[Path], typer.Option(
-        "--outcomes", metavar="FILE", help="Task outcomes to join (CSV or JSON Lines: task_id, success, "
-        "reviewer_changes, optional task_type and signals). Tasks without one keep an empty "
-        "success.", dir_okay=False)] = None,
+        "--outcomes", metavar="FILE", help="Task outcomes to join (CSV or JSON Lines: task_id, "
+        "success, reviewer_changes, optional task_type and signals). Tasks without one keep "
+        "an empty success.", dir_okay=False)] = None,
     task_by: Annotated[str, typer.Option(
-        "--task-by", metavar="KEY", help="What makes a task: session, branch or tag:NAME (a tag, "
-        "attribute or field called NAME). Benchmark sources: the instance.")] = "session",
+        "--task-by", metavar="KEY", help="What makes a task: session, branch or tag:NAME (a "
+        "tag, attribute or field called NAME). Benchmark sources: the instance.")] = "session",
     phase_by: Annotated[str, typer.Option(
-        "--phase-by", metavar="KEY", help="What makes a phase: agent (subagent type or agent name; the main "
-        "loop is 'main') or tag:NAME.")] = "agent",
+        "--phase-by", metavar="KEY", help="What makes a phase: agent (subagent type or agent "
+        "name; the main loop is 'main') or tag:NAME.")] = "agent",
     run: Annotated[Optional[str], typer.Option(
-        "--run", metavar="NAME", help="Run name for records whose source names none (default: the source "
-        "name).")] = None,
+        "--run", metavar="NAME", help="Run name for records whose source names none "
+        "(default: the source name).")] = None,
     task_type: Annotated[str, typer.Option(
-        "--task-type", metavar="NAME", help="Task type for tasks the outcomes file gives none.")] = "default",
+        "--task-type", metavar="NAME",
+        help="Task type for tasks the outcomes file gives none.")] = "default",
     prices: Annotated[Optional[Path], typer.Option(
-        "--prices", metavar="FILE", help="Match logged model ids to this price table's (provider prefixes and "
-        "date suffixes dropped where that finds the table's id: claude-sonnet-4-5-20250929 -> "
-        "claude-sonnet-4-5). Without it, ids are kept as logged.", dir_okay=False)] = None,
+        "--prices", metavar="FILE", help="Match logged model ids to this price table's "
+        "(provider prefixes and date suffixes dropped where that finds the table's id: "
+        "claude-sonnet-4-5-20250929 -> claude-sonnet-4-5). Without it, ids are kept as "
+        "logged.", dir_okay=False)] = None,
     format: Annotated[SummaryFormat, typer.Option(
         "--format", "-f", help="Summary format (the summary goes to standard output).")] = "text",
 ):

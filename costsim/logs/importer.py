@@ -7,7 +7,8 @@
 
 How it streams: a source reads its files line by line and hands each record to a
 :class:`_StagingSink`, which appends it to a staging CSV in a temporary folder (memory stays flat
-however large the logs are). DuckDB (embedded, spilling to that folder past ``memory_limit``, 512 MB)
+however large the logs are). DuckDB (embedded, spilling to that folder past ``memory_limit``,
+512 MB by default)
 then does everything that needs the whole log at once, in one SQL pipeline:
 
 1. **deduplicate** records that share a source key (Claude Code ``message.id`` + ``requestId``,
@@ -19,10 +20,10 @@ then does everything that needs the whole log at once, in one SQL pipeline:
 3. **number** the calls of each attempt by time (``call``: 1, 2, ...);
 4. **join outcomes** (``--outcomes`` and outcomes a source states, e.g. OTel evaluation
    events): a task's outcome is the success of its last attempt (the one holding its last
-   call, calls moved to a ``@model`` phase aside); every earlier attempt of the task ended and handed on, so it succeeded, except an
-   earlier attempt of that same phase, which was retried and so failed (a source's own
-   per-attempt success is kept where it has one). ``reviewer_changes`` goes on the task's last
-   row, ``task_type`` and ``signals`` on every row;
+   call, calls moved to a ``@model`` phase aside); every earlier attempt of the task ended and
+   handed on, so it succeeded, except an earlier attempt of that same phase, which was retried
+   and so failed (a source's own per-attempt success is kept where it has one).
+   ``reviewer_changes`` goes on the task's last row, ``task_type`` and ``signals`` on every row;
 5. **sort** (run, task, attempt start time, phase, attempt, call) and write CSV, JSON Lines or
    Parquet to a temporary file next to ``--out``, renamed over it only when complete.
 
@@ -55,6 +56,10 @@ STAGING = (
     ("cost_usd", "DOUBLE"), ("success", "BOOLEAN"), ("calls", "INTEGER"), ("ts", "VARCHAR"),
     ("dedup_key", "VARCHAR"),
 )
+MODEL_MAP = (("model", "VARCHAR"), ("matched", "VARCHAR"))
+SOURCE_OUTCOMES = (("run", "VARCHAR"), ("task", "VARCHAR"), ("success", "BOOLEAN"))
+FILE_OUTCOMES = (("task", "VARCHAR"), ("success", "BOOLEAN"), ("reviewer_changes", "BIGINT"),
+                 ("task_type", "VARCHAR"), ("signals", "VARCHAR"))
 
 
 def output_columns(per_call: bool) -> list[str]:
@@ -275,7 +280,7 @@ def _match_models(con, tmpdir: Path, staging: Path, price_ids, result: ImportRes
         pairs = match_models(logged, price_ids)
     _write_csv(tmpdir / "models.csv", ["model", "matched"], sorted(pairs.items()))
     con.execute(f"CREATE TABLE mm AS SELECT * FROM "
-                f"{_read_csv(tmpdir / 'models.csv', [('model', 'VARCHAR'), ('matched', 'VARCHAR')])}")
+                f"{_read_csv(tmpdir / 'models.csv', MODEL_MAP)}")
     result.models_matched = dict(sorted(pairs.items()))
 
 
@@ -285,9 +290,9 @@ def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: Imp
     con.execute(f"CREATE TABLE pm AS SELECT * FROM "
                 f"{_read_csv(tmpdir / 'phases.csv', [('ref', 'VARCHAR'), ('phase', 'VARCHAR')])}")
     con.execute(f"CREATE TABLE so AS SELECT * FROM "
-                f"{_read_csv(tmpdir / 'src_outcomes.csv', [('run', 'VARCHAR'), ('task', 'VARCHAR'), ('success', 'BOOLEAN')])}")
+                f"{_read_csv(tmpdir / 'src_outcomes.csv', SOURCE_OUTCOMES)}")
     con.execute(f"CREATE TABLE fo AS SELECT * FROM "
-                f"{_read_csv(tmpdir / 'outcomes.csv', [('task', 'VARCHAR'), ('success', 'BOOLEAN'), ('reviewer_changes', 'BIGINT'), ('task_type', 'VARCHAR'), ('signals', 'VARCHAR')])}")
+                f"{_read_csv(tmpdir / 'outcomes.csv', FILE_OUTCOMES)}")
     fallback_phase = _sql_str(src.fallback_phase)
     # 1-2: deduplicate, resolve task / phase / attempt.
     con.execute(f"""

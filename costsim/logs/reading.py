@@ -206,9 +206,9 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 def timestamp(value) -> str | None:
-    """An ISO 8601 UTC timestamp to the millisecond (``2026-01-05T10:00:00.250Z``) from an ISO string (offset or
-    none, taken as UTC), or epoch seconds / milliseconds / nanoseconds; None if absent or
-    unreadable."""
+    """An ISO 8601 UTC timestamp to the millisecond (``2026-01-05T10:00:00.250Z``) from an ISO
+    string (offset or none, taken as UTC), or epoch seconds / milliseconds / nanoseconds; None
+    if absent or unreadable."""
     if value is None or value == "" or isinstance(value, bool):
         return None
     if type(value) is str and len(value) in (20, 24) and value[-1] == "Z" \

@@ -30,8 +30,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..reading import (Malformed, boolean, count, first_char, json_document, json_lines, open_binary,
-                       text, timestamp)
+from ..reading import (Malformed, boolean, count, first_char, json_document, json_lines,
+                       open_binary, text, timestamp)
 from .base import MAIN_PHASE, Options, Sink, Source
 
 AGGREGATE_OPS = ("invoke_agent", "create_agent")
