@@ -3,8 +3,10 @@
     python benchmarks/fidelity_calibrate.py [--tasks 30000] [--quick]
 
 For every bundled workload x bundled policy (plus tests/fixtures/calibrate's workload and
-policy, unlike the bundled ones), per-call and per-attempt rows, with and without --policy:
-simulate the log with tests/logsim.py (its own implementation of the cost model), calibrate it,
+policy, unlike the bundled ones), twice: per-call rows calibrated without --policy (the policy
+is read back from the log) and per-attempt rows with --policy, each its own simulated log (the
+same seed would give the same fit in both row modes: tests/test_calibrate_roundtrip.py checks
+it). Simulate the log with tests/logsim.py (its own implementation of the cost model), calibrate it,
 write the fitted workload, then `compare` every bundled policy, the log's policy and the single
 models of the log's tiers on the fitted workload against the same strategies on the true one.
 Prints one Markdown row per case: the log's policy's errors (cost per completed task,
@@ -54,30 +56,30 @@ def main() -> None:
     worst = {"own_cost": 0.0, "own_comp": 0.0, "own_def": 0.0, "cost": 0.0, "comp": 0.0}
     n_ok = n = 0
     t0 = time.perf_counter()
-    for seed, (w, p) in enumerate(cases(args.quick)):
-        for rows in ("call", "attempt"):
-            for with_policy in (False, True):
-                d = Path(tempfile.mkdtemp())
-                _, res, _ = roundtrip(d, w, p, rows=rows, tasks=args.tasks, seed=seed,
-                                      with_policy=with_policy)
-                own = next(r for r in res if r["own"])
-                others = [r for r in res if not r["own"]]
-                wc = max(others, key=lambda r: abs(r["cost"]))
-                wp = max(others, key=lambda r: abs(r["completion"]))
-                bad = misses(res)
-                n += 1
-                n_ok += not bad
-                worst["own_cost"] = max(worst["own_cost"], abs(own["cost"]))
-                worst["own_comp"] = max(worst["own_comp"], abs(own["completion"]))
-                rel = abs(own["defect"]) / own["true_defect"] if own["true_defect"] else 0.0
-                worst["own_def"] = max(worst["own_def"], rel)
-                worst["cost"] = max(worst["cost"], abs(wc["cost"]))
-                worst["comp"] = max(worst["comp"], abs(wp["completion"]))
-                print(f"| {w.stem} | {p.stem} | {rows} | {'yes' if with_policy else 'no'} | "
-                      f"{own['cost']:+.2%} | {100 * own['completion']:+.2f} | "
-                      f"{100 * own['defect']:+.2f} pt ({rel:.0%}) | {wc['cost']:+.2%} "
-                      f"({wc['name']}) | {100 * wp['completion']:+.2f} ({wp['name']}) | "
-                      f"{'yes' if not bad else '; '.join(bad)} |", flush=True)
+    for case, (w, p) in enumerate(cases(args.quick)):
+        for rows, with_policy in (("call", False), ("attempt", True)):
+            seed = 2 * case + (rows == "attempt")
+            d = Path(tempfile.mkdtemp())
+            _, res, _ = roundtrip(d, w, p, rows=rows, tasks=args.tasks, seed=seed,
+                                  with_policy=with_policy)
+            own = next(r for r in res if r["own"])
+            others = [r for r in res if not r["own"]]
+            wc = max(others, key=lambda r: abs(r["cost"]))
+            wp = max(others, key=lambda r: abs(r["completion"]))
+            bad = misses(res)
+            n += 1
+            n_ok += not bad
+            worst["own_cost"] = max(worst["own_cost"], abs(own["cost"]))
+            worst["own_comp"] = max(worst["own_comp"], abs(own["completion"]))
+            rel = abs(own["defect"]) / own["true_defect"] if own["true_defect"] else 0.0
+            worst["own_def"] = max(worst["own_def"], rel)
+            worst["cost"] = max(worst["cost"], abs(wc["cost"]))
+            worst["comp"] = max(worst["comp"], abs(wp["completion"]))
+            print(f"| {w.stem} | {p.stem} | {rows} | {'yes' if with_policy else 'no'} | "
+                  f"{own['cost']:+.2%} | {100 * own['completion']:+.2f} | "
+                  f"{100 * own['defect']:+.2f} pt ({rel:.0%}) | {wc['cost']:+.2%} "
+                  f"({wc['name']}) | {100 * wp['completion']:+.2f} ({wp['name']}) | "
+                  f"{'yes' if not bad else '; '.join(bad)} |", flush=True)
     print(f"\n{n_ok} of {n} cases within every threshold; worst: own cost "
           f"{worst['own_cost']:.2%}, own completion {100 * worst['own_comp']:.2f} points, own "
           f"defect rate {worst['own_def']:.0%}, others' cost {worst['cost']:.2%}, others' "

@@ -480,50 +480,55 @@ def summarise(rows) -> dict:
 
 def by_model_rows(models, starts) -> list[dict]:
     """Per (task type, phase, model): first-try and retry success, pass rate by attempt of
-    the phase runs the model started, tokens, spend (all runs pooled)."""
-    import numpy as np
-
+    the phase runs the model started, tokens, spend (all runs pooled). Plain Python over the
+    aggregates (a few hundred rows)."""
+    cols = ("n", "k", "calls", "input", "cached", "output", "pico")
+    acc: dict = {}
     att = models[models["is_summary"] == 0]
-    g = att.groupby(["task_type", "phase", "model", "first"], sort=True)[
-        ["n", "k", "calls", "input", "cached", "output", "pico"]].sum()
+    for row in zip(att["task_type"], att["phase"], att["model"], att["first"],
+                   *(att[c] for c in cols)):
+        key = (str(row[0]), str(row[1]), str(row[2]))
+        d = acc.setdefault(key, {0: [0.0] * len(cols), 1: [0.0] * len(cols)})
+        v = d[int(row[3])]
+        for i, x in enumerate(row[4:]):
+            v[i] += float(x)
+    starts_acc: dict = {}
+    for tt, ph, m, sa, last, n in zip(starts["task_type"], starts["phase"],
+                                      starts["start_model"], starts["success_at"],
+                                      starts["last_attempt"], starts["n"]):
+        key = (str(tt), str(ph), str(m))
+        starts_acc.setdefault(key, []).append((None if _missing(sa) else int(sa), int(last),
+                                               float(n)))
     out = []
-    keys = sorted({k[:3] for k in g.index})
-    st = starts.groupby(["task_type", "phase", "start_model"])
-    for tt, ph, m in keys:
-        f = g.loc[(tt, ph, m, 1)] if (tt, ph, m, 1) in g.index else None
-        r = g.loc[(tt, ph, m, 0)] if (tt, ph, m, 0) in g.index else None
-        fa = int(f["n"]) if f is not None else 0
-        fs = int(f["k"]) if f is not None else 0
-        ra = int(r["n"]) if r is not None else 0
-        rs = int(r["k"]) if r is not None else 0
-        both = [x for x in (f, r) if x is not None]
-        calls = sum(float(x["calls"]) for x in both)
+    for key in sorted(acc):
+        f, r = acc[key][1], acc[key][0]
+        fa, fs, ra, rs = int(f[0]), int(f[1]), int(r[0]), int(r[1])
         n_att = fa + ra
         flo, fhi = wilson(fs, fa)
         rlo, rhi = wilson(rs, ra)
         pass_rates = None
         runs_started = 0
-        if (tt, ph, m) in st.groups:
-            s = st.get_group((tt, ph, m))
-            runs_started = int(s["n"].sum())
-            K = int(max(s["last_attempt"].max(), 1))
-            sa = s["success_at"].to_numpy(dtype=float)
-            w = s["n"].to_numpy(dtype=float)
-            pass_rates = [float(w[(~np.isnan(sa)) & (sa <= k)].sum() / w.sum())
+        if key in starts_acc:
+            s = starts_acc[key]
+            total = sum(w for _, _, w in s)
+            runs_started = int(total)
+            K = max(max(last for _, last, _ in s), 1)
+            pass_rates = [sum(w for sa, _, w in s if sa is not None and sa <= k) / total
                           for k in range(1, K + 1)]
+        tot = [f[i] + r[i] for i in range(len(cols))]
         out.append({
-            "task_type": tt, "phase": ph, "model": m, "attempts": n_att,
+            "task_type": key[0], "phase": key[1], "model": key[2], "attempts": n_att,
             "successes": fs + rs, "first_attempts": fa, "first_attempt_success": _rate(fs, fa),
             "first_attempt_ci95": [flo, fhi] if fa else None,
             "retry_attempts": ra, "retry_success": _rate(rs, ra),
             "retry_ci95": [rlo, rhi] if ra else None,
             "phase_runs_started": runs_started, "pass_rate_by_attempt": pass_rates,
-            "calls_per_attempt": calls / n_att if n_att else None,
-            "mean_input_tokens": sum(float(x["input"]) for x in both) / n_att,
-            "mean_cached_input_tokens": sum(float(x["cached"]) for x in both) / n_att,
-            "mean_output_tokens": sum(float(x["output"]) for x in both) / n_att,
-            "spend": sum(float(x["pico"]) for x in both) / 1e12,
-            "spend_per_attempt": sum(float(x["pico"]) for x in both) / 1e12 / n_att,
+            "calls_per_attempt": tot[2] / n_att if n_att else None,
+            "mean_input_tokens": tot[3] / n_att if n_att else None,
+            "mean_cached_input_tokens": tot[4] / n_att if n_att else None,
+            "mean_output_tokens": tot[5] / n_att if n_att else None,
+            "spend": tot[6] / 1e12,
+            "spend_per_attempt": tot[6] / 1e12 / n_att if n_att else None,
         })
     return out
 

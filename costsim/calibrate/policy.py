@@ -64,12 +64,12 @@ def infer_strategy(ms, table: PriceTable, run: str, mode, name: str) -> Inferred
     tiers: dict[str, str] = {}
     for cls_i, _, _, m in ranked:
         cls = TIER_CLASSES[cls_i]
-        name = cls
+        tier = cls
         k = 2
-        while name in tiers:
-            name = f"{cls}-{k}"
+        while tier in tiers:
+            tier = f"{cls}-{k}"
             k += 1
-        tiers[name] = m
+        tiers[tier] = m
     names = list(tiers)
     tier_of = {m: i for i, m in enumerate(tiers.values())}
     last = len(names) - 1

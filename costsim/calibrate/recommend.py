@@ -42,15 +42,20 @@ def _class_rank(table: PriceTable, model: str) -> int | None:
     return TIER_CLASSES.index(mp.tier) if mp is not None else None
 
 
-def _first_try(ms, tt: str, ph: str, plain_only: bool) -> dict:
-    """model -> (first attempts, first-try successes) in (tt, ph); tasks without signals when
-    ``plain_only`` (comparable tasks)."""
+def _first_tries(ms) -> dict:
+    """(tt, phase) -> model -> (first attempts, first-try successes) on comparable tasks (tasks
+    without signals), all runs pooled."""
     a = ms.attempts
-    a = a[(a["task_type"] == tt) & (a["phase"] == ph) & (a["attempt"] == 1)]
-    if plain_only:
-        a = a[[canon_signals(x) == "" for x in a["signals"]]]
-    g = a.groupby("model")[["n", "k"]].sum()
-    return {str(m): (int(r["n"]), int(r["k"])) for m, r in g.iterrows()}
+    a = a[a["attempt"] == 1]
+    out: dict = {}
+    for tt, ph, m, s, n, k in zip(a["task_type"], a["phase"], a["model"], a["signals"], a["n"],
+                                  a["k"]):
+        if canon_signals(s) != "":
+            continue
+        d = out.setdefault((str(tt), str(ph)), {})
+        x = d.get(str(m), (0, 0))
+        d[str(m)] = (x[0] + int(n), x[1] + int(k))
+    return out
 
 
 def trade_words(d: dict) -> str:
@@ -116,6 +121,7 @@ def recommend(table: PriceTable, wl, policy, ms, settings: dict) -> tuple[list, 
     stats = {(r["task_type"], r["phase"], r["model"]): r for r in ms.by_model}
     n_min = settings["min_samples"]
     review = _review_counts(ms)
+    first_tries = _first_tries(ms)
     cache: dict = {}
 
     def project(phase: str, to_tier: str, tt: str):
@@ -158,7 +164,7 @@ def recommend(table: PriceTable, wl, policy, ms, settings: dict) -> tuple[list, 
                               f"{t.name}/{ph.phase} attempts (threshold "
                               f"{settings['raise_below']:.0%})", _evidence_route(st)))
             # A/B: other models that started this phase on comparable tasks.
-            ft = _first_try(ms, t.name, ph.phase, plain_only=True)
+            ft = first_tries.get((t.name, ph.phase), {})
             mine = ft.get(M)
             if mine and mine[0] >= n_min:
                 for m, (n2, k2) in sorted(ft.items()):

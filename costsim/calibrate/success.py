@@ -207,19 +207,25 @@ def _map_fit(cells, gain: float | None = None) -> tuple[dict, float, int]:
     differ; indices before its first observation take the first observed rate, the last one
     repeats). A model seen at its first attempt only gets retries at ``p1 + (1 - p1) * gain``
     (the workload's retry rule) when ``gain`` is given. Returns ({model: value}, loglik,
-    parameters)."""
+    parameters). Plain Python over the few cells of one phase (pandas costs more here)."""
+    acc: dict = {}
+    for m, a, n, k in zip(cells["model"], cells["attempt"], cells["n"], cells["k"]):
+        d = acc.setdefault(str(m), {})
+        x = d.setdefault(int(a), [0.0, 0.0])
+        x[0] += float(n)
+        x[1] += float(k)
     out, ll_total, k_total = {}, 0.0, 0
-    for m, g in cells.groupby("model", sort=True):
-        by_k = g.groupby("attempt")[["n", "k"]].sum()
-        by_k = by_k[by_k["n"] > 0]
-        pk = (by_k["k"] / by_k["n"]).to_numpy()
-        ll_total += float(_binom_ll(by_k["n"].to_numpy(dtype=float),
-                                    by_k["k"].to_numpy(dtype=float), pk).sum())
+    for m in sorted(acc):
+        by_k = {a: v for a, v in sorted(acc[m].items()) if v[0] > 0}
+        if not by_k:
+            continue
+        for n, k in by_k.values():
+            p = min(max(k / n, 1e-12), 1 - 1e-12)
+            ll_total += k * math.log(p) + (n - k) * math.log1p(-p)
         k_total += len(by_k)
-        ks = by_k.index.to_numpy()
-        seq = [None] * int(ks.max())
-        for a, p in zip(ks, pk):
-            seq[int(a) - 1] = round(float(p), 6)
+        seq = [None] * max(by_k)
+        for a, (n, k) in by_k.items():
+            seq[a - 1] = round(k / n, 6)
         first = next(v for v in seq if v is not None)
         filled = []
         for v in seq:
@@ -229,7 +235,7 @@ def _map_fit(cells, gain: float | None = None) -> tuple[dict, float, int]:
             filled.append(round(filled[0] + (1.0 - filled[0]) * gain, 6))
         while len(filled) > 1 and filled[-1] == filled[-2]:
             filled.pop()
-        out[str(m)] = filled if len(filled) > 1 else filled[0]
+        out[m] = filled if len(filled) > 1 else filled[0]
     return out, ll_total, k_total
 
 
