@@ -59,7 +59,10 @@ def test_bad_boolean_cites_the_line_the_user_sees(tmp_path):
      "expected an integer >= 0, got 'lots'"),
     ("t3,bugfix,,1,cheap,100,10,true", "phase", "required value missing"),
     ("t3,bugfix,implement,1,,100,10,true", "model", "required value missing"),
-    ("t3,bugfix,implement,1,cheap,100,10,", "success", "required value missing"),
+    # Empty success is an unknown outcome: fine for a task that has none (it is measured
+    # apart), an error on an attempt of a task whose other attempts have one (t2's attempt 1).
+    ("t2,bugfix,implement,2,cheap,100,10,", "success",
+     "required value missing (other attempts of the task have an outcome)"),
 ])
 def test_bad_values(tmp_path, row, column, message):
     rows = _good_rows(5)

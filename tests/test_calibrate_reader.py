@@ -254,9 +254,12 @@ def test_success_on_the_last_call_only_is_read_as_the_attempts(tmp_path):
 @pytest.mark.parametrize("rows,message", [
     (["t0,b,implement,1,cheap,100,10,true,1,", "t0,b,implement,1,cheap,150,10,false,2,"],
      ":3: success: attempt 1 of task 't0' phase 'implement' is both a success and a failure"),
-    (["t0,b,implement,1,cheap,100,10,,1,", "t0,b,implement,1,cheap,150,10,,2,"],
-     ":3: success: required value missing: no row of attempt 1 of task 't0' phase "
-     "'implement' says whether it succeeded"),
+    # An attempt without an outcome in a task that has one (a task with none is measured
+    # apart: tests/test_logs_calibrate.py).
+    (["t0,b,plan,1,cheap,100,10,true,1,", "t0,b,implement,1,cheap,100,10,,1,",
+      "t0,b,implement,1,cheap,150,10,,2,"],
+     ":4: success: required value missing: no row of attempt 1 of task 't0' phase "
+     "'implement' says whether it succeeded (other attempts of the task do)"),
     (["t0,b,implement,1,cheap,100,10,true,1,", "t0,b,implement,1,cheap,150,10,true,,"],
      ":3: call: attempt 1 of task 't0' phase 'implement' has both a per-attempt row (no call) "
      "and per-call rows"),

@@ -83,7 +83,8 @@ def calibrate(log_path: str | Path, **kwargs) -> CalibrationResult:
     run's strategy from the log) or the one policy (path or Policy) the log was made with;
     ``workload``: the base workload for what the log cannot show (path, Workload or None for
     the bundled medium-team); ``min_samples``, ``raise_below``, ``lower_max_gap``,
-    ``review_changes_below``: the recommendation rules (docs/calibrate.md).
+    ``review_changes_below``: the recommendation rules (docs/calibrate.md); ``engine``:
+    ``duckdb`` or ``ibis:URL``, where the measurement SQL runs (costsim/logs/engines.py).
     """
     from threadpoolctl import threadpool_limits
 
@@ -95,7 +96,8 @@ def calibrate(log_path: str | Path, **kwargs) -> CalibrationResult:
 def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=None,
               min_samples: int = DEFAULT_MIN_SAMPLES, raise_below: float = DEFAULT_RAISE_BELOW,
               lower_max_gap: float = DEFAULT_LOWER_MAX_GAP,
-              review_changes_below: float = DEFAULT_REVIEW_CHANGES_BELOW) -> CalibrationResult:
+              review_changes_below: float = DEFAULT_REVIEW_CHANGES_BELOW,
+              engine: str = "duckdb") -> CalibrationResult:
     from .. import paths
     from ..api import _as_prices
     from ..loader import check_policy_against, load_policy, load_workload
@@ -126,7 +128,7 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
     else:
         base = load_workload(paths.resolve_workload_path(workload))
 
-    log = read_log(log_path)
+    log = read_log(log_path, engine=engine)
     try:
         state: dict = {}
 
@@ -141,6 +143,10 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
     tf = state["tokens"]
     warnings: list[str] = []
     notes: list[str] = []
+    if ms.no_outcome_tasks:
+        warnings.append(f"{ms.no_outcome_tasks:,} tasks have no outcome (success empty): their "
+                        f"spend (${ms.no_outcome_spend:,.2f}) is counted apart, not in success "
+                        f"rates, completion or cost per completed task")
     if ms.unpriced_rows:
         warnings.append(f"{ms.unpriced_rows:,} rows have no cost_usd: those were priced from "
                         f"the price table")

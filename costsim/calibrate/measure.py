@@ -116,6 +116,8 @@ class Measurements:
     distinct_tasks: int = 0
     pivot_phases: list = field(default_factory=list)   # phases of ``defects``' d0, d1 ...
     review_phase: str | None = None
+    no_outcome_tasks: int = 0     # tasks whose rows all leave success empty (measured apart)
+    no_outcome_spend: float = 0.0
 
 
 class Measure:
@@ -263,6 +265,32 @@ class Measure:
         spend = f"CAST(ROUND({self.row_spend_sql()} * 1e12) AS BIGINT)"
         joins = (f"{R} r LEFT JOIN {self._price_values(models)} ON p.pmodel = r.model "
                  f"LEFT JOIN {gv} ON gg.gtt = r.task_type AND gg.gph = r.phase")
+        # Tasks without an outcome (no row says whether it succeeded: a usage log imported
+        # without outcomes) are measured apart, count and spend only; every rate, completion
+        # and cost per completed task is over the others. Their tokens still reach the token
+        # fit (token_table reads every row) and they count in the volume.
+        has_unknown = self.sql(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {R} WHERE "
+                               f"is_summary = 0 AND success IS NULL LIMIT 1) x")["n"].iloc[0]
+        eng.materialize("cal_unknown", f"""
+            SELECT run, task_id FROM {R} WHERE is_summary = 0 {'' if has_unknown else 'AND 1 = 0'}
+            GROUP BY run, task_id HAVING MAX(success) IS NULL""")
+        self.no_outcome = (0, 0.0)
+        if has_unknown:
+            r = self.sql(f"""
+                SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT run, task_id FROM {R}) d) AS n,
+                       (SELECT COUNT(*) FROM cal_unknown) AS unknown,
+                       (SELECT SUM({spend}) FROM {joins}
+                        JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id)
+                         AS unknown_pico""")
+            total, unknown = int(r["n"].iloc[0]), int(r["unknown"].iloc[0] or 0)
+            pico = r["unknown_pico"].iloc[0]
+            self.no_outcome = (unknown, 0.0 if _missing(pico) else float(pico) / 1e12)
+            if unknown == total:
+                raise CostsimError("no task in the log has an outcome (every success is "
+                                   "empty): join outcomes with `costsim log import --outcomes "
+                                   "FILE`", self.log.path)
+        joins += (" LEFT JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id"
+                  " WHERE u.task_id IS NULL")
         if self.log.call_rows == 0:
             # one row per attempt already (summaries are one row too): no grouping needed
             eng.materialize("cal_att", f"""
@@ -405,8 +433,8 @@ class Measure:
 
     def volume(self) -> tuple[int, float | None]:
         """Distinct task ids, and the days between the first and the last task's start."""
-        r = self.sql("""
-            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM cal_task GROUP BY task_id)
+        r = self.sql(f"""
+            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM {self.R} GROUP BY task_id)
             SELECT COUNT(*) AS n, MIN(ts) AS lo, MAX(ts) AS hi, COUNT(ts) AS nts FROM f""")
         n = int(r["n"].iloc[0])
         lo, hi, nts = r["lo"].iloc[0], r["hi"].iloc[0], int(r["nts"].iloc[0])
@@ -583,6 +611,9 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
     if log.has_timestamps:
         ms.weekly = weekly_rows(M.day_table())
     ms.distinct_tasks, ms.span_days = M.volume()
+    ms.no_outcome_tasks, ms.no_outcome_spend = M.no_outcome
+    ms.overall["tasks_without_outcome"] = ms.no_outcome_tasks
+    ms.overall["spend_without_outcome"] = ms.no_outcome_spend
     if log.has_cost:
         ms.unpriced_rows = int(log.sql(f"SELECT COUNT(*) AS n FROM {log.relation} "
                                        f"WHERE cost_usd IS NULL")["n"].iloc[0])

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import CostsimError
 from .common import (OutOpt, PricesOpt, ReportFormatOpt, emit, guard_files, handle_errors,
                      warn)
 
@@ -66,6 +67,23 @@ def register(app: typer.Typer) -> None:
             "80 columns).")] = False,
         format: ReportFormatOpt = "table",
         out: OutOpt = None,
+        source: Annotated[Optional[str], typer.Option(
+            "--source", metavar="SOURCE", help="LOG is not a runs log but what an agent "
+            "wrote: import it first (claude-code, codex, otlp, litellm, openhands, "
+            "aider-bench; see `costsim log import`).")] = None,
+        outcomes: Annotated[Optional[Path], typer.Option(
+            "--outcomes", metavar="FILE", help="With --source: task outcomes to join (CSV or "
+            "JSON Lines: task_id, success, reviewer_changes).", dir_okay=False)] = None,
+        task_by: Annotated[str, typer.Option(
+            "--task-by", metavar="KEY",
+            help="With --source: session, branch or tag:NAME.")] = "session",
+        engine: Annotated[str, typer.Option(
+            "--engine", metavar="ENGINE", help="Where the measurement SQL runs: duckdb "
+            "(default, in process) or ibis:URL through Ibis (ibis:pyspark for local Spark, "
+            "ibis:duckdb://, any ibis.connect URL; pip install 'costsim[ibis]' or "
+            "'costsim[spark]').")] = "duckdb",
+        phase_by: Annotated[str, typer.Option(
+            "--phase-by", metavar="KEY", help="With --source: agent or tag:NAME.")] = "agent",
     ):
         """Learn a workload from a runs log, check it reproduces the log, recommend changes.
 
@@ -81,15 +99,40 @@ def register(app: typer.Typer) -> None:
 
         from ..logs.runslog import find_files
 
-        guard_files(reads={"LOG": [Path(f) for f in find_files(str(log))],
+        logs = [log] if source is not None else [Path(f) for f in find_files(str(log))]
+        guard_files(reads={"LOG": logs,
                            "--prices": paths.resolve_prices_path(prices),
                            "--policy": [paths.resolve_policy_path(p) for p in policy or ()],
-                           "--workload": workload and paths.resolve_workload_path(workload)},
+                           "--workload": workload and paths.resolve_workload_path(workload),
+                           "--outcomes": outcomes},
                     writes={"--out": out, "--write-workload": write_workload,
                             "--write-policy": write_policy})
-        result = run(log, prices=prices, policies=policy or None, workload=workload,
-                     min_samples=min_samples, raise_below=raise_below,
-                     lower_max_gap=lower_max_gap, review_changes_below=review_changes_below)
+
+        from ..logs.engines import check_engine
+
+        check_engine(engine)
+
+        def go(path):
+            return run(path, prices=prices, policies=policy or None, workload=workload,
+                       min_samples=min_samples, raise_below=raise_below,
+                       lower_max_gap=lower_max_gap, review_changes_below=review_changes_below,
+                       engine=engine)
+
+        if source is None:
+            if outcomes is not None:
+                raise CostsimError("--outcomes needs --source (an imported runs log already "
+                                   "carries its outcomes)")
+            result = go(log)
+        else:
+            from ..logs.importer import imported_log
+            from .log import render_summary
+
+            with imported_log(source, [log], outcomes=outcomes, task_by=task_by,
+                              phase_by=phase_by, prices=paths.resolve_prices_path(prices)) \
+                    as (path, summary):
+                typer.echo(render_summary(summary, head=f"imported {log}"), err=True)
+                result = go(path)
+                result.log = f"{log} ({source})"
         for w in result.warnings:
             warn(w)
         text = render_calibration(result, getattr(format, "value", format), wide=wide)

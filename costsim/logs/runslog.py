@@ -852,17 +852,24 @@ def _cross_checks(con, log: RunsLog) -> None:
     # Per attempt (summaries apart): repeated attempt rows or calls, attempt and call rows
     # mixed, more than one model, a success and a failure, or no outcome at all. One GROUP BY;
     # the offending row is looked for only when one fails.
+    # A task whose rows all leave success empty has no outcome (a usage log imported without
+    # outcomes): allowed, and measured apart (spend yes, success rates no). A task with an
+    # outcome must give one on every attempt (``known``: the task has one somewhere).
+    known = (f"SELECT run, task_id, MAX(success) AS known FROM {R} WHERE is_summary = 0 "
+             f"GROUP BY run, task_id")
     agg = f"""
-          SELECT run, task_id, phase, attempt, is_summary,
-                 SUM(CASE WHEN call IS NULL THEN 1 ELSE 0 END) AS attempt_rows,
-                 COUNT(call) AS call_rows, COUNT(DISTINCT call) AS calls_distinct,
-                 MIN(model) AS m_lo, MAX(model) AS m_hi,
-                 MIN(success) AS lo, MAX(success) AS hi, MAX(pos) AS last_pos
-          FROM {R} GROUP BY run, task_id, phase, attempt, is_summary"""
+          SELECT g.*, tk.known FROM (
+            SELECT run, task_id, phase, attempt, is_summary,
+                   SUM(CASE WHEN call IS NULL THEN 1 ELSE 0 END) AS attempt_rows,
+                   COUNT(call) AS call_rows, COUNT(DISTINCT call) AS calls_distinct,
+                   MIN(model) AS m_lo, MAX(model) AS m_hi,
+                   MIN(success) AS lo, MAX(success) AS hi, MAX(pos) AS last_pos
+            FROM {R} GROUP BY run, task_id, phase, attempt, is_summary) g
+          JOIN ({known}) tk ON tk.run = g.run AND tk.task_id = g.task_id"""
     cond = ("(a.is_summary = 1 AND (a.attempt_rows + a.call_rows) > 1) OR "
             "(a.is_summary = 0 AND (a.attempt_rows > 1 OR a.call_rows > a.calls_distinct OR "
             "(a.attempt_rows > 0 AND a.call_rows > 0) OR a.m_lo <> a.m_hi OR a.lo <> a.hi "
-            "OR a.hi IS NULL))")
+            "OR (a.hi IS NULL AND a.known IS NOT NULL)))")
     if log.call_rows == 0:
         # Per-attempt rows: a row is an attempt, so only repeats and missing outcomes can be
         # wrong (cheaper than the full per-attempt aggregate).
@@ -870,6 +877,10 @@ def _cross_checks(con, log: RunsLog) -> None:
                               f"is_summary HAVING COUNT(*) > 1 LIMIT 1")
         miss = _first_row(con, f"SELECT 1 FROM {R} WHERE is_summary = 0 AND success IS NULL "
                                f"LIMIT 1")
+        if miss:       # only an error in a task that has an outcome elsewhere
+            miss = _first_row(con, f"SELECT 1 FROM {R} r JOIN ({known}) tk ON tk.run = r.run "
+                                   f"AND tk.task_id = r.task_id WHERE r.is_summary = 0 AND "
+                                   f"r.success IS NULL AND tk.known IS NOT NULL LIMIT 1")
         if not dup and not miss:
             return
     elif not _first_row(con, f"SELECT 1 FROM ({agg}) a WHERE {cond} LIMIT 1"):
@@ -898,7 +909,7 @@ def _cross_checks(con, log: RunsLog) -> None:
                  ELSE 'missing' END, a.attempt, a.task_id, a.phase, a.attempt_rows
         FROM a JOIN {R} r ON r.pos = a.last_pos
         WHERE a.is_summary = 0 AND ((a.attempt_rows > 0 AND a.call_rows > 0)
-              OR a.m_lo <> a.m_hi OR a.lo <> a.hi OR a.hi IS NULL)
+              OR a.m_lo <> a.m_hi OR a.lo <> a.hi OR (a.hi IS NULL AND a.known IS NOT NULL))
         ORDER BY r.pos LIMIT 1""")
     src, row, what, attempt, tid, ph, attempt_rows = r
     name = f"attempt {attempt} of task '{tid}' phase '{ph}'"
@@ -909,9 +920,10 @@ def _cross_checks(con, log: RunsLog) -> None:
         raise log.error(src, row, "model", f"{name} names more than one model")
     if what == "conflict":
         raise log.error(src, row, "success", f"{name} is both a success and a failure")
-    raise log.error(src, row, "success", "required value missing" if attempt_rows
+    raise log.error(src, row, "success", "required value missing (other attempts of the task "
+                    "have an outcome)" if attempt_rows
                     else f"required value missing: no row of {name} says whether it "
-                         f"succeeded")
+                         f"succeeded (other attempts of the task do)")
 
 
 _ENUMS = ("run", "task_type", "phase", "model", "signals")
@@ -956,13 +968,21 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
     :data:`RUNS_COLUMNS`. Every problem is a :class:`CostsimError` naming file, line and column.
     The caller closes it (:meth:`RunsLog.close`) when done.
     """
-    if engine != "duckdb":
-        raise CostsimError(f"unknown log engine '{engine}' (available: duckdb)", path="--engine")
+    from .engines import check_engine
+
+    check_engine(engine)
     import duckdb
 
     shown_path = str(path)
     files = find_files(shown_path)
-    con = duckdb.connect(config={"threads": int(os.environ.get("COSTSIM_DUCKDB_THREADS", 0)) or max(1, min(os.cpu_count() or 1, 8))})
+    threads = int(os.environ.get("COSTSIM_DUCKDB_THREADS", 0)) or max(1, min(os.cpu_count()
+                                                                             or 1, 8))
+    con = duckdb.connect(config={"threads": threads})
+    # No progress bar: on a long query DuckDB draws one on stdout, into the report.
+    con.execute("SET enable_progress_bar = false")
+    # Memory stays flat however long the log: past this DuckDB spills to the temp directory
+    # (a 50M-row log calibrates within 1.5 GB all told; docs/performance.md).
+    con.execute(f"SET memory_limit = {_lit(os.environ.get('COSTSIM_DUCKDB_MEMORY', '800MB'))}")
     tmp = tempfile.TemporaryDirectory(prefix="costsim-log-")
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -1067,6 +1087,11 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
             has_runs=stats[4] > 1, call_rows=int(stats[5]), summary_rows=int(stats[6] or 0),
             locators=locators, _tmp=tmp)
         _cross_checks(con, log)
+        if engine != "duckdb":       # measurements run elsewhere: costsim/logs/engines.py
+            from .engines import hand_over
+
+            log.engine = hand_over(con, engine, tmp.name, list(RUNS_COLUMNS))
+            con.close()
         return log
     except BaseException:
         con.close()
