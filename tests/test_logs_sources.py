@@ -135,10 +135,11 @@ def test_otlp_task_by_branch_from_resource(tmp_path):
 
 def test_litellm_spend_exact_and_cache_tokens(tmp_path):
     res, rs = run(tmp_path, "litellm", "litellm")
-    # 7f1e0a01 (Anthropic, cache counted apart): 1200 + 20000 read + 1500 written = 22700 in,
-    # 20000 cached. 7f1e0a02 (OpenAI: cached_tokens inside prompt_tokens) 8000 in, 6400 cached;
+    # 7f1e0a01 (Anthropic through LiteLLM: prompt_tokens 22700 already counts the 20000 read and
+    # 1500 written, as LiteLLM's usage does): 22700 in, 20000 cached. 7f1e0a02 (OpenAI: cached_tokens inside prompt_tokens) 8000 in, 6400 cached;
     # in both files: one row. 7f1e0a03: spend "n/a", skipped. 7f1e0a04 failed request, $0.
-    # 7f1e0a05: 900 + 3000 = 3900 in, 3000 cached.
+    # 7f1e0a05: prompt_tokens 900 is less than the 3000 read from cache, so it is Anthropic's raw
+    # input_tokens (cache counted apart): 900 + 3000 = 3900 in, 3000 cached.
     got = {r["model"] + "/" + r["input_tokens"]: r for r in rs}
     assert set(got) == {"claude-sonnet-4-5-20250929/22700", "gpt-4.1/8000", "gpt-4.1/0",
                         "claude-haiku-4-5-20251001/3900"}

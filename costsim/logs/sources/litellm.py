@@ -4,11 +4,12 @@ JSON Lines, or the JSON array ``/spend/logs`` returns), one row per request.
 Mapping:
 
 - ``cost_usd`` = ``spend`` (what the proxy charged, carried as written);
-- tokens: ``prompt_tokens`` and ``completion_tokens``; where the usage in ``metadata``
-  (``metadata.usage_object``, or ``metadata.usage``) counts cache reads and writes apart
-  (``cache_read_input_tokens``, ``cache_creation_input_tokens``, as for Anthropic models) they
-  are added to the input and the reads are ``cached_input_tokens``; where it gives OpenAI's
-  ``prompt_tokens_details.cached_tokens`` those are already inside ``prompt_tokens``;
+- tokens: ``prompt_tokens`` (LiteLLM's usage is OpenAI-shaped: it already counts cache reads
+  and writes, Anthropic models included) and ``completion_tokens``; ``cached_input_tokens`` =
+  ``cache_read_input_tokens`` of the usage in ``metadata`` (``usage_object``, or ``usage``),
+  else OpenAI's ``prompt_tokens_details.cached_tokens``. Only where ``prompt_tokens`` is smaller
+  than the cache reads + writes (a proxy that stored Anthropic's raw ``input_tokens``) are they
+  added to it;
 - ``model`` = ``model`` (else ``model_group``); ``timestamp`` = ``startTime``;
 - task: ``session_id`` (else ``metadata.session_id``, else the trace id, else the request);
   ``--task-by branch`` / ``tag:NAME``: the request tag ``branch:...`` / ``NAME:...`` (tags
@@ -118,7 +119,11 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                 if reads is not None or writes is not None:
                     r = count(reads, "metadata.usage_object.cache_read_input_tokens")
                     w = count(writes, "metadata.usage_object.cache_creation_input_tokens")
-                    inp, cached = prompt + r + w, r
+                    # LiteLLM's usage is OpenAI-shaped: prompt_tokens already counts the cache
+                    # reads and writes of Anthropic models. Only a prompt_tokens smaller than
+                    # those (a proxy that stored Anthropic's raw input_tokens) counts them apart.
+                    inp = prompt if prompt >= r + w else prompt + r + w
+                    cached = r
                 else:
                     cached = count(dig(usage, "prompt_tokens_details.cached_tokens"),
                                    "metadata.usage_object.prompt_tokens_details.cached_tokens")
