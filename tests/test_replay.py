@@ -414,8 +414,7 @@ def test_cli_errors_are_one_line(tmp_path, extra, needle):
 
 @pytest.mark.parametrize("text,where", [
     (CASCADE_LOG + "single:top,t4,bugfix,implement,1,top,100,10,false,4.0\n",
-     "runs.csv:10: attempt: attempt 1 of task 't4' phase 'implement' in run 'single:top' "
-     "appears twice"),
+     "runs.csv:10: attempt: attempt 1 of task 't4' phase 'implement' appears twice"),
     (CASCADE_LOG.replace("t3,bugfix,implement,1,top", "t3,docs,implement,1,top"),
      "runs.csv:8: task_type: task 't3' already appeared with task type 'bugfix'"),
     (CASCADE_LOG.replace("100,10,true,5.0", "100,10,maybe,5.0"),
