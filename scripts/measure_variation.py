@@ -6,7 +6,7 @@ The data (``openhands_instances_dev.csv`` of the shared data folder; see docs/de
 per-instance cost and outcome of ~40 agent configs that each ran the same instances of four
 benchmarks. Each benchmark becomes a runs log exactly as benchmarks/fidelity_openhands.py builds
 it (``run`` = ``model`` = the config, one phase, one attempt per run, the recorded cost), and
-costsim's maximum-likelihood fit (costsim/variation_fit.py) measures, per benchmark:
+costsim's maximum-likelihood fit (costsim/calibrate/variation.py) measures, per benchmark:
 
 - ``difficulty`` (s): how the configs' outcomes on one instance hang together;
 - ``tokens`` (t): the spread of one run's size (its cost relative to the config's typical cost,
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from costsim.logs.attempts import read_attempts  # noqa: E402
-from costsim.variation_fit import fit_variation, tables_from_records  # noqa: E402
+from costsim.calibrate.variation import fit_variation, tables_from_records  # noqa: E402
 from fidelity_openhands import default_data, load_records, runs_log  # noqa: E402
 
 CODING = ("commit0", "swe-bench-multimodal", "swt-bench")

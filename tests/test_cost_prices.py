@@ -1,5 +1,5 @@
 """A log that shows costs and no tokens (benchmark results): effective prices and phase sizes
-that make costsim's engine bill every attempt what the log recorded (costsim/cost_prices.py)."""
+that make costsim's engine bill every attempt what the log recorded (costsim/calibrate/cost_only.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from costsim.api import evaluate_strategy
-from costsim.cost_prices import (NOMINAL_TOKENS, apply_to_workload, cost_only_phases,
+from costsim.calibrate.cost_only import (NOMINAL_TOKENS, apply_to_workload, cost_only_phases,
                                  fit_cost_only, price_table)
 from costsim.engine.compile import Strategy
 from costsim.loader import load_prices, load_workload

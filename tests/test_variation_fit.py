@@ -1,4 +1,4 @@
-"""The variation and volume estimators (costsim/variation_fit.py) on logs simulated by
+"""The variation and volume estimators (costsim/calibrate/variation.py) on logs simulated by
 tests/logsim.py with known difficulty spread s, size spread t and size-difficulty correlation r:
 paired runs, one run with retries and phases, unpaired runs, costs instead of tokens, no
 variation; and what a log cannot show (kept at the default)."""
@@ -15,7 +15,7 @@ import yaml
 
 import logsim
 from costsim.logs.attempts import read_attempts
-from costsim.variation_fit import (fit_success, fit_variation, fit_volume, patterns,
+from costsim.calibrate.variation import (fit_success, fit_variation, fit_volume, patterns,
                                    tables_from_records)
 
 PRICES = yaml.safe_load((Path(__file__).parent / "fixtures" / "prices.yaml").read_text())

@@ -14,7 +14,7 @@ table that together bill each attempt what the log says it cost:
 
 The typical cost of a model in a phase is the mean of its recorded attempts' costs; where a model
 only shows on some tasks (an escalation step that runs only after failures), that mean is
-corrected for the tasks it saw with the size fit of :mod:`costsim.variation_fit` (``selection``).
+corrected for the tasks it saw with the size fit of :mod:`costsim.calibrate.variation` (``selection``).
 With several phases, a model's price and a phase's size come from the table of mean costs as a
 product (least squares on the logarithms, weighted by the attempts), the sizes' geometric mean
 being 1.
