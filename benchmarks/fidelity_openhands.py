@@ -126,6 +126,73 @@ def coins_prediction(cheap: str, dear: str, pa: float, pb: float, ca: float, cb:
     return m.completion_rate, m.cost_per_completed_task
 
 
+def base_workload(path: Path) -> Path:
+    """The --workload calibrate takes what a benchmark log cannot show from: the bundled
+    medium-team (its measured ``variation`` included) with ``max_attempts: 2``, the cascade's
+    two attempts (one-shot benchmark runs show no ceiling)."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "workloads" / "medium-team.yaml").read_text())
+    data["max_attempts"] = 2
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def cli(args: list[str]) -> str:
+    """Run the costsim command line in this process (the same code as the `costsim` script),
+    return its standard output; fail loudly on a non-zero exit."""
+    from typer.testing import CliRunner
+
+    from costsim.cli import app
+
+    res = CliRunner().invoke(app, args)
+    if res.exit_code != 0:
+        raise RuntimeError(f"costsim {' '.join(args)}: exit {res.exit_code}: {res.output}"
+                           f"{res.exception!r}")
+    return res.stdout
+
+
+def calibrated_prediction(log: pd.DataFrame, cheap: str, dear: str, tmp: Path, base: Path):
+    """`costsim calibrate LOG --workload BASE --write-workload W --write-prices P`, then
+    `costsim compare --prices P --workload W --policy CASCADE`: the cascade's completion and
+    cost per completed task as costsim predicts them from the log, and the fitted variation."""
+    import json
+
+    import yaml
+
+    lp, wp, pp, cp = (tmp / "log.csv", tmp / "fitted.yaml", tmp / "prices.yaml",
+                      tmp / "cascade.yaml")
+    log.to_csv(lp, index=False)
+    cli(["calibrate", str(lp), "--workload", str(base), "--write-workload", str(wp),
+         "--write-prices", str(pp), "--format", "json", "--out", str(tmp / "cal.json")])
+    cp.write_text(yaml.safe_dump(cascade_policy(cheap, dear).model_dump(
+        exclude_none=True, by_alias=True)))
+    out = cli(["compare", "--prices", str(pp), "--workload", str(wp), "--policy", str(cp),
+               "--format", "json"])
+    got = {s["name"]: s for s in json.loads(out)["strategies"]}["cascade"]
+    var = (yaml.safe_load(wp.read_text()).get("variation") or {})
+    return (got["completion_rate"], got["cost_per_completed_task"],
+            float(var.get("difficulty", 0.0)))
+
+
+def paired_log(records: pd.DataFrame, cheap: str, dear: str, both) -> pd.DataFrame:
+    """Both configs ran every instance."""
+    sel = records[records["config"].isin([cheap, dear]) & records["instance"].isin(both)]
+    return runs_log(sel)
+
+
+def unpaired_log(records: pd.DataFrame, cheap: str, dear: str, both,
+                 rng: np.random.Generator) -> pd.DataFrame:
+    """Each config ran a different half of the instances (drawn with ``rng``)."""
+    inst = np.array(sorted(both))
+    rng.shuffle(inst)
+    half = len(inst) // 2
+    a, b = set(inst[:half]), set(inst[half:])
+    sel = records[((records["config"] == cheap) & records["instance"].isin(a))
+                  | ((records["config"] == dear) & records["instance"].isin(b))]
+    return runs_log(sel)
+
+
 @dataclass
 class PairResult:
     benchmark: str
@@ -136,10 +203,16 @@ class PairResult:
     cost_per_completed: float
     coins_completion: float
     coins_cost_per_completed: float
+    paired_completion: float = math.nan
+    paired_cost_per_completed: float = math.nan
+    paired_s: float = math.nan
+    unpaired_completion: float = math.nan
+    unpaired_cost_per_completed: float = math.nan
+    unpaired_s: float = math.nan
 
 
 def run_benchmark(name: str, records: pd.DataFrame, tmp: Path, max_pairs: int | None,
-                  rng: np.random.Generator) -> list[PairResult]:
+                  rng: np.random.Generator, calibrated: bool = True) -> list[PairResult]:
     path = tmp / f"{name}.csv"
     runs_log(records).to_csv(path, index=False)
     log = prepare(read_attempts(path))
@@ -175,7 +248,17 @@ def run_benchmark(name: str, records: pd.DataFrame, tmp: Path, max_pairs: int | 
         cpct = float(spend.sum() / done.sum())
         cc, ck = coins_prediction(a, b, float(ra.mean()), float(rb.mean()), float(ca.mean()),
                                   float(cb.mean()))
-        out.append(PairResult(name, a, b, int(both.sum()), comp, cpct, cc, ck))
+        row = PairResult(name, a, b, int(both.sum()), comp, cpct, cc, ck)
+        if calibrated:
+            inst = set(cost.index[both])
+            base = base_workload(tmp / "base.yaml")
+            (row.paired_completion, row.paired_cost_per_completed,
+             row.paired_s) = calibrated_prediction(paired_log(records, a, b, inst), a, b, tmp,
+                                                   base)
+            (row.unpaired_completion, row.unpaired_cost_per_completed,
+             row.unpaired_s) = calibrated_prediction(unpaired_log(records, a, b, inst, rng), a,
+                                                     b, tmp, base)
+        out.append(row)
     return out
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CostsimError
-from ..models import Policy, Workload
+from ..models import Policy, PriceTable, Workload
 from .measure import Z95, wilson
 from .report import RESULT_VERSION, CalibrationResult
 
@@ -160,9 +160,24 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
         inferred[run] = infer_strategy(ms, table, run, tf.modes[run], name)
         notes += inferred[run].notes
 
+    # A log that shows some phases by cost only (benchmark results, billing exports): those
+    # phases get nominal sizes and their models effective prices (docs/calibrate.md).
+    cost_only = None
+    prices_data = None
+    if ms.records is not None and len(ms.records):
+        from .cost_only import cost_only_phases, fit_cost_only, price_table
+
+        rec = ms.records.assign(summary=False)
+        if cost_only_phases(rec):
+            cost_only = fit_cost_only(rec)
+        if cost_only is not None:
+            prices_data = price_table(cost_only, table, source=str(log_path))
+            table = PriceTable.model_validate(prices_data)
+            notes += cost_only.notes
+
     handoff, why = _workload_handoff(tf.modes, inferred, policy, main_run, base)
     fitted = fit_workload(ms, tf, table, str(log_path), base=base, workload_handoff=handoff,
-                          handoff_why=why)
+                          handoff_why=why, cost_only=cost_only)
     wl = fitted.workload
     notes += fitted.notes
     if not log.has_signals:
@@ -256,4 +271,4 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
         settings=settings, tiers=dict(base_policy.tiers) if base_policy is not None else {},
         fit=fit_rows, fit_flags=fit_flags, from_base=fitted.from_base, strategies=strategies,
         by_run=ms.by_run, summaries=ms.summaries, fitted=fitted_info, policy_data=policy_data,
-        notes=notes, warnings=warnings)
+        notes=notes, warnings=warnings, prices_data=prices_data)

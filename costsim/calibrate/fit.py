@@ -30,6 +30,48 @@ class Fitted:
     success: SuccessFit
     defects: dict = field(default_factory=dict)   # what the defect fit found
     notes: list = field(default_factory=list)
+    variation: object = None         # costsim.calibrate.variation.VariationFit or None
+
+
+# --- variation ---------------------------------------------------------------------------------
+
+def _base_variation(base: Workload | None) -> dict:
+    v = base.variation if base is not None else None
+    if v is None:
+        return {"difficulty": 0.0, "tokens": 0.0, "tokens_follow_difficulty": 0.0}
+    return {"difficulty": float(v.difficulty), "tokens": float(v.tokens),
+            "tokens_follow_difficulty": float(v.tokens_follow_difficulty)}
+
+
+def fit_variation_from(ms: Measurements, base: Workload | None):
+    """Maximum-likelihood ``variation`` from the log's attempts (:mod:`.variation`); what the
+    log cannot show keeps the base workload's. None when the log has no attempt records."""
+    from .variation import fit_variation, tables_from_attempts
+
+    if ms.records is None or not len(ms.records):
+        return None
+    outcomes, sizes = tables_from_attempts(ms.records)
+    return fit_variation(outcomes, sizes, default=_base_variation(base))
+
+
+def rates_over_all_tasks(attempts, vf):
+    """The attempt table with each cell's successes ``k`` replaced by ``n`` times its item's rate
+    over all tasks (the variation fit's: retries and escalations run on the tasks that failed,
+    the harder ones, so their raw rates understate the rule's values, which are rates over all
+    tasks). Unchanged when tasks do not differ."""
+    from .variation import item_key
+
+    if vf is None or vf.success is None or vf.difficulty <= 0:
+        return attempts
+    rates = vf.success.rates
+    a = attempts.copy()
+    new = []
+    for tt, ph, m, att, sig, n, k in zip(a["task_type"], a["phase"], a["model"], a["attempt"],
+                                         a["signals"], a["n"], a["k"]):
+        r = rates.get(item_key(tt, ph, m, att, sig))
+        new.append(float(k) if r is None else float(n) * r)
+    a["k"] = new
+    return a
 
 
 # --- signals ---------------------------------------------------------------------------------
@@ -263,6 +305,11 @@ def fit_max_attempts(ms: Measurements, base: Workload | None) -> tuple[int, dict
     out = s[s["success_at"].isna()]
     shown = out.groupby("task_type")["last_attempt"].max().to_dict()
     from_base = []
+    if seen and max(int(v) for v in seen.values()) == 1 and base is not None:
+        # One-shot runs (benchmark results: one attempt per phase in every run) stop at the
+        # first attempt by design: they show no ceiling for a strategy that escalates.
+        return int(base.max_attempts), {}, [("max_attempts", "every run made one attempt per "
+                                             "phase (one-shot runs): no ceiling shows")]
     if shown:
         vals = sorted(shown.values())
         wl_k = max(set(vals), key=lambda v: (vals.count(v), v))
@@ -287,14 +334,15 @@ def _round(x: float, nd: int = 6) -> float:
 
 def fit_workload(ms: Measurements, tf: TokenFit, table: PriceTable, log_name: str, *,
                  base: Workload | None, workload_handoff: dict | None,
-                 handoff_why: str | None = None) -> Fitted:
+                 handoff_why: str | None = None, cost_only=None) -> Fitted:
     """Fit success, signals, defects, max attempts and volume; assemble the workload dict and
     validate it. ``workload_handoff``: the handoff to write (decided by the caller from the
     runs; None: the base workload's)."""
     from_base = list(tf.from_base)
     notes: list[str] = []
     groups, shares, sig_names = signal_groups(ms.tasks)
-    sf = fit_success(ms.attempts, table, ms.phase_order, groups)
+    vf = fit_variation_from(ms, base)
+    sf = fit_success(rates_over_all_tasks(ms.attempts, vf), table, ms.phase_order, groups)
     from_base += sf.unidentified
 
     # task types and phases
@@ -374,13 +422,51 @@ def fit_workload(ms: Measurements, tf: TokenFit, table: PriceTable, log_name: st
     if defects is not None:
         data["defects"] = defects
     data["task_types"] = task_types
-    if base is not None and (base.variation is not None or
-                             any(t.variation is not None for t in base.task_types)):
-        notes.append("variation (how tasks of one type differ) is not fitted yet; the fitted "
-                     "workload has none")
+    if vf is not None:
+        vd = vf.as_dict()
+        if any(v > 0 for v in vd.values()):
+            data["variation"] = vd
+        for k in ("difficulty", "tokens", "tokens_follow_difficulty"):
+            if vf.source[k] != "log":
+                from_base.append((f"variation.{k}", _variation_why(vf, k)))
+        if ms.records_sampled:
+            notes.append(f"variation fitted on a sample of {vf.tasks:,} tasks (by task id)")
+    elif base is not None and base.variation is not None:
+        data["variation"] = base.variation.model_dump()
+        from_base.append(("variation", "the log has no attempt records"))
+    if base is not None and any(t.variation is not None for t in base.task_types):
+        notes.append("the base workload's per-task-type variation is not carried over: the "
+                     "fitted variation is one for the workload")
+    if cost_only is not None:
+        from .cost_only import apply_to_workload
+
+        # what a cost-only log cannot show of tokens is set by the cost-only sizing itself
+        sized = {f"{tt}/{ph}" for tt, ph in cost_only.sizes}
+        if {tt for tt, _ in cost_only.sizes} >= set(ms.task_types):
+            from_base = [(f, w) for f, w in from_base
+                         if f not in ("system_tokens", "cache_hit_rate")]
+        from_base = [(f, w) for f, w in from_base
+                     if not (f.endswith(" input_tokens") and f.rsplit(" ", 1)[0] in sized)]
+
+        data = apply_to_workload(data, cost_only)
+        names = ", ".join(f"{tt}/{ph}" for tt, ph in sorted(cost_only.sizes))
+        notes.append(f"{names}: the log shows costs and no tokens; sized at a nominal "
+                     f"{cost_only.sizes and min(cost_only.sizes.values()):,}+ input tokens a "
+                     f"call, billed at the effective prices of --write-prices")
     wl = validate_workload(data, table)
     return Fitted(data=data, workload=wl, from_base=from_base, tokens=tf, success=sf,
-                  defects=defect_fit, notes=notes)
+                  defects=defect_fit, notes=notes, variation=vf)
+
+
+def _variation_why(vf, k: str) -> str:
+    for n in vf.notes:
+        head = {"difficulty": "difficulty spread", "tokens": "size spread",
+                "tokens_follow_difficulty": "size and difficulty"}[k]
+        if n.startswith(head):
+            return n.split(": ", 1)[1].split("; kept")[0]
+    if k == "tokens_follow_difficulty":
+        return "the log shows no sizes (tokens or costs) to relate to difficulty"
+    return "the log does not show it"
 
 
 def _shares(raw: dict) -> dict:
@@ -541,7 +627,7 @@ def workload_yaml(data: dict, source: str | None, from_base: list, notes: list =
              "# Fitted from the log: task-type shares, per phase calls, input/output tokens "
              "per call,",
              "# difficulty (logistic rule) or success (map), system_tokens, cache_hit_rate,",
-             "# feedback_gain, signal shares and difficulties, defect and catch rates, "
+             "# feedback_gain, variation, signal shares and difficulties, defect and catch rates, "
              "max_attempts."]
     if from_base:
         lines.append("# Not shown by the log, taken from the base workload (--workload):")

@@ -31,6 +31,9 @@ _BIG = 1e18          # "no long-context threshold" (portable: no infinity in SQL
 
 # --- statistics -----------------------------------------------------------------------------
 
+VARIATION_TASKS = 50_000   # tasks whose attempts the task-level fits read (a sample beyond)
+
+
 def wilson(successes, n, z: float = Z95):
     """Wilson score interval (lo, hi) for arrays or scalars; (0, 1) where n == 0."""
     import numpy as np
@@ -118,6 +121,8 @@ class Measurements:
     review_phase: str | None = None
     no_outcome_tasks: int = 0     # tasks whose rows all leave success empty (measured apart)
     no_outcome_spend: float = 0.0
+    records: object = None    # per attempt of up to VARIATION_TASKS tasks (variation, cost-only)
+    records_sampled: bool = False
 
 
 class Measure:
@@ -345,6 +350,24 @@ class Measure:
             FROM cal_att a JOIN cal_task t ON t.run = a.run AND t.task_id = a.task_id
             WHERE a.is_summary = 0
             GROUP BY a.run, a.task_type, a.phase, a.attempt, a.model, t.signals""")
+
+    def attempt_records(self, limit: int):
+        """One row per recorded attempt (summaries left out) of at most ``limit`` tasks (a
+        deterministic sample by a hash of the task id when there are more): what the task-level
+        fits (variation, cost-only prices) need. Returns (frame, sampled)."""
+        n = int(self.sql("SELECT COUNT(DISTINCT task_id) AS n FROM cal_att")["n"].iloc[0])
+        where = ""
+        if n > limit:
+            where = (f"AND a.task_id IN (SELECT task_id FROM (SELECT DISTINCT task_id FROM "
+                     f"cal_att) d ORDER BY hash(task_id), task_id LIMIT {int(limit)})")
+        f = self.sql(f"""
+            SELECT a.run, a.task_id, a.task_type, a.phase, a.attempt, a.model, a.success,
+                   a.calls, a.input_tokens, a.output_tokens,
+                   CAST(a.pico AS DOUBLE) / 1e12 AS cost, COALESCE(t.signals, '') AS signals
+            FROM cal_att a JOIN cal_task t ON t.run = a.run AND t.task_id = a.task_id
+            WHERE a.is_summary = 0 {where}
+            ORDER BY a.pos""")
+        return f, n > limit
 
     def start_table(self):
         """Phase runs per (run, tt, phase, signals, model of the first attempt, attempt at
@@ -578,6 +601,7 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
     growth = growth_fn(ms)
     M.build(growth, models)
     ms.attempts = M.attempt_table()
+    ms.records, ms.records_sampled = M.attempt_records(VARIATION_TASKS)
     ms.starts = M.start_table()
     ms.tasks = M.task_table()
     ms.pivot_phases = sorted({ph for phases in order.values() for ph in phases})

@@ -41,6 +41,7 @@ class CalibrationResult:
     policy_data: dict | None = None     # the baseline policy as a dict (inferred or given)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    prices_data: dict | None = None     # the price table with effective prices (cost-only log)
 
     def to_dict(self) -> dict:
         return {
@@ -78,6 +79,29 @@ class CalibrationResult:
         from ..fsutil import atomic_write
 
         atomic_write(path, self.workload_yaml())
+
+    def prices_yaml(self) -> str | None:
+        if self.prices_data is None:
+            return None
+        import yaml
+
+        head = (f"# Price table written by `costsim calibrate --write-prices` from {self.log}:\n"
+                f"# the --prices table plus effective prices (USD per 1M input tokens, output\n"
+                f"# and cached input free) for the models the log shows by cost only. Use it\n"
+                f"# with the fitted workload: together they bill each attempt its recorded "
+                f"cost.\n")
+        return head + yaml.safe_dump(self.prices_data, sort_keys=False, width=100)
+
+    def write_prices(self, path: str | Path) -> None:
+        from ..errors import CostsimError
+        from ..fsutil import atomic_write
+
+        text = self.prices_yaml()
+        if text is None:
+            raise CostsimError("the log shows tokens for every phase: its models are priced "
+                               "by --prices, there are no effective prices to write",
+                               path="--write-prices")
+        atomic_write(path, text)
 
     def policy_yaml(self) -> str | None:
         if self.policy_data is None:

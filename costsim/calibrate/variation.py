@@ -460,6 +460,28 @@ def tables_from_records(frame, *, signals=None):
     return outcomes, sizes
 
 
+def tables_from_attempts(frame):
+    """``outcomes`` and ``sizes`` from calibrate's per-attempt records (columns ``run``,
+    ``task_id``, ``task_type``, ``phase``, ``attempt``, ``model``, ``success``, ``calls``,
+    ``output_tokens``, ``cost``, ``signals``; no summaries): the items and sizes of
+    :func:`tables_from_records`, keyed by the task's canonical signal set."""
+    from .measure import canon_signals
+
+    f = frame.rename(columns={})
+    f = f.assign(summary=False)
+    sig = {t: tuple(s.split(";")) if s else ()
+           for t, s in zip(f["task_id"], (canon_signals(x) for x in f["signals"]))}
+    return tables_from_records(f, signals=sig)
+
+
+def item_key(task_type, phase, model, attempt, signals) -> tuple:
+    """The item of :func:`tables_from_records` for a cell of calibrate's attempt table."""
+    from .measure import canon_signals
+
+    return (str(task_type), str(phase), str(model), "retry" if int(attempt) > 1 else "first",
+            canon_signals(signals))
+
+
 # --- monthly volume --------------------------------------------------------------------------
 
 @dataclass

@@ -49,6 +49,11 @@ def register(app: typer.Typer) -> None:
             "--write-policy", metavar="FILE", help="Write the routing policy the log was made "
             "with (inferred, or --policy) to FILE, for `costsim compare --policy FILE`.",
             dir_okay=False)] = None,
+        write_prices: Annotated[Optional[Path], typer.Option(
+            "--write-prices", metavar="FILE", help="Write the price table the fitted workload "
+            "needs to FILE (atomically): --prices plus effective prices for the models a "
+            "log shows by cost only (no tokens), for `costsim compare --prices FILE`.",
+            dir_okay=False)] = None,
         min_samples: Annotated[int, typer.Option(
             metavar="N", help="Fewest first attempts (or reviewed tasks) a rule needs before "
             "it recommends.", min=1)] = _MIN_SAMPLES,
@@ -106,7 +111,7 @@ def register(app: typer.Typer) -> None:
                            "--workload": workload and paths.resolve_workload_path(workload),
                            "--outcomes": outcomes},
                     writes={"--out": out, "--write-workload": write_workload,
-                            "--write-policy": write_policy})
+                            "--write-policy": write_policy, "--write-prices": write_prices})
 
         from ..logs.engines import check_engine
 
@@ -142,6 +147,9 @@ def register(app: typer.Typer) -> None:
         if write_policy is not None:
             result.write_policy(write_policy)
             typer.echo(f"wrote {write_policy}", err=True)
+        if write_prices is not None:
+            result.write_prices(write_prices)
+            typer.echo(f"wrote {write_prices}", err=True)
         emit(text, out)
 
 
