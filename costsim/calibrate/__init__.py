@@ -21,6 +21,7 @@ docs/calibrate.md documents every choice.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..errors import CostsimError
@@ -263,6 +264,12 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
         "defects": {k: v for k, v in fitted.defects.items() if k != "from_base"},
         "workload_notes": fitted.notes,
     }
+    vf = fitted.variation
+    if vf is not None:
+        fitted_info["variation"] = {
+            **vf.as_dict(), "source": dict(vf.source),
+            "se_difficulty": vf.se_difficulty if math.isfinite(vf.se_difficulty) else None,
+            "tasks": vf.tasks, "tasks_seen_twice": vf.multi, "notes": list(vf.notes)}
     return CalibrationResult(
         log=str(log_path), rows=rows, tasks=ms.overall["tasks"], prices=prices_path,
         prices_as_of=str(table.as_of), baseline=baseline, by_model=ms.by_model,
