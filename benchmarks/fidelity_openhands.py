@@ -362,8 +362,9 @@ def report(r: pd.DataFrame, dropped: list[str], data: Path, seconds: float,
                   "come from half the instances (commit0: 5-8 instances per config; a mean of "
                   "heavy-tailed costs over ~30 instances is uncertain by 10-15% on its own) -- "
                   "and, per benchmark, the bundled difficulty spread (3.24, a mean over "
-                  "benchmarks) against the benchmark's own (swt-bench's pairs fit ~2.0 when "
-                  "paired: the unpaired prediction there is 2.8 points low and 7% dear). What "
+                  "benchmarks) against the benchmark's own (the paired rows' fitted spread): "
+                  "where the bundled one is too large, the unpaired prediction's completion "
+                  "comes out low and its cost high, and the reverse where it is too small. What "
                   "fixes it: more instances per config, or a log where some instances ran on "
                   "both configs (a shadow sample), from which `calibrate` fits the spread "
                   "itself, as in the paired rows."]
