@@ -31,7 +31,7 @@ _BIG = 1e18          # "no long-context threshold" (portable: no infinity in SQL
 
 # --- statistics -----------------------------------------------------------------------------
 
-VARIATION_TASKS = 50_000   # tasks whose attempts the task-level fits read (a sample beyond)
+VARIATION_TASKS = 5_000    # tasks whose attempts the task-level fits read (a sample beyond)
 
 
 def wilson(successes, n, z: float = Z95):
