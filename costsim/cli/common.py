@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import CostsimError
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, is_stdout, write_stdout
 
 
 class Format(str, Enum):
@@ -46,10 +46,12 @@ PolicyOpt = Annotated[Optional[list[Path]], typer.Option(
 
 
 def emit(text: str, out: Path | None) -> None:
-    """Print ``text`` or write it atomically to ``out``."""
-    if out is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    """Print ``text`` or write it atomically to ``out`` (``-`` or /dev/stdout: print it)."""
+    if out is None or is_stdout(out):
+        try:
+            write_stdout(text)
+        except BrokenPipeError:      # the reader stopped (`| head`): not an error
+            raise typer.Exit(0) from None
     else:
         atomic_write(out, text)
         typer.echo(f"wrote {out}", err=True)

@@ -317,6 +317,8 @@ def update(
 
     if all_ and add:
         raise CostsimError("--all and --add exclude each other (--all already imports every model)")
+    as_json = _fmt(format) == "json"
+    # The report is rendered before the table is written: if it cannot be, nothing is.
     result = update_table(
         _fmt(source),
         from_,
@@ -326,11 +328,9 @@ def update(
         dry_run=dry_run,
         prune=prune,
         force=force,
+        render=lambda r: to_json(r.to_dict()) if as_json else _render_update(r),
     )
-    if _fmt(format) == "json":
-        emit(to_json(result.to_dict()), None)
-    else:
-        emit(_render_update(result), None)
+    emit(result.output, None)
 
 
 # --- diff ----------------------------------------------------------------------------------

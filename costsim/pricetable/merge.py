@@ -26,7 +26,7 @@ import datetime as dt
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import CostsimError
 from .diff import TableDiff, diff_tables
@@ -187,8 +187,9 @@ class UpdateResult:
     merge: MergeResult
     text: str
     dry_run: bool
-    written: bool = False
+    written: bool = False        # True once written (set before the write, for `render`)
     backup: Path | None = None
+    output: Any = None           # what `render` returned
 
     def to_dict(self) -> dict[str, Any]:
         d = self.merge.diff.to_dict()
@@ -240,24 +241,61 @@ def update_table(
     today: dt.date | None = None,
     timeout: float | None = None,
     max_bytes: int | None = None,
+    render: Callable[[UpdateResult], Any] | None = None,
 ) -> UpdateResult:
     """Refresh a price table from a LiteLLM map or an OpenRouter models response.
 
     ``table`` None means the user table (seeded from the bundled table the first time; never
-    the installed package). Nothing is written before the source is parsed and the new table
-    validated; ``dry_run`` writes nothing at all.
+    the installed package). The source is read and parsed first; then, holding the table's lock
+    (:func:`costsim.fsutil.locked`, so concurrent updates serialize and none is lost), the table
+    is read, merged, diffed, rendered to text and validated, ``render`` (if given) is called with
+    the finished result (its return value is kept as ``result.output``: a report that cannot be
+    produced aborts the update) and only then is the table written. Any failure before that
+    leaves the table untouched. ``dry_run`` writes nothing at all.
     """
-    from ..loader import load_prices, prices_from_text
-    from ..paths import bundled_prices_path, user_prices_path
+    from ..fsutil import check_writable, locked
     from . import fetch
-    from .store import leading_comments, write_table_text
-    from .writer import dump_price_table
 
     if source not in SOURCES:
         raise CostsimError(f"unknown source '{source}' (sources: {', '.join(SOURCES)})")
     today = today or dt.date.today()
+    target = Path(table) if table is not None else _user_prices_path()
 
-    target = Path(table) if table is not None else user_prices_path()
+    # The source first: a download may take a while and needs no lock.
+    kwargs: dict[str, Any] = {}
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    if max_bytes is not None:
+        kwargs["max_bytes"] = max_bytes
+    document = fetch.load_json(spec, **kwargs)
+    try:
+        parsed = SOURCES[source](document)
+    except SourceError as exc:
+        raise CostsimError(f"{exc} (is this a {source} source?)", spec) from None
+
+    if dry_run:
+        return _update_locked(source, spec, target, table, parsed, today, import_all, patterns,
+                              prune, force, dry_run, render)
+    check_writable(target)          # a read-only table or a device: refused before any work
+    with locked(target):
+        return _update_locked(source, spec, target, table, parsed, today, import_all, patterns,
+                              prune, force, dry_run, render)
+
+
+def _user_prices_path() -> Path:
+    from ..paths import user_prices_path
+
+    return user_prices_path()
+
+
+def _update_locked(source, spec, target: Path, table, parsed: ParsedSource, today, import_all,
+                   patterns, prune, force, dry_run, render) -> UpdateResult:
+    """Read, merge, validate, render, write: the part of :func:`update_table` under the lock."""
+    from ..loader import load_prices, prices_from_text
+    from ..paths import bundled_prices_path
+    from .store import backup_path, leading_comments, write_table_text
+    from .writer import dump_price_table
+
     if target.exists():
         if target.is_dir():
             raise CostsimError("is a directory, not a price table", str(target))
@@ -269,17 +307,6 @@ def update_table(
     else:
         base = load_prices(bundled_prices_path())
         origin, header_from = "seeded from the bundled table", None
-
-    kwargs: dict[str, Any] = {}
-    if timeout is not None:
-        kwargs["timeout"] = timeout
-    if max_bytes is not None:
-        kwargs["max_bytes"] = max_bytes
-    document = fetch.load_json(spec, **kwargs)
-    try:
-        parsed = SOURCES[source](document)
-    except SourceError as exc:
-        raise CostsimError(f"{exc} (is this a {source} source?)", spec) from None
 
     merged = merge_prices(
         base,
@@ -293,7 +320,12 @@ def update_table(
     )
     header = leading_comments(header_from) if header_from is not None else None
     text = dump_price_table(merged.table, header=header)
-    prices_from_text(text, str(target))  # the exact text to be written must load back
+    try:
+        prices_from_text(text, str(target))  # the exact text to be written must load back
+    except CostsimError as exc:
+        where = ": ".join(x for x in (exc.path, exc.message) if x)
+        raise CostsimError(f"the updated table would not be valid, nothing was written "
+                           f"({where})", str(target)) from None
 
     result = UpdateResult(
         path=target,
@@ -304,8 +336,11 @@ def update_table(
         merge=merged,
         text=text,
         dry_run=dry_run,
+        written=not dry_run,
+        backup=backup_path(target) if not dry_run and origin == "existing table" else None,
     )
+    if render is not None:
+        result.output = render(result)   # before the write: a report that fails writes nothing
     if not dry_run:
-        result.backup = write_table_text(target, text)
-        result.written = True
+        write_table_text(target, text)
     return result
