@@ -147,3 +147,8 @@ def load_json(
         raise CostsimError(
             f"not valid JSON: {exc.msg} at column {exc.colno}{hint}", spec, exc.lineno
         ) from None
+    except RecursionError:
+        raise CostsimError("not accepted: JSON nested too deeply (a price source nests a few "
+                           "levels)", spec) from None
+    except ValueError as exc:   # e.g. an integer of more than 4,300 digits
+        raise CostsimError(f"not valid JSON: {str(exc).split(';')[0]}", spec) from None

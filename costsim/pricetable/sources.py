@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
+from ..limits import MAX_CONTEXT_TOKENS, MAX_PRICE
+
 __all__ = [
     "CHAT_MODES",
     "ImportReport",
@@ -73,6 +75,8 @@ def _to_decimal(value: Any) -> Decimal:
             raise ValueError(f"not a finite number: {value!r}")
     else:
         raise ValueError(f"not a number: {value!r}")
+    if d and d.adjusted() > 30:        # a later multiplication would overflow Decimal's range
+        raise ValueError(f"number too large: {str(value)[:30]!r}")
     return d
 
 
@@ -88,10 +92,15 @@ def per_million(value: Any) -> float:
 
 
 def _price(value: Any) -> float:
-    """A per-token price -> per-1M float; rejects negatives."""
+    """A per-token price -> per-1M float; rejects negatives and prices above MAX_PRICE per 1M
+    (costsim.limits), which would make costs overflow."""
+    if isinstance(value, str) and len(value) > 60:
+        raise ValueError(f"not a price: {value[:20]!r}... ({len(value):,} characters)")
     p = per_million(value)
     if p < 0:
         raise ValueError(f"negative price: {value!r}")
+    if p > MAX_PRICE:
+        raise ValueError(f"price above ${MAX_PRICE:,.0f} per 1M tokens: {value!r}")
     return p + 0.0  # normalise -0.0
 
 
@@ -262,15 +271,29 @@ def _entry(
 
 
 def _positive_int(value: Any) -> int | None:
+    """A token count in 1..MAX_CONTEXT_TOKENS (costsim.limits), else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) and value > 0:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 12):
+            return None
+        value = int(text)
+    if isinstance(value, int) and 0 < value <= MAX_CONTEXT_TOKENS:
         return value
-    if isinstance(value, float) and value.is_integer() and value > 0:
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
-        return int(value)
     return None
+
+
+def valid_text(text: str) -> bool:
+    """False for a string a file cannot hold: lone surrogates (from JSON escapes such as
+    ``\\ud800``) are not Unicode characters."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _long_context(
@@ -359,6 +382,9 @@ def parse_litellm(data: Any, *, source_name: str = "litellm") -> ParsedSource:
         if key == "sample_spec":
             report.skip("documentation entry (sample_spec)", key)
             continue
+        if not valid_text(key):
+            report.skip("id is not valid Unicode text", key)
+            continue
         if not isinstance(raw, dict):
             report.skip("not an object", key)
             continue
@@ -372,7 +398,7 @@ def parse_litellm(data: Any, *, source_name: str = "litellm") -> ParsedSource:
             )
             continue
         provider = raw.get("litellm_provider")
-        if not isinstance(provider, str) or not provider:
+        if not isinstance(provider, str) or not provider or not valid_text(provider):
             report.skip("no litellm_provider", key)
             continue
         chat[key] = (provider, raw)
@@ -431,10 +457,11 @@ def _litellm_entry(
         m = _LL_ABOVE.match(k)
         if m and v is not None:
             used.add(k)
-            if int(m.group(2)) == 0:
-                report.note(f"price key '{k}' (threshold 0)", mid)
+            above_k = _positive_int(m.group(2) + "000")
+            if above_k is None:
+                report.note(f"price key '{k}' (threshold 0 or out of range)", mid)
                 continue
-            thresholds.setdefault(int(m.group(2)) * 1000, {})[_LL_BASE[m.group(1)]] = _price(v)
+            thresholds.setdefault(above_k, {})[_LL_BASE[m.group(1)]] = _price(v)
     long_context = None
     if thresholds:
         above = min(thresholds)
@@ -570,6 +597,9 @@ def parse_openrouter(data: Any, *, source_name: str = "openrouter") -> ParsedSou
         oid = raw.get("id") if isinstance(raw, dict) else None
         if not isinstance(oid, str) or not oid or not isinstance(raw.get("pricing"), dict):
             report.skip("malformed entry (no id or pricing)", str(oid))
+            continue
+        if not valid_text(oid):
+            report.skip("id is not valid Unicode text", oid)
             continue
         suffix = next((s for s in _OR_SKIP_SUFFIXES if oid.endswith(s)), None)
         if suffix:
