@@ -219,7 +219,8 @@ def mark_savings_and_pareto(results: list[StrategyResult]) -> None:
                 r.savings_vs = ref.name
                 r.savings = 1.0 - r.cost_per_completed_task / ref.cost_per_completed_task
     for r in results:
-        r.pareto = not any(
+        # A strategy that never completes a task is no trade-off: it is never efficient.
+        r.pareto = r.completion_rate > 0 and not any(
             o is not r
             and o.cost_per_completed_task <= r.cost_per_completed_task
             and o.completion_rate >= r.completion_rate
@@ -262,7 +263,19 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
     mark_savings_and_pareto(results)
     return CompareResult(prices=prices_path, prices_as_of=str(table.as_of), workload=wl_path,
                          workload_name=wl.name, engine=engine, strategies=results,
-                         warnings=price_warnings(table), settings=settings)
+                         warnings=price_warnings(table) + input_warnings(table, wl, strategies,
+                                                                         results),
+                         settings=settings)
+
+
+def input_warnings(table: PriceTable, wl: Workload, strategies: Sequence[Strategy],
+                   results: Sequence[StrategyResult] = ()) -> list[str]:
+    """Well-formed nonsense in the inputs a run uses (costsim.checks): one line each."""
+    from .checks import price_table_warnings, result_warnings, workload_warnings
+
+    used = {m for s in strategies for m in s.models()}
+    return (price_table_warnings(table, used) + workload_warnings(wl)
+            + result_warnings(list(results)))
 
 
 def price_warnings(table: PriceTable) -> list[str]:

@@ -374,20 +374,9 @@ def diff(
 
 def _checks(prices) -> list[str]:
     """Plausibility warnings a schema cannot express (the table is still valid)."""
-    out = []
-    for mid, m in sorted(prices.models.items()):
-        if m.cache_read is not None and m.cache_read > m.input:
-            out.append(f"{mid}: cache_read {m.cache_read:g} is above input {m.input:g}")
-        lc = m.long_context
-        if lc is not None:
-            if lc.input is not None and lc.input < m.input:
-                out.append(f"{mid}: long_context.input {lc.input:g} is below input {m.input:g}")
-            if m.context_window is not None and lc.above >= m.context_window:
-                out.append(
-                    f"{mid}: long_context.above {lc.above:,} is not below context_window "
-                    f"{m.context_window:,} (never applies)"
-                )
-    return out
+    from ..checks import price_table_warnings
+
+    return price_table_warnings(prices)
 
 
 @app.command()

@@ -87,9 +87,11 @@ def evaluate(L: Ladders) -> Metrics:
     s = cell_stats(L)
     w = L.weight
     E = float(w @ s.E)
-    C = float(w @ s.C)
+    # Rates are clamped to [0, 1] where they are computed: sums of weights that add up to 1
+    # only to rounding gave completions of 1.0000000000000002.
+    C = _unit(float(w @ s.C))
     cpct = E / C if C > 0 else float("inf")
-    defect = float(w @ (s.C * s.defect)) / C if C > 0 else 0.0
+    defect = _unit(float(w @ (s.C * s.defect)) / C) if C > 0 else 0.0
     review = float(w @ (s.C * s.review)) / C if C > 0 else 0.0
 
     # Probability mass of each attempt actually happening, per task: w_c * R_i * F_k.
@@ -125,7 +127,7 @@ def evaluate(L: Ladders) -> Metrics:
             continue
         models.append({
             "model": mid, "provider": L.rates.providers[j], "tier": L.rates.tiers[j],
-            "spend": float(spend_m[j]), "share": float(spend_m[j] / E) if E > 0 else 0.0,
+            "spend": float(spend_m[j]), "share": _unit(float(spend_m[j] / E)) if E > 0 else 0.0,
             "attempts": float(att_m[j]),
             "summaries": summ_calls if j == L.summ_model else 0.0,
             "input_tokens": float(tok_m[j, 0]), "cached_input_tokens": float(tok_m[j, 1]),
@@ -146,9 +148,9 @@ def evaluate(L: Ladders) -> Metrics:
     for d in phases.values():
         reach = d.pop("reach")
         sm = d.pop("success_mass")
-        d["share"] = d["spend"] / E if E > 0 else 0.0
-        d["reach_rate"] = reach
-        d["success_rate"] = sm / reach if reach > 0 else 0.0
+        d["share"] = _unit(d["spend"] / E) if E > 0 else 0.0
+        d["reach_rate"] = _unit(reach)
+        d["success_rate"] = _unit(sm / reach) if reach > 0 else 0.0
         d["attempts_per_reach"] = d["attempts"] / reach if reach > 0 else 0.0
         phase_rows.append(d)
 
@@ -158,4 +160,9 @@ def evaluate(L: Ladders) -> Metrics:
         expected_retries=retries, spend_by_model=by_model, spend_by_provider=by_provider,
         tokens={"input": float(tok[0]), "cached_input": float(tok[1]), "output": float(tok[2]),
                 "summary_calls": summ_calls},
-        premium_share=premium / E if E > 0 else 0.0, phases=phase_rows, models=models)
+        premium_share=_unit(premium / E) if E > 0 else 0.0, phases=phase_rows, models=models)
+
+
+def _unit(x: float) -> float:
+    """``x`` clamped to [0, 1] (a probability or a share off by rounding)."""
+    return min(max(x, 0.0), 1.0)
