@@ -10,7 +10,7 @@ import resource
 import subprocess
 import sys
 import time
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,28 @@ def run_main(*argv, env: dict | None = None) -> Run:
             else:
                 os.environ[k] = v
     return Run(code, out.getvalue(), err.getvalue(), time.perf_counter() - t0)
+
+
+@contextmanager
+def memory_cap(extra_mb: int):
+    """Cap this process's address space at its current size plus ``extra_mb`` while the block
+    runs (Linux): a run that would take gigabytes fails with MemoryError instead of taking the
+    machine down."""
+    try:
+        with open("/proc/self/statm") as fh:
+            size = int(fh.read().split()[0]) * resource.getpagesize()
+    except OSError:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = size + extra_mb * 1024 * 1024
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def run_child(*argv, timeout: float = 60, stdout=subprocess.PIPE, env: dict | None = None,

@@ -101,7 +101,7 @@ def _run(argv: list[str] | None) -> int:
     except click.exceptions.ClickException as exc:
         _say(f"costsim: {exc.format_message()}")
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         _say("aborted")
         return 1
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
