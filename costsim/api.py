@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -16,7 +17,7 @@ from .engine.analytic import Metrics, evaluate
 from .engine.compile import Ladders, Strategy, compile_ladders
 from .errors import CostsimError
 from .loader import (check_policy_against, check_workload_against, load_policy, load_prices,
-                     load_workload)
+                     load_workload, policy_warnings)
 from .models import Policy, PriceTable, Workload
 
 RESULT_VERSION = 1
@@ -40,9 +41,12 @@ class StrategyResult:
     summary_calls: float
     models: list[str]
     source: str | None = None
-    savings: float | None = None          # vs `savings_vs`, as a fraction of its cost
-    savings_vs: str | None = None
+    monthly_spend: float = 0.0            # spend_per_task x the workload's tasks per month
+    savings: float | None = None          # per completed task vs `savings_vs`, a fraction
+    savings_vs: str | None = None         # the baseline (None for the baseline itself)
+    monthly_savings: float | None = None  # the baseline's monthly spend minus this one's
     pareto: bool = False
+    same_as: str | None = None            # an identical strategy (same figures) listed first
     phases: list[dict] = field(default_factory=list)
     model_breakdown: list[dict] = field(default_factory=list)
     extra: dict = field(default_factory=dict)   # engine-specific (Monte Carlo percentiles ...)
@@ -68,6 +72,9 @@ class CompareResult:
     strategies: list[StrategyResult]
     warnings: list[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    tasks_per_month: float = 0.0
+    baseline: str | None = None           # what savings are against
+    baseline_chosen_by: str = ""          # "--baseline" or why the default was chosen
 
     def best(self) -> StrategyResult:
         return self.strategies[0]
@@ -83,7 +90,9 @@ class CompareResult:
             "version": RESULT_VERSION,
             "engine": self.engine,
             "prices": {"path": self.prices, "as_of": self.prices_as_of},
-            "workload": {"path": self.workload, "name": self.workload_name},
+            "workload": {"path": self.workload, "name": self.workload_name,
+                         "tasks_per_month": self.tasks_per_month},
+            "baseline": {"strategy": self.baseline, "chosen_by": self.baseline_chosen_by},
             **({"settings": self.settings} if self.settings else {}),
             "warnings": list(self.warnings),
             "strategies": [s.to_dict(breakdown) for s in self.strategies],
@@ -122,7 +131,12 @@ def _as_workload(workload) -> tuple[Workload, str]:
 def _as_policies(policies) -> list[Policy]:
     if policies is None:
         policies = paths.resolve_policy_paths(())
-    out = [p if isinstance(p, Policy) else load_policy(p) for p in policies]
+    if isinstance(policies, (str, Path, Policy)):
+        policies = [policies]
+    out: list[Policy] = []
+    for p in policies:       # a path, a bundled name or a folder of policies
+        out += [p] if isinstance(p, Policy) else [load_policy(x) for x in
+                                                   paths.resolve_policy_paths([p])]
     seen: dict[str, Policy] = {}
     for p in out:
         if p.name in seen:
@@ -208,26 +222,93 @@ def evaluate_strategy(table: PriceTable, strategy: Strategy, wl: Workload) -> St
     return result_from_metrics(strategy, evaluate(L), L)
 
 
-def mark_savings_and_pareto(results: list[StrategyResult]) -> None:
-    singles = [r for r in results if r.kind == "single"]
-    eps = 1e-12
+TIER_RANK = {"budget": 0, "midrange": 1, "premium": 2}
+
+#: Relative tolerance under which two strategies' figures count as the same.
+SAME = 1e-9
+
+
+def default_baseline(table: PriceTable, policies: Sequence[Policy],
+                     models: Iterable[str] = ()) -> tuple[str | None, str]:
+    """The single model savings are measured against by default, and why.
+
+    The model of the highest price-table tier that the policies name in their tiers (the
+    "premium for everything" a team starts from); among several, the one most policies put in
+    their top tier, then the first by id. Strategies added with --model or --pareto do not
+    move it. Without policies: the same rule over the --model models. None when neither exists.
+    """
+    named: list[str] = []
+    top: dict[str, int] = {}
+    for p in policies:
+        ids = list(p.tiers.values())
+        named += ids
+        top[ids[-1]] = top.get(ids[-1], 0) + 1
+    why = "the model of the highest tier the policies name"
+    if not named:
+        named = [m for m in models if m in table.models]
+        why = "the model of the highest tier among --model"
+    named = [m for m in dict.fromkeys(named) if m in table.models]
+    if not named:
+        return None, ""
+    best = min(named, key=lambda m: (-TIER_RANK.get(table.models[m].tier, -1), -top.get(m, 0), m))
+    return f"single:{best}", why
+
+
+def _close(a: float, b: float) -> bool:
+    if a == b:
+        return True
+    if math.isinf(a) or math.isinf(b):
+        return False
+    return abs(a - b) <= SAME * max(abs(a), abs(b), 1e-300)
+
+
+def _same_figures(a: StrategyResult, b: StrategyResult) -> bool:
+    return (_close(a.cost_per_completed_task, b.cost_per_completed_task)
+            and _close(a.completion_rate, b.completion_rate)
+            and _close(a.defect_rate, b.defect_rate))
+
+
+_KIND_ORDER = {"single": 0, "routed": 1, "pareto": 2}
+
+
+def mark_savings_and_pareto(results: list[StrategyResult], baseline: str | None) -> None:
+    """Savings against ``baseline`` (per completed task and per month), Pareto marks, and
+    ``same_as`` for strategies whose figures equal another's.
+
+    The baseline itself gets no savings (None, not 0). A strategy is Pareto-efficient when no
+    other is at once no dearer per completed task, completes no less often and ships no more
+    defects, and better in one of them. Strategies with the same figures (``pareto:70`` that
+    always picks the model ``single:M`` uses) are one point: the simplest (single, then routed,
+    then pareto, then by name) carries the mark, the others name it in ``same_as``.
+    """
+    ref = next((r for r in results if r.name == baseline), None)
     for r in results:
-        ok = [s for s in singles if s.completion_rate >= r.completion_rate - eps]
-        if ok:
-            ref = min(ok, key=lambda s: s.cost_per_completed_task)
-            if ref.cost_per_completed_task > 0 and ref.cost_per_completed_task != float("inf"):
-                r.savings_vs = ref.name
-                r.savings = 1.0 - r.cost_per_completed_task / ref.cost_per_completed_task
+        r.savings = r.savings_vs = r.monthly_savings = None
+        if ref is None or r is ref:
+            continue
+        r.savings_vs = ref.name
+        r.monthly_savings = ref.monthly_spend - r.monthly_spend
+        c0 = ref.cost_per_completed_task
+        if 0 < c0 < math.inf and r.cost_per_completed_task < math.inf:
+            r.savings = 1.0 - r.cost_per_completed_task / c0
+
+    def better(o, r):
+        le_cost = o.cost_per_completed_task <= r.cost_per_completed_task or _close(
+            o.cost_per_completed_task, r.cost_per_completed_task)
+        ge_comp = o.completion_rate >= r.completion_rate or _close(o.completion_rate,
+                                                                   r.completion_rate)
+        le_def = o.defect_rate <= r.defect_rate or _close(o.defect_rate, r.defect_rate)
+        return le_cost and ge_comp and le_def and not _same_figures(o, r)
+
+    order = sorted(results, key=lambda r: (_KIND_ORDER.get(r.kind, 9), r.name))
     for r in results:
+        r.same_as = None
+        first = next(o for o in order if _same_figures(o, r))
+        if first is not r:
+            r.same_as = first.name
         # A strategy that never completes a task is no trade-off: it is never efficient.
-        r.pareto = r.completion_rate > 0 and not any(
-            o is not r
-            and o.cost_per_completed_task <= r.cost_per_completed_task
-            and o.completion_rate >= r.completion_rate
-            and o.defect_rate <= r.defect_rate
-            and (o.cost_per_completed_task < r.cost_per_completed_task
-                 or o.completion_rate > r.completion_rate or o.defect_rate < r.defect_rate)
-            for o in results)
+        r.pareto = r.completion_rate > 0 and r.same_as is None and not any(
+            better(o, r) for o in results if o is not r)
 
 
 ENGINES = ("analytic", "montecarlo")
@@ -235,19 +316,30 @@ ENGINES = ("analytic", "montecarlo")
 
 def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (), *,
             engine: str = "analytic", samples: int = 400_000, seed: int = 0,
-            pareto: Iterable[float] = ()) -> CompareResult:
+            pareto: Iterable[float] = (), baseline: str | None = None) -> CompareResult:
     """Every strategy side by side, sorted by cost per completed task.
 
     ``prices``/``workload``: a path, an already-loaded model, or None for the defaults;
     ``policies``: a list of paths or Policy models, or None for the bundled policies;
     ``models``: extra ``single:M`` strategies; ``pareto``: coding-score thresholds, each adds a
-    ``pareto:SCORE`` baseline (every attempt on the cheapest model scoring at least SCORE).
+    ``pareto:SCORE`` baseline (every attempt on the cheapest model scoring at least SCORE);
+    ``baseline``: the strategy savings are against (a policy name, ``single:M`` or
+    ``pareto:SCORE``; added if not compared already); default :func:`default_baseline`.
     """
     if engine not in ENGINES:
         raise CostsimError(f"unknown engine '{engine}' (engines: {', '.join(ENGINES)})",
                            path="--engine")
+    if samples < 1:
+        raise CostsimError(f"must be at least 1, got {samples}", path="--samples")
     table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload)
     strategies = strategies_for(table, pols, models, pareto)
+    if baseline is not None:
+        base = parse_strategy(baseline, table, pols)
+        if base.name not in {s.name for s in strategies}:
+            strategies.append(base)
+        base_name, chosen_by = base.name, "--baseline"
+    else:
+        base_name, chosen_by = default_baseline(table, pols, models)
     results = []
     settings: dict = {}
     for s in strategies:
@@ -258,14 +350,16 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
 
             apply_montecarlo(r, L, samples=samples, seed=seed)
             settings = {"samples": samples, "seed": seed}
+        r.monthly_spend = r.spend_per_task * wl.monthly_tasks
         results.append(r)
     results.sort(key=lambda r: (r.cost_per_completed_task, r.name))
-    mark_savings_and_pareto(results)
+    mark_savings_and_pareto(results, base_name)
+    warnings = price_warnings(table) + [w for p in pols for w in policy_warnings(p, wl)]
     return CompareResult(prices=prices_path, prices_as_of=str(table.as_of), workload=wl_path,
                          workload_name=wl.name, engine=engine, strategies=results,
-                         warnings=price_warnings(table) + input_warnings(table, wl, strategies,
-                                                                         results),
-                         settings=settings)
+                         warnings=warnings + input_warnings(table, wl, strategies, results),
+                         settings=settings, tasks_per_month=wl.monthly_tasks,
+                         baseline=base_name, baseline_chosen_by=chosen_by)
 
 
 def input_warnings(table: PriceTable, wl: Workload, strategies: Sequence[Strategy],

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .api import RESULT_VERSION, load_inputs, parse_strategy, price_warnings
+from .loader import policy_warnings
 from .engine.analytic import evaluate
 from .engine.compile import Strategy, compile_ladders
 from .errors import CostsimError
@@ -242,7 +243,8 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
         completed_expected=n_tasks * m.completion_rate, completed_low=completed_low,
         per_provider=per_provider,
         histogram={"edges": [float(x) for x in edges], "counts": [int(c) for c in counts]},
-        warnings=price_warnings(table), notes=notes, monthly_spend=spend,
+        warnings=price_warnings(table) + [w for p in pols for w in policy_warnings(p, wl)],
+        notes=notes, monthly_spend=spend,
         strategy_chosen_by=chosen_by)
 
     if budget_usd is not None:

@@ -28,8 +28,8 @@ from typing import Iterator
 
 from .errors import CostsimError
 
-__all__ = ["LOCK_TIMEOUT", "atomic_write", "check_writable", "discard_stdout", "is_stdout",
-           "locked", "real_target", "remove_stale_temps", "write_stdout"]
+__all__ = ["LOCK_TIMEOUT", "atomic_write", "check_writable", "create_new", "discard_stdout",
+           "is_stdout", "locked", "real_target", "remove_stale_temps", "write_stdout"]
 
 #: Seconds to wait for another costsim process that is writing the same file.
 LOCK_TIMEOUT = 120.0
@@ -248,6 +248,45 @@ def _write_stdout(data: str | bytes) -> None:
     else:
         sys.stdout.write(data)
     sys.stdout.flush()
+
+
+def create_new(path: str | Path, data: str | bytes) -> bool:
+    """Create ``path`` with ``data`` only if nothing is there (not even a dangling symlink),
+    all or nothing: the finished temporary file is hard-linked to the name, which fails if the
+    name appeared meanwhile, so an existing file is never replaced. False if it exists."""
+    p = Path(path)
+    if p.exists() or p.is_symlink():
+        return False
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(p)
+        tmp = _temp_name(p)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(tmp, flags, 0o666)
+        try:
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, p)
+            except FileExistsError:
+                return False
+            except OSError:              # no hard links on this file system: a checked rename
+                if p.exists() or p.is_symlink():
+                    return False
+                os.replace(tmp, p)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise CostsimError(f"cannot write: {exc.strerror or exc}", str(path)) from None
+    _fsync_dir(p.parent)
+    return True
 
 
 def atomic_write(path: str | Path, data: str | bytes, *, backup: bool = False) -> None:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from . import limits
 from .errors import CostsimError, format_path
 from .models import TIER_CLASSES, FileModel, Policy, PriceTable, Workload
+from .paths import resolve_named
 from .yamlio import Document, load_yaml, parse_yaml
 
 M = TypeVar("M", bound=FileModel)
@@ -110,11 +111,13 @@ def prices_from_text(text: str, file: str) -> PriceTable:
 
 
 def load_prices(path: str | Path) -> PriceTable:
-    return _load(path, PriceTable)
+    """A price table from a file, or the bundled/user table by name (``bundled``, ``user``)."""
+    return _load(resolve_named("pricing", path), PriceTable)
 
 
 def load_workload(path: str | Path) -> Workload:
-    wl = _load(path, Workload)
+    """A workload from a file, or a bundled one by name (``large-team``)."""
+    wl = _load(resolve_named("workloads", path), Workload)
     total = math.fsum(t.share for t in wl.task_types)
     if abs(total - 1.0) > 1e-6:
         raise wl.error(("task_types",), f"task type shares sum to {total:g}, not 1")
@@ -161,7 +164,8 @@ def check_workload_size(wl: Workload) -> None:
 
 
 def load_policy(path: str | Path) -> Policy:
-    pol = _load(path, Policy)
+    """A policy from a file, or a bundled one by name (``cheapest-routing``)."""
+    pol = _load(resolve_named("policies", path), Policy)
     check_policy(pol)
     return pol
 
@@ -206,6 +210,45 @@ def check_policy_against(pol: Policy, prices: PriceTable, workload: Workload) ->
                                     f"'{workload.name}' (add it, or a 'default' route)")
 
 
+#: Phase and signal names every workload may use (a policy may name them for a workload that
+#: lacks them: a policy serves several workloads, so those are never reported).
+CANONICAL_PHASES = ("search", "summarize", "plan", "implement", "test_repair", "review", "docs",
+                    "explain")
+CANONICAL_SIGNALS = ("security_sensitive", "cross_file", "ambiguous", "architecture")
+
+
+def policy_warnings(pol: Policy, workload: Workload) -> list[str]:
+    """Names in ``pol`` the workload does not know and costsim does not define: a route, a
+    signal or a signal's phase spelt ``implemnt`` or ``security_sensitve`` would otherwise be
+    ignored without a word. Warnings, not errors: a policy may serve several workloads.
+    Each is ``file:line: field.path: ...`` naming the known names and the closest one."""
+    import difflib
+
+    phases = list(dict.fromkeys(ph.phase for t in workload.task_types for ph in t.phases))
+    signals = list(dict.fromkeys(list(workload.signals) + [
+        s for t in workload.task_types for s in (t.signals or {})]))
+    out: list[str] = []
+
+    def unknown(loc: tuple, what: str, name: str, known: list[str], canonical: tuple) -> None:
+        if name in known or name in canonical:
+            return
+        close = difflib.get_close_matches(name, list(dict.fromkeys(known + list(canonical))),
+                                          n=1, cutoff=0.75)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        listing = f"its {what}s: {', '.join(known)}" if known else f"it has no {what}s"
+        out.append(str(pol.error(loc, f"workload '{workload.name}' has no {what} '{name}' "
+                                      f"({listing}), so this is ignored{hint}")))
+
+    for phase in pol.routes:
+        if phase != "default":
+            unknown(("routes", phase), "phase", phase, phases, CANONICAL_PHASES)
+    for name, sig in pol.signals.items():
+        unknown(("signals", name), "signal", name, signals, CANONICAL_SIGNALS)
+        for i, phase in enumerate(sig.phases or ()):
+            unknown(("signals", name, "phases", i), "phase", phase, phases, CANONICAL_PHASES)
+    return out
+
+
 def check_workload_against(workload: Workload, prices: PriceTable) -> None:
     """Keys of success/defect maps must name a model in the table or a tier class; the
     workload's size must be within costsim.limits (also for a workload built in memory)."""
@@ -239,5 +282,5 @@ def _where(table: PriceTable) -> str:
 
 
 __all__ = ["load_prices", "load_policy", "load_workload", "prices_from_dict", "prices_from_text",
-           "check_policy", "check_policy_against", "check_workload_against",
-           "check_workload_size", "CostsimError", "format_path"]
+           "policy_warnings", "check_policy", "check_policy_against",
+           "check_workload_against", "check_workload_size", "CostsimError", "format_path"]

@@ -94,11 +94,36 @@ HEADER = "\n".join(
 )
 
 
+WHERE = {
+    "--litellm": "LiteLLM's model_prices_and_context_window.json, e.g. saved from "
+    "https://raw.githubusercontent.com/BerriAI/litellm/main/model_prices_and_context_window.json",
+    "--openrouter": "a saved response of https://openrouter.ai/api/v1/models",
+}
+
+
+def _fail(message: str):
+    """One line on stderr and exit status 2, as costsim does for bad input."""
+    print(f"build_default_pricing: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _read_json(path: Path, option: str):
+    """The decoded JSON at ``path``, or exit 2 with one line saying what to pass."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        reason = "no such file"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    except (ValueError, UnicodeDecodeError) as exc:
+        reason = f"not valid JSON ({exc})"
+    _fail(f"{path}: {reason}; pass {option} PATH ({WHERE[option]})")
+
+
 def build(litellm_path: Path, openrouter_path: Path) -> tuple[dict, list[str]]:
-    with open(litellm_path, encoding="utf-8") as f:
-        litellm = parse_litellm(json.load(f))
-    with open(openrouter_path, encoding="utf-8") as f:
-        openrouter = parse_openrouter(json.load(f))
+    litellm = parse_litellm(_read_json(litellm_path, "--litellm"))
+    openrouter = parse_openrouter(_read_json(openrouter_path, "--openrouter"))
 
     problems: list[str] = []
     notes: list[str] = []
@@ -174,9 +199,12 @@ def build(litellm_path: Path, openrouter_path: Path) -> tuple[dict, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--litellm", type=Path, default=DATA / "litellm_model_prices.json")
-    ap.add_argument("--openrouter", type=Path, default=DATA / "openrouter_models_excerpt.json")
-    ap.add_argument("--out", type=Path, default=REPO / "pricing" / "default.yaml")
+    ap.add_argument("--litellm", type=Path, default=DATA / "litellm_model_prices.json",
+                    metavar="PATH", help=WHERE["--litellm"])
+    ap.add_argument("--openrouter", type=Path, default=DATA / "openrouter_models_excerpt.json",
+                    metavar="PATH", help=WHERE["--openrouter"])
+    ap.add_argument("--out", type=Path, default=REPO / "pricing" / "default.yaml",
+                    metavar="PATH", help="the table to write (default: pricing/default.yaml)")
     args = ap.parse_args(argv)
 
     table, notes = build(args.litellm, args.openrouter)
@@ -187,10 +215,15 @@ def main(argv: list[str] | None = None) -> int:
         from costsim.loader import prices_from_text
     except ImportError:  # pragma: no cover
         prices_from_text = None
-    if prices_from_text is not None:
-        prices_from_text(text, str(args.out))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    from costsim.errors import CostsimError
+    from costsim.fsutil import atomic_write
+
+    try:
+        if prices_from_text is not None:
+            prices_from_text(text, str(args.out))
+        atomic_write(args.out, text)
+    except CostsimError as exc:
+        _fail(str(exc))
     providers = sorted({m["provider"] for m in table["models"].values()})
     print(f"wrote {args.out}: {len(table['models'])} models from {len(providers)} providers")
     for mid, m in sorted(table["models"].items()):

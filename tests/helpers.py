@@ -41,3 +41,33 @@ def load_all(tmp: Path, p: dict, w: dict, pols: list[dict] = ()):
     wp = write(tmp, "workload.yaml", w)
     pps = [write(tmp, f"policy{i}.yaml", d) for i, d in enumerate(pols)]
     return load_prices(pp), load_workload(wp), [load_policy(x) for x in pps]
+
+
+def assert_fits(text: str, width: int) -> None:
+    """The 80-column policy: no line wider than ``width``, no ellipsis (a cut cell)."""
+    from costsim.render import fit_problems
+
+    problems = fit_problems(text, width)
+    assert not problems, "\n".join(problems[:5]) + "\n\n" + text
+
+
+def invoke_at_widths(runner, app, args, widths=(80, 120, 200)) -> dict[int, str]:
+    """Run a command at each terminal width (COLUMNS) and return {width: stdout}, asserting
+    each output fits its width. The widths a real user has: 80, 120 and a wide screen."""
+    import os
+
+    out = {}
+    for w in widths:
+        old = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = str(w)
+        try:
+            res = runner.invoke(app, list(args))
+        finally:
+            if old is None:
+                os.environ.pop("COLUMNS", None)
+            else:
+                os.environ["COLUMNS"] = old
+        assert res.exit_code == 0, res.output
+        assert_fits(res.stdout, w)
+        out[w] = res.stdout
+    return out

@@ -93,8 +93,13 @@ def test_missing_score_is_a_clear_error(tmp_path):
                               "--model", "noscore"])
     assert res.exit_code == 2
     err = res.stderr.strip()
-    assert re.match(rf"{re.escape(str(FX / 'workload.yaml'))}:\d+: ", err), err
-    assert "'noscore'" in err and "coding_score" in err
+    # The fix goes in the price table: the error points there, names the phase that needs the
+    # score (with its place in the workload) and the ways out.
+    assert err.startswith(f"{FX / 'prices.yaml'}:29: models.noscore: 'noscore' has no "
+                          "coding_score"), err
+    assert f"bugfix/search ({FX / 'workload.yaml'}:21)" in err
+    assert "costsim price-table scores --table" in err and "success rate" in err
+    assert len(err.splitlines()) == 1
 
 
 def test_two_policies_with_one_name(tmp_path):

@@ -68,15 +68,23 @@ def test_strategies_cover_policy_models_and_extra_models(tmp_path):
     assert names == ["only-mid", "single:mid", "single:top"]
 
 
-def test_savings_against_cheapest_single_completing_as_often():
-    s = {x["name"]: x for x in run_json()["strategies"]}
-    routed = s["three-tier"]
-    # Only single:top completes at least as often as the routed policy in this fixture.
-    assert routed["completion_rate"] > s["single:mid"]["completion_rate"]
-    assert routed["completion_rate"] <= s["single:top"]["completion_rate"]
-    assert routed["savings_vs"] == "single:top"
-    assert routed["savings"] == pytest.approx(
-        1 - routed["cost_per_completed_task"] / s["single:top"]["cost_per_completed_task"])
+def test_savings_against_the_top_tier_single_model_by_default():
+    data = run_json()
+    s = {x["name"]: x for x in data["strategies"]}
+    # The policy's premium tier is `top`: "premium for everything" is the default baseline.
+    assert data["baseline"]["strategy"] == "single:top"
+    top = s["single:top"]
+    assert top["savings"] is None and top["savings_vs"] is None    # not 0.0 against itself
+    assert top["monthly_savings"] is None
+    for name, x in s.items():
+        if name == "single:top":
+            continue
+        assert x["savings_vs"] == "single:top"
+        assert x["savings"] == pytest.approx(
+            1 - x["cost_per_completed_task"] / top["cost_per_completed_task"], rel=1e-12)
+        assert x["monthly_savings"] == pytest.approx(top["monthly_spend"] - x["monthly_spend"],
+                                                     rel=1e-12)
+        assert x["monthly_spend"] == pytest.approx(100 * x["spend_per_task"], rel=1e-12)
 
 
 def test_pareto_marks_non_dominated():
@@ -104,9 +112,9 @@ def test_breakdown_sums_to_total():
 def test_table_markdown_csv():
     res = runner.invoke(app, ["compare", *ARGS])
     assert res.exit_code == 0
-    assert "three-tier" in res.stdout and "cost/completed" in res.stdout
+    assert "three-tier" in res.stdout and "completed" in res.stdout
     md = runner.invoke(app, ["compare", *ARGS, "-f", "markdown"]).stdout
-    assert "| strategy | cost/completed |" in md
+    assert "| strategy | cost per completed | monthly spend |" in md
     out = runner.invoke(app, ["compare", *ARGS, "-f", "csv"]).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["name"] for r in rows][2] == "three-tier"

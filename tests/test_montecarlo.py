@@ -324,7 +324,7 @@ def test_cli_compare_montecarlo_json_and_table(fixtures):
     t = CliRunner().invoke(app, args)
     assert t.exit_code == 0 and "Monte Carlo" in t.stdout and "P99" in t.stdout
     md = CliRunner().invoke(app, args + ["--format", "markdown"])
-    assert md.exit_code == 0 and "| strategy | ± cost/completed |" in md.stdout
+    assert md.exit_code == 0 and "| strategy | ± cost per completed |" in md.stdout
 
 
 def test_negative_seed_is_a_user_error(fixtures):

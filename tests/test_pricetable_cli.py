@@ -76,7 +76,7 @@ def test_show_filters_and_formats(tmp_path):
     assert csv[0].startswith("id,provider,tier,input,output,cache_read")
     assert csv[2].startswith("cheap,acme,budget,0.3,1.2,0.006,")
     md = pt("show", "--table", p, "--format", "markdown").stdout
-    assert "| cheap | acme | budget | $0.30 | $1.20 | $0.006 |" in md
+    assert "| cheap | budget | $0.30 | $1.20 | $0.006 | - | acme |" in md
     table = pt("show", "--table", p).stdout
     assert ">200k: $10.00/$37.50" in table and "given table" in table
 
@@ -101,7 +101,7 @@ def test_stale_warning_function():
     assert stale_warning(t, today=dt.date(2026, 3, 2)) is None  # 60 days: not yet stale
     w = stale_warning(t, today=dt.date(2026, 3, 3))
     assert w == (
-        "warning: prices are 61 days old (as_of 2026-01-01); refresh with "
+        "prices are 61 days old (as_of 2026-01-01); refresh with "
         "`costsim price-table update --source litellm --from URL`"
     )
     table = load_prices(bundled_prices_path())

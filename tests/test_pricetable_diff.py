@@ -101,8 +101,9 @@ def test_cli_diff_between_two_dates(tmp_path):
     src.write_text(json.dumps(later))
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
     update_table("litellm", str(FIX / "litellm_excerpt.json"), table=a, import_all=True,
-                 today=dt.date(2026, 10, 1))
-    update_table("litellm", str(src), table=b, import_all=True, today=dt.date(2026, 11, 25))
+                 today=dt.date(2026, 10, 1), empty=True, providers=["all"])
+    update_table("litellm", str(src), table=b, import_all=True, today=dt.date(2026, 11, 25),
+                 empty=True, providers=["all"])
 
     r = runner.invoke(app, ["price-table", "diff", str(a), str(b)])
     assert r.exit_code == 0, r.stderr

@@ -140,7 +140,7 @@ def test_cli_update_shows_infracost_diff_and_keeps_backup(table):
     assert "~ grok-4.6  long_context.above (none) → 200,000" in out
     assert "2 models changed" in out and "0 added, 0 removed" in out
     assert "not in the source, kept (--prune removes them): gone-model" in out
-    assert "13 entries, 10 imported, 3 skipped" in out  # the import report
+    assert "13 entries, 10 chat models priced per token" in out  # the import report
     assert f"wrote {table}" in out
     assert table.with_name("prices.yaml.bak").read_bytes() == before
 
@@ -210,7 +210,8 @@ def test_prune_losing_more_than_half_needs_force(table):
 
 def test_all_into_a_new_table_is_exact_and_valid(tmp_path):
     new = tmp_path / "sub" / "litellm.yaml"
-    r = cli("update", "--source", "litellm", "--from", LITELLM, "--table", new, "--all")
+    r = cli("update", "--source", "litellm", "--from", LITELLM, "--table", new, "--all",
+            "--empty", "--provider", "all")
     assert r.exit_code == 0, r.stderr
     assert "10 added" in r.stdout
     t = load_prices(new)
@@ -226,7 +227,8 @@ def test_all_into_a_new_table_is_exact_and_valid(tmp_path):
 
 def test_openrouter_all_into_a_new_table(tmp_path):
     new = tmp_path / "or.yaml"
-    r = cli("update", "--source", "openrouter", "--from", OPENROUTER, "--table", new, "--all")
+    r = cli("update", "--source", "openrouter", "--from", OPENROUTER, "--table", new, "--all",
+            "--empty", "--verbose")
     assert r.exit_code == 0, r.stderr
     assert "skipped 1: router entry (priced -1)" in r.stdout
     assert "skipped 1: free variant (:free)" in r.stdout
@@ -253,7 +255,8 @@ def test_add_glob_matching_nothing_is_an_error(table):
     before = table.read_bytes()
     r = cli("update", "--source", "litellm", "--from", LITELLM, "--table", table,
             "--add", "no-such-*")
-    assert_user_error(r, "--add 'no-such-*' matched no new model")
+    assert_user_error(r, "--add 'no-such-*' matched no model of the litellm source",
+                      "PROVIDER/MODEL such as 'anthropic/*'")
     assert table.read_bytes() == before
 
 
@@ -263,11 +266,21 @@ def test_all_and_add_exclude_each_other(table):
     assert_user_error(r, "--all and --add")
 
 
-def test_new_table_without_all_or_add_is_refused(tmp_path):
+def test_new_empty_table_without_all_or_add_is_refused(tmp_path):
     new = tmp_path / "new.yaml"
-    r = cli("update", "--source", "litellm", "--from", LITELLM, "--table", new)
+    r = cli("update", "--source", "litellm", "--from", LITELLM, "--table", new, "--empty")
     assert_user_error(r, "nothing to write", "--all")
     assert not new.exists()
+
+
+def test_a_new_table_starts_from_the_bundled_one(tmp_path):
+    new = tmp_path / "new.yaml"
+    r = cli("update", "--source", "litellm", "--from", LITELLM, "--table", new)
+    assert r.exit_code == 0, r.stderr
+    assert "seeded from the bundled table" in r.stdout
+    t = load_prices(new)
+    assert set(t.models) == set(load_prices(bundled_prices_path()).models)
+    assert t.models["claude-opus-5"].coding_score == 78.0       # kept: LiteLLM has no scores
 
 
 def test_default_target_is_the_user_table_seeded_from_bundled():
@@ -415,7 +428,7 @@ def test_openrouter_over_http(server, tmp_path):
     routes["/api/v1/models"] = (OPENROUTER.read_bytes(), "ok")
     new = tmp_path / "or.yaml"
     r = cli("update", "--source", "openrouter", "--from", f"{base}/api/v1/models", "--table",
-            new, "--all")
+            new, "--all", "--empty")
     assert r.exit_code == 0, r.stderr
     assert load_prices(new).models["x-ai/grok-4.6"].long_context.input == 4.0
 

@@ -56,8 +56,9 @@ HOSTILE = [
     "0.000003", "-1", "summary", "full_history", "cheap", "top", "\u2028", "*", "&a", "[",
     [], {}, [1, 2, 3], [0.5, 0.5], {"a": 1}, {"budget": 0.5}, _deep(70),
 ]
-hostile = st.sampled_from(HOSTILE) | st.integers(-10**40, 10**40) | st.floats() \
-    | st.text(max_size=30)
+# (copied: a mutation must never change the list itself, or examples stop being reproducible)
+hostile = st.sampled_from(HOSTILE).map(copy.deepcopy) | st.integers(-10**40, 10**40) \
+    | st.floats() | st.text(max_size=30)
 
 
 def _paths(data, prefix=()):
@@ -271,6 +272,30 @@ def test_fuzz_price_sources(tmp_path_factory, seed, data):
         update_table(kind, str(src), table=tmp / "api.yaml", import_all=True, dry_run=True)
     except CostsimError as exc:
         assert "\n" not in str(exc)
+
+
+SCORE_SEEDS = {
+    "scores.csv": b"model,coding_score\ncheap,55\nmid,71.5\ntop,80\n",
+    "scores.yaml": b"cheap: 55\nmid: 71.5\ntop: 80\n",
+    "table.yaml": PRICES.read_bytes(),
+    "openrouter.json": OPENROUTER.read_bytes(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCORE_SEEDS))
+@FUZZ
+@given(data=st.data())
+def test_fuzz_score_sources(tmp_path_factory, name, data):
+    tmp = tmp_path_factory.mktemp("fz")
+    src = tmp / name
+    src.write_bytes(data.draw(mutated_bytes(SCORE_SEEDS[name])))
+    table = tmp / "prices.yaml"
+    table.write_bytes(PRICES.read_bytes())
+    args = ["price-table", "scores", "--table", table, "--from", src]
+    args += data.draw(st.sampled_from([[], ["--missing-only"], ["--dry-run"],
+                                       ["--format", "json"]]))
+    _checked(run_main(*args))
+    load_prices(table)
 
 
 # --- runs logs (the reader is being rewritten on DuckDB by the calibrate engineer) -------------

@@ -140,7 +140,7 @@ def test_pareto_ignores_only_the_strategies_that_never_complete():
                               summary_calls=0, models=[])
 
     rs = [sr("a", 2.0, 0.5), sr("b", 1.0, 0.4), sr("never", float("inf"), 0.0)]
-    mark_savings_and_pareto(rs)
+    mark_savings_and_pareto(rs, "a")
     assert [r.pareto for r in rs] == [True, True, False]
 
 

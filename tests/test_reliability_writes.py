@@ -105,6 +105,35 @@ def test_concurrent_api_updates_from_threads_all_land(table, tmp_path):
     assert leftovers(table.parent, table.name) == []
 
 
+def test_concurrent_update_and_scores_both_land(table, tmp_path):
+    """`price-table scores` is a read-modify-write of the table too: racing an update, both
+    changes are in the result."""
+    from costsim.pricetable.scores import merge_scores
+
+    scores = tmp_path / "scores.csv"
+    scores.write_text("model,coding_score\nbase-model,61\n")
+    src = source(tmp_path)
+    errors = []
+
+    def run(fn):
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    jobs = [lambda i=i: update_table("litellm", str(src), table=table, patterns=[f"race-{i}"])
+            for i in range(4)] + [lambda: merge_scores(table, str(scores))] * 2
+    threads = [threading.Thread(target=run, args=(j,)) for j in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    models = load_prices(table).models
+    assert sorted(models) == ["base-model", "race-0", "race-1", "race-2", "race-3"]
+    assert models["base-model"].coding_score == 61.0
+
+
 def test_lock_is_reentrant_and_exclusive(tmp_path):
     target = tmp_path / "t.yaml"
     order = []
@@ -151,12 +180,12 @@ def test_lone_surrogate_in_a_source_id_is_skipped_and_reported(table, tmp_path):
                    '"race-ok": {"mode": "chat", "litellm_provider": "acme", '
                    '"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}}')
     r = run_child("price-table", "update", "--source", "litellm", "--from", src, "--table",
-                  table, "--add", "race-*").check(codes=(0,))    # a real, encoding stdout
+                  table, "--add", "race-*", "--verbose").check(codes=(0,))  # a real stdout
     assert "skipped 1: id is not valid Unicode text (e.g. race-\\ud800)" in r.out
     assert sorted(load_prices(table).models) == ["base-model", "race-ok"]
     run_main("price-table", "diff", str(table) + ".bak", table).check(codes=(0,))
     r = run_main("price-table", "update", "--source", "litellm", "--from", src, "--table", table,
-                 "--format", "json").check(codes=(0,))
+                 "--format", "json", "--dry-run").check(codes=(0,))
     assert json.loads(r.out)["report"]["skipped"][0]["keys"] == ["race-\ud800"]
 
 

@@ -10,15 +10,13 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
+from .common import TYPER_SETTINGS
 
 app = typer.Typer(
     name="costsim",
     help="Cost estimator and routing-policy simulator for AI coding agents: what one completed "
          "task costs with each single model and with each routing policy.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **TYPER_SETTINGS,
 )
 
 
@@ -36,12 +34,12 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 def _register_subcommands() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
-    from . import budget, calibrate, compare, optimize
+    from . import budget, calibrate, compare, init, optimize
     from .pricetable import app as price_table_app
 
     compare.register(app)
     app.add_typer(price_table_app, name="price-table")
-    for mod in (budget, calibrate, optimize):
+    for mod in (budget, calibrate, optimize, init):
         mod.register(app)
 
 

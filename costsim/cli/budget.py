@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
-                         handle_errors, warn)
+                     guard_files, handle_errors, warn)
 
 
 class _LazyProgress:
@@ -138,18 +138,18 @@ def register(app: typer.Typer) -> None:
             help="Confidence for credits to buy, the low completed-task percentile, --budget "
                  "and --fail-above (0-1).")] = 0.9,
         budget_usd: Annotated[Optional[float], typer.Option(
-            "--budget", help="USD: report how many tasks this covers at the confidence.",
+            "--budget", metavar="USD", help="USD: report how many tasks this covers at the confidence.",
             min=0)] = None,
         fail_above: Annotated[Optional[float], typer.Option(
-            "--fail-above", help="USD: exit 1 when the monthly spend at the confidence exceeds "
+            "--fail-above", metavar="USD", help="USD: exit 1 when the monthly spend at the confidence exceeds "
             "it (a CI gate).")] = None,
         seed: Annotated[int, typer.Option(help="Monte Carlo seed.")] = 0,
         months: Annotated[Optional[int], typer.Option(
             help="Simulated months (more: steadier percentiles, slower). Default: 10,000, fewer "
                  "for very large --tasks.", min=1)] = None,
         plot: Annotated[Optional[Path], typer.Option(
-            "--plot", help="Also save a histogram chart to FILE.png (needs matplotlib).",
-            dir_okay=False)] = None,
+            "--plot", metavar="FILE", help="Also save a histogram chart to FILE (.png, .svg "
+            "or .pdf; needs matplotlib: pip install 'costsim[plot]').", dir_okay=False)] = None,
         format: ReportFormatOpt = "table",
         out: OutOpt = None,
     ):
@@ -157,8 +157,14 @@ def register(app: typer.Typer) -> None:
 
         Percentiles: Monte Carlo over --months months on the ladders `compare` uses. Expected: exact.
         """
+        from .. import paths
         from ..budget import budget as run
 
+        prices = paths.resolve_prices_path(prices)
+        workload = paths.resolve_workload_path(workload)
+        policy = paths.resolve_policy_paths(policy or ())
+        guard_files(reads={"--prices": prices, "--workload": workload, "--policy": policy},
+                    writes={"--out": out, "--plot": plot}, images=["--plot"])
         n_tasks = tasks
         prog = _LazyProgress(total=1, label="simulating")
         try:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
-                         handle_errors, warn)
+                     guard_files, handle_errors, warn)
 
 # Keep in step with costsim.calibrate's DEFAULT_* (not imported: pandas stays out of start-up).
 _MIN_SAMPLES, _RAISE_BELOW, _LOWER_MAX_GAP, _REVIEW_BELOW = 30, 0.6, 0.05, 0.1
@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
     def calibrate(
         log: Annotated[Path, typer.Argument(
             help="Runs log: .csv, .jsonl/.ndjson or .parquet (optionally .gz), one row per "
-                 "attempt (SPEC §2.4).")],
+                 "attempt (columns: see the README).")],
         prices: PricesOpt = None,
         policy: PolicyOpt = None,
         workload: WorkloadOpt = None,
@@ -50,8 +50,13 @@ def register(app: typer.Typer) -> None:
         routes seen in the log). Projections come from the analytic engine on the workload
         fitted from the log.
         """
+        from .. import paths
         from ..calibrate import calibrate as run
 
+        guard_files(reads={"LOG": log, "--prices": paths.resolve_prices_path(prices),
+                           "--policy": [paths.resolve_policy_path(p) for p in policy or ()],
+                           "--workload": workload and paths.resolve_workload_path(workload)},
+                    writes={"--out": out, "--write-workload": write_workload})
         result = run(log, prices=prices, policies=policy or None, workload=workload,
                      min_samples=min_samples, raise_below=raise_below,
                      lower_max_gap=lower_max_gap, review_changes_below=review_changes_below)
@@ -164,7 +169,7 @@ def render_calibration(result, fmt: str) -> str:
         items.append("No recommendations: no route crosses a threshold with enough samples.")
     if fit:
         items.append(rich_table("fitted workload vs the log, current routes (the engine resends "
-                                "context on retries, SPEC §3.2)", FIT_COLUMNS, fit,
+                                "context on retries)", FIT_COLUMNS, fit,
                                 right=range(1, 5)))
     items += [f"note: {n}" for n in notes]
     return render_rich(items)

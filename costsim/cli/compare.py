@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
-from .common import (FormatOpt, OutOpt, PolicyOpt, PricesOpt, WorkloadOpt, emit, handle_errors,
-                     warn)
+from .common import (FormatOpt, OutOpt, PolicyOpt, PricesOpt, WideOpt, WorkloadOpt, emit,
+                     guard_files, handle_errors, warn)
+
+
+class Engine(str, Enum):
+    analytic = "analytic"
+    montecarlo = "montecarlo"
 
 
 def register(app: typer.Typer) -> None:
@@ -18,33 +24,49 @@ def register(app: typer.Typer) -> None:
         workload: WorkloadOpt = None,
         policy: PolicyOpt = None,
         model: Annotated[Optional[list[str]], typer.Option(
-            "--model", "-m", help="Also compare single:MODEL (repeatable).")] = None,
+            "--model", "-m", metavar="MODEL",
+            help="Also compare single:MODEL, one model for every attempt (repeatable).")] = None,
         pareto: Annotated[Optional[list[float]], typer.Option(
             "--pareto", metavar="SCORE",
             help="Also compare pareto:SCORE, a per-request router that sends every attempt to the "
                  "cheapest model with coding_score >= SCORE (repeatable).")] = None,
-        engine: Annotated[str, typer.Option(
-            help="analytic (exact expectations) or montecarlo (adds percentiles and standard "
-                 "errors).")] = "analytic",
-        samples: Annotated[int, typer.Option(help="Monte Carlo samples (tasks) per strategy.",
-                                             min=1)] = 400_000,
-        seed: Annotated[int, typer.Option(help="Monte Carlo seed.")] = 0,
+        baseline: Annotated[Optional[str], typer.Option(
+            "--baseline", metavar="STRATEGY",
+            help="What savings are measured against: a policy name, single:MODEL or "
+                 "pareto:SCORE (added if not compared already). Default: the single model of "
+                 "the highest tier the policies name, e.g. single:claude-opus-5.")] = None,
+        engine: Annotated[Engine, typer.Option(
+            help="analytic: exact expectations; montecarlo: sampled, adds standard errors and "
+                 "percentiles.")] = Engine.analytic,
+        samples: Annotated[int, typer.Option(
+            metavar="N", help="Monte Carlo samples (tasks) per strategy, at least 1.")] = 400_000,
+        seed: Annotated[int, typer.Option(metavar="N", help="Monte Carlo seed.")] = 0,
         breakdown: Annotated[bool, typer.Option(
             "--breakdown", help="Add spend per phase and per model for every strategy.")] = False,
+        wide: WideOpt = False,
         format: FormatOpt = "table",
         out: OutOpt = None,
     ):
         """Compare single-model and routed strategies by cost per completed task.
 
-        Strategies: every routed --policy, plus single:M for every model those policies name and
-        every --model, plus pareto:SCORE for every --pareto. Sorted by cost per completed task; savings are against the cheapest single
-        model that completes at least as often; * marks Pareto-efficient strategies.
+        Strategies: every --policy, plus single:MODEL for every model those policies name and
+        every --model, plus pareto:SCORE for every --pareto, sorted by cost per completed task.
+        Beside it: spend per month at the workload's tasks_per_month, completion and defect
+        rates, and savings per completed task and per month against the baseline (--baseline).
+        The table keeps to the terminal width; --wide shows every column.
         """
+        from .. import paths
         from ..api import compare as run
         from ..render import render_compare
 
-        result = run(prices, policy or None, workload, model or (), engine=engine, samples=samples,
-                     seed=seed, pareto=pareto or ())
+        prices_path = paths.resolve_prices_path(prices)
+        workload_path = paths.resolve_workload_path(workload)
+        policy_paths = paths.resolve_policy_paths(policy or ())
+        guard_files(reads={"--prices": prices_path, "--workload": workload_path,
+                           "--policy": policy_paths}, writes={"--out": out})
+        result = run(prices_path, policy_paths, workload_path, model or (),
+                     engine=getattr(engine, "value", engine), samples=samples, seed=seed,
+                     pareto=pareto or (), baseline=baseline)
         for w in result.warnings:
             warn(w)
-        emit(render_compare(result, getattr(format, "value", format), breakdown), out)
+        emit(render_compare(result, getattr(format, "value", format), breakdown, wide), out)

@@ -12,16 +12,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import Format, emit, handle_errors, warn
+from .common import (TYPER_SETTINGS, OutOpt, WideOpt, emit, guard_files, handle_errors,
+                     warn)
 from ..errors import CostsimError
 
 app = typer.Typer(
     help="Show, refresh (from LiteLLM's price map or OpenRouter's models API), compare and "
     "check price tables. Prices are USD per 1M tokens.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    **TYPER_SETTINGS,
 )
 
 
@@ -39,8 +37,9 @@ TableOpt = Annotated[
     Optional[Path],
     typer.Option(
         "--table",
-        help="Work on this price table instead of the one in use (your user table if "
-        "`update` made one, else the bundled table).",
+        metavar="FILE",
+        help="Work on this price table (a file, or 'bundled' or 'user') instead of the one in "
+        "use (your user table if `update` made one, else the bundled table).",
         dir_okay=False,
     ),
 ]
@@ -126,34 +125,47 @@ def _rows(prices, providers: list[str], tiers: list[str]) -> list[dict[str, Any]
     return rows
 
 
-def _human(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def _human(rows: list[dict[str, Any]]):
+    """(columns, cells) of the terminal table: what a reader compares first (model, tier,
+    input, output, coding score), then the rest while the width allows (--wide: all)."""
     from ..pricetable.diff import format_price
+    from ..render import Column
 
     def lc(r):
         if r["long_context_above"] is None:
-            return ""
+            return "-"
         parts = [format_price(r[f"long_context_{k}"]) if r[f"long_context_{k}"] is not None
                  else "=" for k in ("input", "output")]
         return f">{r['long_context_above'] // 1000:,}k: {parts[0]}/{parts[1]}"
 
-    headers = ["model", "provider", "tier", "input", "output", "cache read", "cache write",
-               "long context (in/out)", "context", "coding"]
+    cols = [Column("model", numeric=False), Column("tier", numeric=False), Column("input"),
+            Column("output"), Column("cache\nread", level=1), Column("coding\nscore"),
+            Column("provider", numeric=False, level=2), Column("long context\n(in/out)", level=3),
+            Column("cache\nwrite", level=4), Column("context\nwindow", level=4)]
     body = [
         [
             r["id"],
-            r["provider"],
             r["tier"],
             format_price(r["input"]),
             format_price(r["output"]),
             format_price(r["cache_read"]) if r["cache_read"] is not None else "-",
-            format_price(r["cache_write"]) if r["cache_write"] is not None else "-",
-            lc(r),
-            f"{r['context_window']:,}" if r["context_window"] else "-",
             f"{r['coding_score']:g}" if r["coding_score"] is not None else "-",
+            r["provider"],
+            lc(r),
+            format_price(r["cache_write"]) if r["cache_write"] is not None else "-",
+            f"{r['context_window']:,}" if r["context_window"] else "-",
         ]
         for r in rows
     ]
-    return headers, body
+    return cols, body
+
+
+class ShowFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    yaml = "yaml"
 
 
 @app.command()
@@ -161,31 +173,35 @@ def _human(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
 def show(
     table: TableOpt = None,
     provider: Annotated[
-        Optional[list[str]], typer.Option("--provider", help="Only this provider (repeatable).")
+        Optional[list[str]], typer.Option("--provider", metavar="NAME",
+                                          help="Only this provider (repeatable).")
     ] = None,
     tier: Annotated[
         Optional[list[str]],
-        typer.Option("--tier", help="Only this tier: budget, midrange or premium (repeatable)."),
+        typer.Option("--tier", metavar="TIER",
+                     help="Only this tier: budget, midrange or premium (repeatable)."),
     ] = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-    out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Write the output to FILE.", dir_okay=False)
-    ] = None,
+    wide: WideOpt = False,
+    format: Annotated[ShowFormat, typer.Option(
+        "--format", "-f", help="Output format; yaml writes a price table (the models shown) "
+        "that every command can load.")] = ShowFormat.table,
+    out: OutOpt = None,
 ):
     """Show the price table in use (or --table FILE): where it is, how old, every model."""
     from ..pricetable import stale_warning, table_age_days
-    from ..render import render_rich, rich_table, to_csv, to_json, to_markdown
+    from ..render import fit_table, render_rich, to_csv, to_json, to_markdown
 
     for t in tier or []:
         if t not in ("budget", "midrange", "premium"):
             raise CostsimError(f"--tier: unknown tier '{t}' (tiers: budget, midrange, premium)")
     path, prices = _load_in_use(table)
+    guard_files(reads={"--table": path}, writes={"--out": out})
     kind = _which(path)
     age = table_age_days(prices)
     rows = _rows(prices, provider or [], tier or [])
     stale = stale_warning(prices)
     if stale:
-        warn(stale.removeprefix("warning: "))
+        warn(stale)
     fmt = _fmt(format)
     if fmt == "json":
         text = to_json(
@@ -203,42 +219,53 @@ def show(
         )
     elif fmt == "csv":
         text = to_csv(SHOW_COLUMNS, [[r[c] for c in SHOW_COLUMNS] for r in rows])
+    elif fmt == "yaml":
+        from ..pricetable.writer import dump_price_table
+
+        data = prices.model_dump(exclude_none=True)
+        shown = {r["id"] for r in rows}
+        data["models"] = {m: v for m, v in data["models"].items() if m in shown}
+        text = dump_price_table(data, header=f"Exported by costsim price-table show from {path}")
     else:
         title = (
             f"{kind} {path}, as of {prices.as_of.isoformat()} ({age} day{'s' if age != 1 else ''} old); "
             f"{prices.currency} per 1M tokens; {len(rows)} of {len(prices.models)} models"
         )
-        headers, body = _human(rows)
+        cols, body = _human(rows)
         if fmt == "markdown":
-            text = f"**Price table**: {title}\n\n" + to_markdown(headers, body)
+            text = f"**Price table**: {title}\n\n" + to_markdown([c.flat for c in cols], body)
         else:
             srcs = "; ".join(
                 s.name + (f" ({s.fetched.isoformat()})" if s.fetched else "")
                 for s in prices.sources
             )
             caption = f"sources: {srcs}" if srcs else None
-            text = render_rich(
-                [rich_table(title, headers, body, right=range(3, 10), caption=caption)]
-            )
+            text = render_rich([fit_table(title, cols, body, caption=caption, wide=wide)])
     emit(text, out)
 
 
 # --- update --------------------------------------------------------------------------------
 
 
-def _render_update(result) -> str:
+def _render_update(result, detail: str = "normal") -> str:
+    """``detail``: quiet (the counts and what was written), normal (plus the changes and what
+    concerns this table's models) or verbose (plus the whole source report)."""
     from ..pricetable.diff import render_diff_text
 
-    lines = [
-        f"Table: {result.path} ({result.origin})",
-        f"Source: {result.source_name} from {result.source_spec}",
-        "",
-        *result.report.lines(),
-        "",
-    ]
-    text = "\n".join(lines) + render_diff_text(result.merge.diff)
-    tail = []
     m = result.merge
+    d = m.diff
+    n_changed = len(d.changed_models)
+    counts = (f"{n_changed} model{'s' if n_changed != 1 else ''} changed, "
+              f"{len(d.added_models)} added, {len(d.removed_models)} removed, "
+              f"{d.unchanged} unchanged")
+    tail = []
+    if result.unscored:
+        shown = ", ".join(result.unscored[:5]) + (", ..." if len(result.unscored) > 5 else "")
+        tail.append(
+            f"{len(result.unscored)} model{'s have' if len(result.unscored) != 1 else ' has'} "
+            f"no coding_score ({shown}): compare needs one unless a workload gives success "
+            f"rates; add scores with `costsim price-table scores --table {result.path}`"
+        )
     if m.missing and not m.pruned:
         tail.append(
             f"{len(m.missing)} model{'s' if len(m.missing) != 1 else ''} not in the source, "
@@ -253,6 +280,31 @@ def _render_update(result) -> str:
             f"wrote {result.path}"
             + (f" (previous table kept as {result.backup})" if result.backup else "")
         )
+    if detail == "quiet":
+        return "\n".join([counts] + tail[-1:]) + "\n"
+    r = result.report
+    lines = [
+        f"Table: {result.path} ({result.origin})",
+        f"Source: {result.source_name} from {result.source_spec}: {r.total:,} entries, "
+        f"{r.imported:,} chat models priced per token",
+    ]
+    if detail == "verbose":
+        lines += ["", *r.lines()]
+        for reason, ids in sorted(result.table_unrepresented.items(),
+                                  key=lambda kv: (-len(kv[1]), kv[0])):
+            lines.append(f"  this table: {reason}: {', '.join(ids)}")
+    else:
+        kinds = result.table_unrepresented
+        models = {m for ids in kinds.values() for m in ids}
+        if kinds:
+            lines.append(f"  not kept: {len(kinds)} kind{'s' if len(kinds) != 1 else ''} of "
+                         f"price the table has no field for (batch, priority, ...), for "
+                         f"{len(models)} of its models; --verbose lists them")
+    lines += [f"  {n}" for n in m.notes[:5]]
+    if len(m.notes) > 5:
+        lines.append(f"  ... and {len(m.notes) - 5} more models with several providers")
+    lines.append("")
+    text = "\n".join(lines) + render_diff_text(d, limit=None if detail == "verbose" else 20)
     return text + ("\n" + "\n".join(tail) + "\n" if tail else "")
 
 
@@ -275,8 +327,9 @@ def update(
         Optional[Path],
         typer.Option(
             "--table",
-            help="Update this table (created if missing). Default: your user table, seeded "
-            "from the bundled one the first time.",
+            metavar="FILE",
+            help="Update this table. A new one starts as a copy of the bundled table (or "
+            "empty with --empty). Default: your user table, made the same way the first time.",
             dir_okay=False,
         ),
     ] = None,
@@ -288,10 +341,24 @@ def update(
         typer.Option(
             "--add",
             metavar="GLOB",
-            help="Also import source models whose id matches GLOB, e.g. 'anthropic/*' "
-            "(repeatable).",
+            help="Also import the models matching GLOB: a model id ('claude-haiku-*'), a "
+            "source key or PROVIDER/MODEL ('anthropic/*') (repeatable).",
         ),
     ] = None,
+    provider: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--provider",
+            metavar="NAME",
+            help="With --add/--all: import the entries of this provider (e.g. azure, bedrock), "
+            "or 'all' for every provider's (repeatable). Default: one entry per model, from "
+            "the company that makes it.",
+        ),
+    ] = None,
+    empty: Annotated[
+        bool, typer.Option("--empty", help="Start a new --table empty instead of from the "
+                           "bundled table.")
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
     ] = False,
@@ -302,6 +369,13 @@ def update(
         bool,
         typer.Option("--force", help="Allow an update that removes more than half the models."),
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the counts and what was written.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also list everything the source had that "
+                           "was skipped or that the table cannot hold.")
+    ] = False,
     format: Annotated[
         DiffFormat, typer.Option("--format", "-f", help="Output format.")
     ] = DiffFormat.table,
@@ -309,15 +383,23 @@ def update(
     """Refresh prices from a source and show what changed (infracost-style diff).
 
     By default only the models the table already has are refreshed; their previous prices go
-    to each model's history. The source is parsed and the new table validated before anything
-    is written; the write is atomic and the previous file is kept as FILE.bak.
+    to each model's history, and comments in the table are kept. The source is parsed and the
+    new table validated before anything is written; the write is atomic and the previous file
+    is kept as FILE.bak.
     """
     from ..pricetable.merge import update_table
     from ..render import to_json
 
     if all_ and add:
         raise CostsimError("--all and --add exclude each other (--all already imports every model)")
+    if quiet and verbose:
+        raise CostsimError("--quiet and --verbose exclude each other")
+    if provider and not (all_ or add):
+        raise CostsimError("--provider chooses among the entries --add or --all import; give "
+                           "one of them too")
+    guard_files(reads={"--from": from_}, writes={"--table": table})
     as_json = _fmt(format) == "json"
+    level = "quiet" if quiet else "verbose" if verbose else "normal"
     # The report is rendered before the table is written: if it cannot be, nothing is.
     result = update_table(
         _fmt(source),
@@ -328,9 +410,80 @@ def update(
         dry_run=dry_run,
         prune=prune,
         force=force,
-        render=lambda r: to_json(r.to_dict()) if as_json else _render_update(r),
+        providers=provider or None,
+        empty=empty,
+        render=lambda r: to_json(r.to_dict()) if as_json else _render_update(r, level),
     )
     emit(result.output, None)
+
+
+# --- scores --------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def scores(
+    table: Annotated[
+        Optional[Path],
+        typer.Option("--table", metavar="FILE", dir_okay=False,
+                     help="The table to give scores to. Default: your user table."),
+    ] = None,
+    from_: Annotated[
+        str,
+        typer.Option(
+            "--from", metavar="PATH_OR_URL",
+            help="An OpenRouter /api/v1/models response (file or URL), another price table, "
+            "or your own .yaml (model: score) or .csv (model,coding_score).",
+        ),
+    ] = "https://openrouter.ai/api/v1/models",
+    missing_only: Annotated[
+        bool, typer.Option("--missing-only", help="Keep the scores the table already has.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+    ] = False,
+    format: Annotated[
+        DiffFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = DiffFormat.table,
+):
+    """Set coding_score (the Artificial Analysis coding index) on a table's models.
+
+    A model needs a coding_score for costsim to tell how often it succeeds, unless the
+    workload gives success rates for it. LiteLLM has no scores; OpenRouter's models API
+    does. Each table model takes the score of the same model in the source; the write is
+    atomic, keeps comments and keeps the previous file as FILE.bak.
+    """
+    from ..pricetable.scores import merge_scores
+    from ..render import to_json
+
+    guard_files(reads={"--from": from_}, writes={"--table": table})
+    as_json = _fmt(format) == "json"
+    # The report is rendered before the table is written: if it cannot be, nothing is.
+    res = merge_scores(table, from_, missing_only=missing_only, dry_run=dry_run,
+                       render=lambda r: to_json(r.to_dict()) if as_json else _render_scores(r))
+    emit(res.output, None)
+
+
+def _render_scores(res) -> str:
+    from ..pricetable.diff import render_diff_text
+
+    lines = [f"Table: {res.path}", f"Scores: {res.source_kind} from {res.source_spec}", ""]
+    text = "\n".join(lines) + render_diff_text(res.diff)
+    tail = []
+    left = res.unscored
+    if left:
+        few = ", ".join(left[:8]) + (", ..." if len(left) > 8 else "")
+        tail.append(f"{len(left)} model{'s' if len(left) != 1 else ''} still without a "
+                    f"coding_score, not in the source: {few} (write coding_score: N under the "
+                    f"model in {res.path}, or give the workload's phases success rates for it)")
+    if res.dry_run:
+        tail.append("dry run: nothing written")
+    elif res.written:
+        tail.append(f"wrote {res.path}" + (f" (previous table kept as {res.backup})"
+                                           if res.backup else ""))
+    else:
+        tail.append("nothing to change")
+    return text + "\n" + "\n".join(tail) + "\n"
 
 
 # --- diff ----------------------------------------------------------------------------------
@@ -422,7 +575,7 @@ def validate(
     if len(shown) < len(warnings):
         warn(f"... and {len(warnings) - len(shown)} more (--format json lists them all)")
     if stale:
-        warn(stale.removeprefix("warning: "))
+        warn(stale)
     emit(
         f"ok: {path}: {len(prices.models)} models, as of {prices.as_of.isoformat()} "
         f"({_which(path)})\n",

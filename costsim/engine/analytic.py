@@ -118,7 +118,9 @@ def evaluate(L: Ladders) -> Metrics:
     for mid, v, prov in zip(L.rates.ids, spend_m, L.rates.providers):
         if mid in by_model:
             by_provider[prov] = by_provider.get(prov, 0.0) + float(v)
+    # premium share: a ratio of two sums in one order, so an all-premium strategy is exactly 1
     premium = sum(float(v) for v, t in zip(spend_m, L.rates.tiers) if t == "premium")
+    spent = sum(float(v) for v in spend_m)
     tok = tok_m.sum(0)
 
     models = []
@@ -160,7 +162,8 @@ def evaluate(L: Ladders) -> Metrics:
         expected_retries=retries, spend_by_model=by_model, spend_by_provider=by_provider,
         tokens={"input": float(tok[0]), "cached_input": float(tok[1]), "output": float(tok[2]),
                 "summary_calls": summ_calls},
-        premium_share=_unit(premium / E) if E > 0 else 0.0, phases=phase_rows, models=models)
+        premium_share=_unit(premium / spent) if spent > 0 else 0.0,
+        phases=phase_rows, models=models)
 
 
 def _unit(x: float) -> float:

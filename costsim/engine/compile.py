@@ -300,6 +300,21 @@ def _unsupported(strategy: Strategy, workload: Workload) -> None:
                         "supported by this version of the engine yet")
 
 
+def _no_score(prices: PriceTable, workload: Workload, model: str, task: int, phase: int,
+              label: str) -> None:
+    """A model without coding_score where a phase needs one: the error points at the model in
+    the price table (that is where the fix goes) and names the phase that needs it."""
+    table = prices.doc.file if prices.doc is not None else "the price table"
+    where = ""
+    if workload.doc is not None:
+        where = f" ({workload.doc.file}:{workload.doc.line_of(('task_types', task, 'phases', phase))})"
+    raise prices.error(("models", model), (
+        f"'{model}' has no coding_score, so costsim cannot tell how often it succeeds in "
+        f"{label}{where}; add coding_score: N (0-100) to it, run `costsim price-table scores "
+        f"--table {table}` to take scores from OpenRouter, or give that phase a success rate "
+        f"for '{model}'"))
+
+
 def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) -> Ladders:
     _unsupported(strategy, workload)
     ids = strategy.models()
@@ -398,6 +413,8 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) 
             pk = ptab[ks, chosen]
             if np.isnan(pk).any():
                 bad = ids[chosen[int(np.flatnonzero(np.isnan(pk))[0])]]
+                if ph.difficulty is not None:
+                    _no_score(prices, workload, bad, cell.task, i, f"{t.name}/{ph.phase}")
                 why = "has no coding_score in the price table" if ph.difficulty is not None \
                     else "is not in the phase's success map and the phase has no difficulty"
                 raise CostsimError(

@@ -412,7 +412,8 @@ def apply_montecarlo(result, ladders: Ladders, *, samples: int, seed: int,
     result.spend_by_provider = {p: v for p, v in est.spend_by_provider.items() if p in provs}
     tiers = dict(zip(ladders.rates.ids, ladders.rates.tiers))
     prem = sum(v for m, v in est.spend_by_model.items() if tiers[m] == "premium")
-    result.premium_share = prem / est.spend_per_task if est.spend_per_task > 0 else 0.0
+    spent = sum(est.spend_by_model.values())
+    result.premium_share = min(1.0, prem / spent) if spent > 0 else 0.0
     result.extra["montecarlo"] = {
         "samples": est.samples, "seed": seed, "stderr": est.stderr,
         "cost_percentiles": est.cost_percentiles,

@@ -38,6 +38,6 @@ def stale_warning(table: Any, today: _dt.date | None = None) -> str | None:
     if age is None or age <= STALE_AFTER_DAYS:
         return None
     return (
-        f"warning: prices are {age} days old (as_of {_as_of(table).isoformat()}); "
+        f"prices are {age} days old (as_of {_as_of(table).isoformat()}); "
         "refresh with `costsim price-table update --source litellm --from URL`"
     )

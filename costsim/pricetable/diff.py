@@ -186,9 +186,11 @@ def _brief(changes: list[Change], side: str) -> str:
     return ", ".join(parts) + (f" ({', '.join(extra)})" if extra else "")
 
 
-def render_diff_text(diff: TableDiff, *, title: str | None = None) -> str:
+def render_diff_text(diff: TableDiff, *, title: str | None = None,
+                     limit: int | None = None) -> str:
     """Infracost-style text: legend, one ``~`` line per changed field, one ``+``/``-`` line per
-    added/removed model, counts at the end."""
+    added/removed model, counts at the end. ``limit``: at most this many ``+`` and this many
+    ``-`` lines, then one line saying how many more (``--format json`` lists them all)."""
     out: list[str] = []
     if title:
         out += [title, ""]
@@ -200,13 +202,20 @@ def render_diff_text(diff: TableDiff, *, title: str | None = None) -> str:
     by_model: dict[str, list[Change]] = {}
     for c in diff.added:
         by_model.setdefault(c.model, []).append(c)
-    for mid, changes in by_model.items():
-        out.append(f"+ {mid}  {_brief(changes, 'new')}")
+    def some(items, sign, side):
+        items = list(items)
+        shown = items if limit is None else items[:limit]
+        for mid, changes in shown:
+            out.append(f"{sign} {mid}  {_brief(changes, side)}")
+        if len(shown) < len(items):
+            out.append(f"{sign} ... and {len(items) - len(shown)} more (--format json lists "
+                       f"them all)")
+
+    some(by_model.items(), "+", "new")
     by_model = {}
     for c in diff.removed:
         by_model.setdefault(c.model, []).append(c)
-    for mid, changes in by_model.items():
-        out.append(f"- {mid}  {_brief(changes, 'old')}")
+    some(by_model.items(), "-", "old")
     if diff.empty:
         out.append("(no differences)")
     n_changed = len(diff.changed_models)

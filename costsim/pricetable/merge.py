@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 from ..errors import CostsimError
 from .diff import TableDiff, diff_tables
+from .pick import model_name, pick_entries
 from .sources import ImportReport, ParsedSource, SourceError, parse_litellm, parse_openrouter
 
 __all__ = ["MergeResult", "SOURCES", "UpdateResult", "merge_prices", "update_table"]
@@ -47,6 +48,7 @@ class MergeResult:
     added: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # table ids not in the source
     pruned: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # which provider's entry was taken
 
 
 def _plain(table: Any) -> dict[str, Any]:
@@ -54,11 +56,43 @@ def _plain(table: Any) -> dict[str, Any]:
     return copy.deepcopy(data)
 
 
-def _matches(key: str, patterns: Sequence[str]) -> list[str]:
+def _names(key: str, entry: dict[str, Any]) -> list[str]:
+    """What a pattern may match for a source key: the key (``xai/grok-4.6``), its model id
+    (``grok-4.6``) and PROVIDER/MODEL (``anthropic/claude-opus-5`` for LiteLLM's bare
+    ``claude-opus-5``), all case-folded."""
     k = key.casefold()
     last = k.rsplit("/", 1)[-1]
-    return [p for p in patterns if fnmatch.fnmatchcase(k, p.casefold()) or
-            fnmatch.fnmatchcase(last, p.casefold())]
+    provider = str(entry.get("provider", "")).casefold()
+    name = model_name(key)
+    return [k, last, name, f"{provider}/{last}", f"{provider}/{name}"]
+
+
+def _matches(key: str, entry: dict[str, Any], patterns: Sequence[str]) -> list[str]:
+    names = _names(key, entry)
+    return [p for p in patterns if any(fnmatch.fnmatchcase(n, p.casefold()) for n in names)]
+
+
+def _no_match_message(pattern: str, parsed: ParsedSource, already: list[str]) -> str:
+    """Why ``--add PATTERN`` added nothing, with ids and providers the source really has."""
+    import difflib
+
+    if already:
+        shown = ", ".join(already[:3]) + (", ..." if len(already) > 3 else "")
+        return (f"--add '{pattern}': every match is already in the table ({shown}); "
+                f"`costsim price-table update` refreshes those without --add")
+    ids = sorted({model_name(k) for k in parsed.models})
+    close = difflib.get_close_matches(pattern.casefold().rsplit("/", 1)[-1].strip("*"), ids,
+                                      n=3, cutoff=0.6)
+    count: dict[str, int] = {}
+    for e in parsed.models.values():
+        count[str(e.get("provider"))] = count.get(str(e.get("provider")), 0) + 1
+    providers = sorted(count, key=lambda p: (-count[p], p))
+    example = "anthropic" if "anthropic" in count else (providers[0] if providers else "openai")
+    near = f"; close ids: {', '.join(close)}" if close else ""
+    prov = ", ".join(providers[:8]) + (", ..." if len(providers) > 8 else "")
+    return (f"--add '{pattern}' matched no model of the {parsed.source} source{near} "
+            f"(a pattern matches a model id such as 'claude-*', a source key, or "
+            f"PROVIDER/MODEL such as '{example}/*'; largest providers: {prov})")
 
 
 def _fits_schema(entry: dict[str, Any]) -> bool:
@@ -85,8 +119,13 @@ def merge_prices(
     patterns: Sequence[str] = (),
     prune: bool = False,
     force: bool = False,
+    providers: Sequence[str] | None = None,
 ) -> MergeResult:
-    """The table after refreshing it from ``parsed`` (see the module docstring)."""
+    """The table after refreshing it from ``parsed`` (see the module docstring).
+
+    ``providers`` (for ``import_all``/``patterns``): None imports one entry per model, the
+    maker's own (:func:`~.pick.pick_entries`); ``["all"]`` every entry; names: those
+    providers' entries."""
     old = _plain(current)
     new = copy.deepcopy(old)
     models: dict[str, dict[str, Any]] = new.setdefault("models", {}) or {}
@@ -124,28 +163,47 @@ def merge_prices(
             m.setdefault("history", []).append(entry)
 
     if import_all or patterns:
-        used = set()
+        matched: dict[str, list[str]] = {p: [] for p in patterns}
+        # models the table has already (by any provider's key): not added again
+        have = {model_name(k) for k in claimed} | {model_name(m) for m in models}
+        candidates = []
         for key in sorted(parsed.models):
-            if key in claimed:
-                continue
-            hit = _matches(key, patterns) if patterns else []
-            used.update(hit)
+            hit = _matches(key, parsed.models[key], patterns) if patterns else []
+            for p in hit:
+                matched[p].append(key)
             if not (import_all or hit):
                 continue
-            if key in models:  # an unrelated table model already has this id
+            if key in claimed or key in models:  # already priced by the table
                 continue
+            if providers is None and model_name(key) in have:
+                continue
+            candidates.append(key)
+        chosen, notes, resold = pick_entries(candidates, parsed.models, providers)
+        result.notes += notes
+        if resold:
+            n = len(resold)
+            few = ", ".join(sorted(resold)[:4]) + (", ..." if n > 4 else "")
+            result.notes.append(f"left out {n} model{'s' if n != 1 else ''} only resellers "
+                                f"sell ({few}); --provider NAME or --provider all takes them")
+        for key in chosen:
             if not _fits_schema(parsed.models[key]):
                 parsed.report.skip("does not fit the price-table schema", key)
                 continue
             models[key] = copy.deepcopy(parsed.models[key])
             result.added.append(key)
-        unused = [p for p in patterns if p not in used]
-        if unused:
-            shown = ", ".join(f"'{p}'" for p in unused)
-            raise CostsimError(
-                f"--add {shown} matched no new model of the {parsed.source} source "
-                "(patterns are globs on the source's model ids, e.g. 'anthropic/*' or 'claude-*')"
-            )
+        for p in patterns:
+            if not any(k in result.added for k in matched[p]):
+                already = [k for k in matched[p] if k in claimed or k in models
+                           or model_name(k) in have]
+                only_resold = [k for ks in resold.values() for k in ks if k in matched[p]]
+                if only_resold and not already:
+                    few = ", ".join(only_resold[:3]) + (", ..." if len(only_resold) > 3 else "")
+                    raise CostsimError(
+                        f"--add '{p}' matched only models their maker does not sell in this "
+                        f"source ({few}); --provider NAME (e.g. "
+                        f"{parsed.models[only_resold[0]].get('provider')}) or --provider all "
+                        f"imports them")
+                raise CostsimError(_no_match_message(p, parsed, already))
 
     if prune and result.missing:
         total = len(old.get("models") or {})
@@ -180,7 +238,7 @@ def merge_prices(
 @dataclass
 class UpdateResult:
     path: Path  # the table written (or that would be written)
-    origin: str  # "existing table", "new table", "seeded from the bundled table"
+    origin: str  # "existing table", "new empty table", "seeded from the bundled table"
     source_name: str
     source_spec: str
     report: ImportReport
@@ -190,6 +248,26 @@ class UpdateResult:
     written: bool = False        # True once written (set before the write, for `render`)
     backup: Path | None = None
     output: Any = None           # what `render` returned
+
+    @property
+    def unscored(self) -> list[str]:
+        """Models of the new table without a coding_score (strategies that need one say so)."""
+        return sorted(m for m, e in self.merge.table["models"].items()
+                      if e.get("coding_score") is None)
+
+    @property
+    def table_unrepresented(self) -> dict[str, list[str]]:
+        """What the table cannot hold, for the models it now takes from the source only."""
+        keys = {k: k for k in self.merge.added}           # added models keep the source key
+        for mid in self.merge.refreshed:
+            ref = str(self.merge.table["models"][mid].get("source", ""))
+            keys[ref.split(":", 1)[1] if ":" in ref else mid] = mid
+        out: dict[str, list[str]] = {}
+        for reason, ids in self.report.unrepresented.items():
+            hit = list(dict.fromkeys(keys[i] for i in ids if i in keys))
+            if hit:
+                out[reason] = hit
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         d = self.merge.diff.to_dict()
@@ -212,6 +290,8 @@ class UpdateResult:
             "removed": d["removed"],
             "summary": d["summary"],
             "report": self.report.to_dict(),
+            "notes": self.merge.notes,
+            "unscored": self.unscored,
         }
 
 
@@ -228,6 +308,52 @@ def _source_entry(name: str, spec: str, today: dt.date) -> dict[str, Any]:
     return entry
 
 
+def _target(table: str | Path | None) -> Path:
+    """The table file an update writes."""
+    from ..paths import resolve_named, user_prices_path
+
+    if table is not None and str(table) == "bundled":
+        raise CostsimError("the bundled table is part of costsim and is not written; give "
+                           "--table FILE for a new table (it starts from the bundled one)",
+                           path="--table")
+    return resolve_named("pricing", table) if table is not None else user_prices_path()
+
+
+def _target_and_base(table: str | Path | None, empty: bool, today: dt.date):
+    """The table file to write, its current content (a PriceTable or a new dict), where that
+    came from, and the current text (for its comments)."""
+    from ..loader import load_prices
+    from ..paths import bundled_prices_path
+
+    target = _target(table)
+    if target.exists():
+        if target.is_dir():
+            raise CostsimError("is a directory, not a price table", str(target))
+        try:
+            text = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = None
+        return target, load_prices(target), "existing table", text
+    if empty:
+        base = {"version": 1, "as_of": today, "currency": "USD", "sources": [], "models": {}}
+        return target, base, "new empty table", None
+    return target, load_prices(bundled_prices_path()), "seeded from the bundled table", None
+
+
+def render_table_text(table: dict[str, Any], target: Path, old_text: str | None) -> str:
+    """The exact text a rewritten table gets: the stable layout of the writer, with the
+    user's comments carried over from ``old_text``, checked to load back before any write."""
+    from ..loader import prices_from_text
+    from .comments import carry_comments
+    from .writer import dump_price_table
+
+    text = dump_price_table(table)
+    if old_text:
+        text, _lost = carry_comments(old_text, text)
+    prices_from_text(text, str(target))  # the exact text to be written must load back
+    return text
+
+
 def update_table(
     source: str,
     spec: str,
@@ -241,12 +367,18 @@ def update_table(
     today: dt.date | None = None,
     timeout: float | None = None,
     max_bytes: int | None = None,
+    providers: Sequence[str] | None = None,
+    empty: bool = False,
     render: Callable[[UpdateResult], Any] | None = None,
 ) -> UpdateResult:
     """Refresh a price table from a LiteLLM map or an OpenRouter models response.
 
-    ``table`` None means the user table (seeded from the bundled table the first time; never
-    the installed package). The source is read and parsed first; then, holding the table's lock
+    ``table`` None means the user table. A table that does not exist yet starts as a copy of
+    the bundled table (so the ids the bundled policies name are there), or empty with
+    ``empty``; the installed package is never written. Comments in an existing table are kept.
+    ``providers``: see :func:`merge_prices`.
+
+    The source is read and parsed first; then, holding the table's lock
     (:func:`costsim.fsutil.locked`, so concurrent updates serialize and none is lost), the table
     is read, merged, diffed, rendered to text and validated, ``render`` (if given) is called with
     the finished result (its return value is kept as ``result.output``: a report that cannot be
@@ -259,7 +391,7 @@ def update_table(
     if source not in SOURCES:
         raise CostsimError(f"unknown source '{source}' (sources: {', '.join(SOURCES)})")
     today = today or dt.date.today()
-    target = Path(table) if table is not None else _user_prices_path()
+    target = _target(table)
 
     # The source first: a download may take a while and needs no lock.
     kwargs: dict[str, Any] = {}
@@ -273,55 +405,28 @@ def update_table(
     except SourceError as exc:
         raise CostsimError(f"{exc} (is this a {source} source?)", spec) from None
 
+    def run() -> UpdateResult:
+        return _update_locked(source, spec, table, parsed, today, empty, render, dry_run,
+                              dict(import_all=import_all, patterns=patterns, prune=prune,
+                                   force=force, providers=providers))
+
     if dry_run:
-        return _update_locked(source, spec, target, table, parsed, today, import_all, patterns,
-                              prune, force, dry_run, render)
+        return run()
     check_writable(target)          # a read-only table or a device: refused before any work
     with locked(target):
-        return _update_locked(source, spec, target, table, parsed, today, import_all, patterns,
-                              prune, force, dry_run, render)
+        return run()
 
 
-def _user_prices_path() -> Path:
-    from ..paths import user_prices_path
-
-    return user_prices_path()
-
-
-def _update_locked(source, spec, target: Path, table, parsed: ParsedSource, today, import_all,
-                   patterns, prune, force, dry_run, render) -> UpdateResult:
+def _update_locked(source, spec, table, parsed: ParsedSource, today, empty, render, dry_run,
+                   options: dict[str, Any]) -> UpdateResult:
     """Read, merge, validate, render, write: the part of :func:`update_table` under the lock."""
-    from ..loader import load_prices, prices_from_text
-    from ..paths import bundled_prices_path
-    from .store import backup_path, leading_comments, write_table_text
-    from .writer import dump_price_table
+    from .store import backup_path, write_table_text
 
-    if target.exists():
-        if target.is_dir():
-            raise CostsimError("is a directory, not a price table", str(target))
-        base: Any = load_prices(target)
-        origin, header_from = "existing table", target
-    elif table is not None:
-        base = {"version": 1, "as_of": today, "currency": "USD", "sources": [], "models": {}}
-        origin, header_from = "new table", None
-    else:
-        base = load_prices(bundled_prices_path())
-        origin, header_from = "seeded from the bundled table", None
-
-    merged = merge_prices(
-        base,
-        parsed,
-        today=today,
-        source_entry=_source_entry(source, spec, today),
-        import_all=import_all,
-        patterns=patterns,
-        prune=prune,
-        force=force,
-    )
-    header = leading_comments(header_from) if header_from is not None else None
-    text = dump_price_table(merged.table, header=header)
+    target, base, origin, old_text = _target_and_base(table, empty, today)
+    merged = merge_prices(base, parsed, today=today,
+                          source_entry=_source_entry(source, spec, today), **options)
     try:
-        prices_from_text(text, str(target))  # the exact text to be written must load back
+        text = render_table_text(merged.table, target, old_text)
     except CostsimError as exc:
         where = ": ".join(x for x in (exc.path, exc.message) if x)
         raise CostsimError(f"the updated table would not be valid, nothing was written "
