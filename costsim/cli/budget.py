@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import CostsimError
 from .common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
                      guard_files, handle_errors, warn)
 
@@ -160,6 +161,8 @@ def register(app: typer.Typer) -> None:
         from .. import paths
         from ..budget import budget as run
 
+        if fail_above is not None and not (fail_above == fail_above):
+            raise CostsimError(f"must be a number, got {fail_above}", path="--fail-above")
         prices = paths.resolve_prices_path(prices)
         workload = paths.resolve_workload_path(workload)
         policy = paths.resolve_policy_paths(policy or ())
