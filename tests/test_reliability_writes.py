@@ -209,6 +209,18 @@ def test_out_of_range_source_values_never_reach_the_table(table, tmp_path, field
     run_main("price-table", "validate", table).check(codes=(0,))
 
 
+def test_context_window_of_10_to_the_400_is_left_out_and_reported(table, tmp_path):
+    src = tmp_path / "source.json"
+    src.write_text('{"race-1": {"mode": "chat", "litellm_provider": "acme", '
+                   '"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, '
+                   '"max_input_tokens": 1' + "0" * 400 + '}}')
+    res = update_table("litellm", str(src), table=table, patterns=["race-1"])
+    assert load_prices(table).models["race-1"].context_window is None
+    assert res.report.unrepresented == {
+        "context window out of range (left out; at most 1,000,000,000)": ["race-1"]}
+    run_main("price-table", "diff", str(table) + ".bak", table).check(codes=(0,))
+
+
 def test_invalid_merged_table_is_reported_and_not_written(table, tmp_path, monkeypatch):
     """If the text to be written would not load back, the error says so and nothing changes."""
     from costsim.pricetable import merge

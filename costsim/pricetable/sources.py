@@ -286,6 +286,17 @@ def _positive_int(value: Any) -> int | None:
     return None
 
 
+def _context(value: Any, mid: str, report: "ImportReport") -> int | None:
+    """A context window from a source; a number out of range (0, negative, above
+    MAX_CONTEXT_TOKENS, not an integer) is left out and reported."""
+    ctx = _positive_int(value)
+    if ctx is None and isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and value != 0:
+        report.note(f"context window out of range (left out; at most {MAX_CONTEXT_TOKENS:,})",
+                    mid)
+    return ctx
+
+
 def valid_text(text: str) -> bool:
     """False for a string a file cannot hold: lone surrogates (from JSON escapes such as
     ``\\ud800``) are not Unicode characters."""
@@ -502,7 +513,7 @@ def _litellm_entry(
         cache_read=base.get("cache_read"),
         cache_write=base.get("cache_write"),
         long_context=long_context,
-        context_window=_positive_int(raw.get("max_input_tokens")),
+        context_window=_context(raw.get("max_input_tokens"), mid, report),
         coding_score=None,
         source=f"{source_name}:{key}",
     )
@@ -702,9 +713,9 @@ def _openrouter_entry(
     if isinstance(ci, (int, float)) and not isinstance(ci, bool) and 0 <= ci <= 100:
         score = float(ci)
 
-    ctx = _positive_int(raw.get("context_length"))
+    ctx = _context(raw.get("context_length"), mid, report)
     if ctx is None and isinstance(raw.get("top_provider"), dict):
-        ctx = _positive_int(raw["top_provider"].get("context_length"))
+        ctx = _context(raw["top_provider"].get("context_length"), mid, report)
     provider = oid.split("/", 1)[0] if "/" in oid else "openrouter"
     return _entry(
         provider=provider,
