@@ -307,7 +307,7 @@ def mark_savings_and_pareto(results: list[StrategyResult], baseline: str | None)
         if first is not r:
             r.same_as = first.name
         # A strategy that never completes a task is no trade-off: it is never efficient.
-        r.pareto = r.completion_rate > 0 and r.same_as is None and not any(
+        r.pareto = bool(r.completion_rate > 0) and r.same_as is None and not any(
             better(o, r) for o in results if o is not r)
 
 

@@ -173,7 +173,8 @@ LOG_ROWS = _log_rows()
 
 COMMANDS = {
     "compare": [],
-    "compare-mc": ["--engine", "montecarlo", "--samples", "2000"],
+    "compare-json": ["--format", "json", "--breakdown"],
+    "compare-mc": ["--engine", "montecarlo", "--samples", "2000", "--format", "json"],
     # budget and optimize exit 1 on purpose (over --fail-above, targets not met): not used here
     "budget": ["--tasks", "100", "--months", "100"],
     "optimize": [],

@@ -125,6 +125,9 @@ def test_success_zero_everywhere_no_strategy_is_pareto_efficient(tmp_path):
         "no strategy ever completes a task: every success probability is 0?"]
     res = costsim.compare(PRICES, [POLICY], path)
     assert [s.pareto for s in res.strategies] == [False] * 4
+    r = run_main("compare", "--prices", PRICES, "--policy", POLICY, "--workload", path,
+                 "--engine", "montecarlo", "--samples", 1000, "--format", "json")
+    assert [s["pareto"] for s in json.loads(r.check(codes=(0,)).out)["strategies"]] == [False] * 4
     assert all(s.completion_rate == 0 and s.cost_per_completed_task == float("inf")
                for s in res.strategies)
 
