@@ -13,6 +13,9 @@ from __future__ import annotations
 MAX_YAML_BYTES = 8 * 1024 * 1024
 # Nesting depth of a YAML document: the deepest costsim format nests 8 levels.
 MAX_YAML_DEPTH = 64
+# Values (scalars, lists, mappings) in one YAML file: 8x a table holding every chat model
+# LiteLLM lists (~60,000); about 2 s and 300 MB to read at the limit.
+MAX_YAML_VALUES = 500_000
 # Values reached through YAML aliases (*name): stops "billion laughs" expansion bombs.
 MAX_YAML_ALIAS_VALUES = 100_000
 # Characters in one integer literal: more digits than any count or price can use.

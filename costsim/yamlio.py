@@ -5,7 +5,7 @@ each value a line number (so a validation error can say ``file.yaml:14: routes.i
 and lets us reject duplicate keys, which ``safe_load`` silently overwrites.
 
 Composition is bounded before anything large is built (costsim.limits): the file size, the
-nesting depth (checked as each node opens, so a deeply nested file fails at the limit, not at
+number of values, the nesting depth (checked as each node opens, so a deeply nested file fails at the limit, not at
 Python's recursion limit) and the number of values aliases expand to (counted from the sizes of
 the anchored nodes, so an alias bomb fails after composing a few hundred nodes). Scalars are
 bounded too: an integer literal longer than MAX_INT_DIGITS, a float literal that overflows to
@@ -30,7 +30,8 @@ from yaml.events import AliasEvent, MappingEndEvent, SequenceEndEvent
 from yaml.resolver import Resolver
 
 from .errors import CostsimError, format_path
-from .limits import MAX_INT_DIGITS, MAX_YAML_ALIAS_VALUES, MAX_YAML_BYTES, MAX_YAML_DEPTH
+from .limits import (MAX_INT_DIGITS, MAX_YAML_ALIAS_VALUES, MAX_YAML_BYTES, MAX_YAML_DEPTH,
+                     MAX_YAML_VALUES)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class _BoundedComposer(Composer):
 
     def _bounded_init(self) -> None:
         self._depth = 0
+        self._values = 0
         self._sizes: dict[int, int] = {}      # id(node) -> values in its subtree (aliases expanded)
         self._expanded = 0
 
@@ -85,6 +87,11 @@ class _BoundedComposer(Composer):
                 raise _Limit(f"aliases expand to more than {MAX_YAML_ALIAS_VALUES:,} values "
                              "(an alias bomb?)", line)
             return node
+        self._values += 1
+        if self._values > MAX_YAML_VALUES:
+            event = self.peek_event()
+            line = event.start_mark.line + 1 if event.start_mark else None
+            raise _Limit(f"more than {MAX_YAML_VALUES:,} values in one file", line)
         self._depth += 1
         if self._depth > MAX_YAML_DEPTH:
             event = self.peek_event()

@@ -136,6 +136,14 @@ def test_lone_surrogate_escape_is_located():
         parse_yaml('version: 1\nname: "a\\ud800"\n', "f.yaml")
 
 
+def test_too_many_values_stop_composition(tmp_path):
+    """600,000 one-character list items fit in the 8 MB limit but would take a gigabyte of
+    nodes: refused at the 500,001st value."""
+    p = tmp_path / "many.yaml"
+    p.write_text("version: 1\nname: x\ntask_types: [" + "1," * 600_000 + "]\n")
+    one_error(compare(tmp_path, workload=p), p, 3, "more than 500,000 values in one file")
+
+
 def test_oversized_yaml_file_is_refused_before_parsing(tmp_path):
     p = tmp_path / "huge.yaml"
     with open(p, "w") as fh:
