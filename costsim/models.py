@@ -97,7 +97,7 @@ class PriceTable(FileModel):
     as_of: Date
     currency: Literal["USD"] = "USD"
     sources: list[Source] = Field(default_factory=list)
-    models: dict[str, ModelPrice]
+    models: dict[str, ModelPrice] = Field(max_length=L.MAX_MODELS)
 
 
 # --- routing policy (§2.2) ----------------------------------------------------------------

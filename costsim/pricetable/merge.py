@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import CostsimError
+from ..limits import MAX_MODELS
 from .diff import TableDiff, diff_tables
 from .pick import model_name, pick_entries
 from .sources import ImportReport, ParsedSource, SourceError, parse_litellm, parse_openrouter
@@ -405,6 +406,10 @@ def update_table(
     except SourceError as exc:
         raise CostsimError(f"{exc} (is this a {source} source?)", spec) from None
 
+    if import_all and len(parsed.models) > MAX_MODELS:
+        raise CostsimError(f"--all would import {len(parsed.models):,} models; a table holds at "
+                           f"most {MAX_MODELS:,} (choose some with --add PATTERN)", spec)
+
     def run() -> UpdateResult:
         return _update_locked(source, spec, table, parsed, today, empty, render, dry_run,
                               dict(import_all=import_all, patterns=patterns, prune=prune,
@@ -425,6 +430,10 @@ def _update_locked(source, spec, table, parsed: ParsedSource, today, empty, rend
     target, base, origin, old_text = _target_and_base(table, empty, today)
     merged = merge_prices(base, parsed, today=today,
                           source_entry=_source_entry(source, spec, today), **options)
+    if len(merged.table["models"]) > MAX_MODELS:
+        raise CostsimError(f"the updated table would hold {len(merged.table['models']):,} models; "
+                           f"at most {MAX_MODELS:,} (choose fewer with --add PATTERN)",
+                           str(target))
     try:
         text = render_table_text(merged.table, target, old_text)
     except CostsimError as exc:
