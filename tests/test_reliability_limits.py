@@ -305,3 +305,29 @@ def test_closed_pipe_is_quiet(tmp_path):
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 0, err
     assert err == ""
+
+
+# --- price sources ----------------------------------------------------------------------------
+
+def test_source_with_too_many_values_is_refused_before_parsing(tmp_path):
+    src = tmp_path / "source.json"
+    src.write_text("[" + "{}," * 2_100_000 + "{}]")
+    t0 = time.perf_counter()
+    r = run_main("price-table", "update", "--source", "openrouter", "--from", src, "--table",
+                 tmp_path / "t.yaml", "--all")
+    one_error(r, src, None, "source has more than 2,000,000 values")
+    assert time.perf_counter() - t0 < 5
+    assert not (tmp_path / "t.yaml").exists()
+
+
+def test_all_that_would_make_a_table_too_big_is_refused(tmp_path):
+    import json
+
+    src = tmp_path / "source.json"
+    src.write_text(json.dumps({f"m{i}": {"mode": "chat", "litellm_provider": "p",
+                                         "input_cost_per_token": 1e-06,
+                                         "output_cost_per_token": 2e-06}
+                               for i in range(20_001)}))
+    r = run_main("price-table", "update", "--source", "litellm", "--from", src, "--table",
+                 tmp_path / "t.yaml", "--all", "--empty")
+    one_error(r, src, None, "--all would import 20,001 models; a table holds at most 20,000")
