@@ -60,8 +60,8 @@ MAX_MINUTES = 1_000_000.0
 
 # USD per 1M tokens: $1 a token, over 1,000x the dearest model; keeps every cost finite.
 MAX_PRICE = 1_000_000.0
-# Models in one price table: 5x every chat model LiteLLM lists (~3,600).
-MAX_MODELS = 20_000
+# Models in one price table: 3x every chat model LiteLLM lists (~3,600).
+MAX_MODELS = 10_000
 # context_window and long_context.above, in tokens: 1,000x today's largest window.
 MAX_CONTEXT_TOKENS = 1_000_000_000
 # Values (counted by their separators) in a LiteLLM or OpenRouter source: 13x LiteLLM's full

@@ -327,7 +327,7 @@ def test_all_that_would_make_a_table_too_big_is_refused(tmp_path):
     src.write_text(json.dumps({f"m{i}": {"mode": "chat", "litellm_provider": "p",
                                          "input_cost_per_token": 1e-06,
                                          "output_cost_per_token": 2e-06}
-                               for i in range(20_001)}))
+                               for i in range(10_001)}))
     r = run_main("price-table", "update", "--source", "litellm", "--from", src, "--table",
                  tmp_path / "t.yaml", "--all", "--empty")
-    one_error(r, src, None, "--all would import 20,001 models; a table holds at most 20,000")
+    one_error(r, src, None, "--all would import 10,001 models; a table holds at most 10,000")
