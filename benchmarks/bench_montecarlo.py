@@ -3,6 +3,10 @@
     python benchmarks/bench_montecarlo.py            # 1M and 10M samples
     python benchmarks/bench_montecarlo.py --quick    # 1M only, smaller naive run
 
+Then the same with tasks that differ (the workload with variation {difficulty: 1.3, tokens: 0.7,
+tokens_follow_difficulty: 0.5}: every task draws its difficulty and size), and `budget` on very
+large months (built from outcome counts) with and without variation.
+
 Workload: the bundled medium-team workload and the bundled cheapest-routing policy (4 task
 types x 16 signal combinations, up to 7 phases, 4 attempts, summary handoff, defects + review).
 Throughput is simulated tasks per wall-clock second, best of --repeat runs (the machine may be
@@ -99,6 +103,40 @@ def main() -> None:
     best = max(r[3] for r in rows if r[0] == "simulate_tasks")
     print(f"speed-up over the naive loop: {one / naive_rate:.0f}x on one thread, "
           f"{best / naive_rate:.0f}x with {threads} threads")
+
+    # tasks that differ --------------------------------------------------------------------
+    import tempfile
+
+    from bench_compare import VARIATION, with_variation
+
+    from costsim.budget import budget
+
+    tmp = Path(tempfile.mkdtemp())
+    wvar = with_variation(tmp)
+    table, _, wl2, _, pols2 = load_inputs(None, None, wvar)
+    Lv = compile_ladders(table, parse_strategy(args.policy, table, pols2), wl2)
+    planv = mc.make_plan(Lv)
+    print(f"# with variation {VARIATION}: size thresholds per row {planv.var.n_thr}")
+    for n in sizes[:1] if args.quick else sizes:
+        for th in sorted({1, threads}):
+            dt = best_time(lambda: mc.simulate_tasks(Lv, n, 0, threads=th, plan=planv),
+                           args.repeat)
+            print(f"simulate_tasks (variation) n={n:>11,} threads={th}  {n / dt / 1e6:7.2f} M "
+                  f"tasks/s  {dt:6.2f} s", flush=True)
+    for m in months:
+        n = 1500 * m
+        dt = best_time(lambda: mc.simulate_months(Lv, 1500, m, 0, threads=threads, plan=planv),
+                       args.repeat)
+        print(f"simulate_months (variation) n={n:>11,} threads={threads}  {n / dt / 1e6:7.2f} M "
+              f"tasks/s  {dt:6.2f} s", flush=True)
+    for label, wfile in (("without variation", with_variation(tmp, None)),
+                         ("with variation", wvar)):
+        for tasks in (10 ** 5, 10 ** 9):
+            t0 = time.perf_counter()
+            r = budget(workload=wfile, tasks=tasks, seed=0)
+            dt = time.perf_counter() - t0
+            print(f"budget --tasks {tasks:>13,} {label}: {dt:6.2f} s ({r.months:,} months, "
+                  f"{r.method}; P99/mean {r.p99 / r.expected:.5f})", flush=True)
     print(f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 from . import paths
 from .engine.analytic import Metrics, evaluate
-from .engine.compile import Ladders, Strategy, compile_ladders
+from .engine.compile import CompileCache, Ladders, Strategy, compile_ladders
 from .errors import CostsimError
 from .loader import (check_policy_against, check_workload_against, load_policy, load_prices,
                      load_workload, policy_warnings)
@@ -342,8 +342,9 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
         base_name, chosen_by = default_baseline(table, pols, models)
     results = []
     settings: dict = {}
+    cache = CompileCache(table, wl, [m for s in strategies for m in s.models()])
     for s in strategies:
-        L = compile_ladders(table, s, wl)
+        L = compile_ladders(table, s, wl, cache=cache)
         r = result_from_metrics(s, evaluate(L), L)
         if engine == "montecarlo":
             from .engine.montecarlo import apply_montecarlo

@@ -2,6 +2,12 @@
 buy from each provider, how many tasks a budget covers. The spread comes from the Monte Carlo
 engine (:mod:`costsim.engine.montecarlo`); the expectations are exact (the analytic engine).
 
+The spread includes everything that varies: which attempts succeed, how large each task is
+(``variation``) and, when the workload gives ``tasks_per_month: {mean, cv}``, how many tasks a
+month brings. Months are simulated task by task while that stays fast; beyond, from outcome
+counts (exact without ``variation``; with it, each cell's month from its exact mean and
+covariance), so 10^9 tasks a month takes seconds.
+
 >>> from costsim.budget import budget
 >>> r = budget(tasks=1500, confidence=0.9, budget_usd=2000)    # doctest: +SKIP
 >>> r.expected, r.p90, r.per_provider, r.budget_tasks           # doctest: +SKIP
@@ -20,7 +26,7 @@ from .engine.compile import Strategy, compile_ladders
 from .errors import CostsimError
 
 DEFAULT_MONTHS = 10_000
-MAX_SIMULATED_TASKS = 100_000_000   # the default month count shrinks (not below 1,000) past this
+MAX_SIMULATED_TASKS = 20_000_000    # tasks simulated one by one; beyond, outcome counts
 MIN_AUTO_MONTHS = 1_000
 HIST_BINS = 24
 
@@ -41,7 +47,7 @@ class BudgetResult:
     prices_as_of: str
     workload: str
     workload_name: str
-    tasks: int                       # tasks per month
+    tasks: int                       # tasks per month (the mean when the volume varies)
     months: int                      # simulated months
     seed: int
     confidence: float
@@ -65,6 +71,8 @@ class BudgetResult:
     notes: list[str] = field(default_factory=list)
     monthly_spend: object = None     # np.ndarray [months] (not in the JSON)
     strategy_chosen_by: str = "--strategy"
+    tasks_cv: float | None = None    # month-to-month variation of the count (None: fixed)
+    method: str = "tasks"            # how months were simulated (see montecarlo.simulate_months)
 
     def exceeds(self, usd: float) -> bool:
         """True when the spend at the confidence is above ``usd`` (the CI gate)."""
@@ -82,6 +90,7 @@ class BudgetResult:
             "prices": {"path": self.prices, "as_of": self.prices_as_of},
             "workload": {"path": self.workload, "name": self.workload_name},
             "tasks": self.tasks,
+            "tasks_cv": self.tasks_cv,
             "confidence": self.confidence,
             "expected": self.expected,
             "p50": self.p50,
@@ -98,7 +107,7 @@ class BudgetResult:
             "budget": (None if self.budget_usd is None else
                        {"usd": self.budget_usd, "tasks": self.budget_tasks,
                         "confidence": self.confidence, "method": self.budget_method}),
-            "simulation": {"months": self.months, "seed": self.seed,
+            "simulation": {"months": self.months, "seed": self.seed, "method": self.method,
                            "simulated_mean": self.simulated_mean,
                            "simulated_stderr": self.simulated_stderr},
             "histogram": self.histogram,
@@ -145,11 +154,19 @@ class BudgetResult:
         atomic_write(path, buf.getvalue())
 
 
-def months_for(tasks: int, months: int | None = None) -> int:
-    """The month count ``budget`` simulates for ``tasks`` per month (``months`` if given)."""
+def months_for(tasks: float, months: int | None = None, varied: bool = False) -> int:
+    """The month count ``budget`` simulates for ``tasks`` per month (``months`` if given):
+    10,000 months; with ``variation``, fewer (not below 1,000) while that keeps months small
+    enough to simulate task by task (beyond, months come from outcome counts and 10,000 are
+    cheap)."""
     if months is not None:
         return int(months)
-    return max(MIN_AUTO_MONTHS, min(DEFAULT_MONTHS, MAX_SIMULATED_TASKS // max(int(tasks), 1)))
+    n = max(float(tasks), 1.0)
+    if n * DEFAULT_MONTHS <= MAX_SIMULATED_TASKS or not varied:
+        return DEFAULT_MONTHS
+    if n * MIN_AUTO_MONTHS <= MAX_SIMULATED_TASKS:
+        return max(MIN_AUTO_MONTHS, int(MAX_SIMULATED_TASKS // n))
+    return DEFAULT_MONTHS
 
 
 def cheapest_routed(table, policies, wl) -> Strategy:
@@ -173,14 +190,17 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
            progress=None) -> BudgetResult:
     """Monthly spend distribution of one strategy (default: the cheapest routed policy).
 
-    ``prices``/``workload``/``policies``: as :func:`costsim.api.compare`. ``tasks``: tasks per
-    month (default: the workload's ``tasks_per_month``). ``months``: simulated months (default
-    10,000, fewer -- not below 1,000 -- when tasks x months would pass 100M simulated tasks).
+    ``prices``/``workload``/``policies``: as :func:`costsim.api.compare`. ``tasks``: exactly this
+    many tasks every month (default: the workload's ``tasks_per_month``, which may vary from
+    month to month: ``{mean, cv}``). ``months``: simulated months (default 10,000; with
+    ``variation``, fewer -- not below 1,000 -- while months are simulated task by task).
     ``progress``: called with the number of tasks each finished chunk simulated.
     """
     import numpy as np
 
     from .engine import montecarlo as mc
+    from .engine.moments import task_spend_variance
+    from .models import Volume
 
     if not 0.0 < confidence < 1.0:
         raise CostsimError(f"confidence must be between 0 and 1 (exclusive), got {confidence}",
@@ -199,24 +219,30 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
     else:
         strat = parse_strategy(strategy, table, pols)
         chosen_by = "--strategy"
-    n_tasks = int(tasks if tasks is not None else round(wl.monthly_tasks))
-    auto_note = None
-    if months is None:
-        months = months_for(n_tasks)
-        if months < DEFAULT_MONTHS:
-            auto_note = (f"simulated {months:,} months instead of {DEFAULT_MONTHS:,} to keep the "
-                         f"run near {MAX_SIMULATED_TASKS // 1_000_000}M tasks; --months sets it")
+    volume = wl.tasks_per_month if tasks is None else int(tasks)
+    if isinstance(volume, Volume):
+        mean_tasks, cv = float(volume.mean), float(volume.cv)
+    else:
+        mean_tasks, cv = float(volume), None
+    n_tasks = int(round(mean_tasks))
 
     L = compile_ladders(table, strat, wl)
     m = evaluate(L)
+    varied = L.variation is not None
+    auto_note = None
+    if months is None:
+        months = months_for(mean_tasks, None, varied)
+        if months < DEFAULT_MONTHS:
+            auto_note = (f"simulated {months:,} months instead of {DEFAULT_MONTHS:,} to keep the "
+                         f"run near {MAX_SIMULATED_TASKS // 1_000_000}M tasks; --months sets it")
     plan = mc.make_plan(L)
-    sim = mc.simulate_months(L, n_tasks, months, seed, threads=threads, progress=progress,
-                             plan=plan)
+    sim = mc.simulate_months(L, mean_tasks if cv is not None else n_tasks, months, seed,
+                             volume_cv=cv, threads=threads, progress=progress, plan=plan)
     spend = sim.spend
     q = np.quantile(spend, [0.5, 0.9, 0.99, confidence])
     per_provider = []
     for prov, arr in sim.by_provider.items():
-        exp = n_tasks * m.spend_by_provider.get(prov, 0.0)
+        exp = mean_tasks * m.spend_by_provider.get(prov, 0.0)
         if exp == 0.0 and not arr.any():
             continue
         per_provider.append(ProviderBudget(prov, exp, float(np.quantile(arr, confidence)),
@@ -225,34 +251,45 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
     completed_low = int(np.quantile(sim.completed, 1.0 - confidence, method="inverted_cdf"))
 
     counts, edges = np.histogram(spend, bins=HIST_BINS)
+    size = f"{n_tasks:,} tasks" if cv is None else \
+        f"a varying number of tasks (mean {mean_tasks:,.0f}, cv {cv:g}, gamma-Poisson)"
+    how = {"tasks": "every task simulated",
+           "outcomes": "built from outcome counts drawn per month (exact)",
+           "cells": "built per cell from outcome counts: cells with more than "
+                    f"{mc.SMALL_CELL} tasks a month from their exact mean and covariance "
+                    "(normal), smaller ones task by task"}[sim.method]
     notes = [
-        f"P50/P90/P99 and credits come from {months:,} simulated months of {n_tasks:,} tasks "
-        f"(seed {seed}); 'expected' is exact (tasks x analytic spend per task).",
+        f"P50/P90/P99 and credits come from {months:,} simulated months of {size} "
+        f"(seed {seed}; {how}); 'expected' is exact (tasks x analytic spend per task).",
         "Per-provider credits are each provider's own quantile of its monthly spend; bought "
         "together they usually exceed the total at the same confidence, since providers rarely "
         "peak in the same month.",
     ] + ([auto_note] if auto_note else [])
+    if varied:
+        notes.append("Tasks differ in difficulty and size (the workload's variation): the "
+                     "spread includes both.")
     res = BudgetResult(
         strategy=strat.name, kind=strat.kind, prices=prices_path,
         prices_as_of=str(table.as_of), workload=wl_path, workload_name=wl.name, tasks=n_tasks,
         months=int(months), seed=seed, confidence=confidence,
         spend_per_task=m.spend_per_task, cost_per_completed_task=m.cost_per_completed_task,
-        expected=n_tasks * m.spend_per_task, simulated_mean=float(spend.mean()),
+        expected=mean_tasks * m.spend_per_task, simulated_mean=float(spend.mean()),
         simulated_stderr=float(spend.std(ddof=1) / math.sqrt(months)) if months > 1 else math.nan,
         p50=float(q[0]), p90=float(q[1]), p99=float(q[2]), at_confidence=float(q[3]),
-        completed_expected=n_tasks * m.completion_rate, completed_low=completed_low,
+        completed_expected=mean_tasks * m.completion_rate, completed_low=completed_low,
         per_provider=per_provider,
         histogram={"edges": [float(x) for x in edges], "counts": [int(c) for c in counts]},
         warnings=price_warnings(table) + [w for p in pols for w in policy_warnings(p, wl)],
         notes=notes, monthly_spend=spend,
-        strategy_chosen_by=chosen_by)
+        strategy_chosen_by=chosen_by, tasks_cv=cv, method=sim.method)
 
     if budget_usd is not None:
-        # per-task spread from the simulated months: var(month) = tasks x var(task)
-        sd_task = float(spend.std(ddof=1) / math.sqrt(n_tasks)) if months > 1 else 0.0
+        # the exact per-task spread (the monthly one also holds the volume's)
+        _, var_task = task_spend_variance(L)
         cov = mc.simulate_coverage(L, budget_usd, confidence, seed, runs=min(months, 10_000),
                                    threads=threads, progress=progress, plan=plan,
-                                   spend_per_task=m.spend_per_task, spend_sd=sd_task)
+                                   spend_per_task=m.spend_per_task,
+                                   spend_sd=math.sqrt(var_task))
         res.budget_usd = float(budget_usd)
         res.budget_tasks = cov.tasks
         res.budget_method = cov.method

@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 import helpers as H
@@ -159,3 +160,86 @@ def test_cli_out_and_plot(fixtures, tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text())["version"] == 1
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- volumes that vary, tasks that differ, very large months -----------------------------
+
+def _volume_files(tmp_path, fixtures, **changes):
+    doc = yaml.safe_load((fixtures / "workload.yaml").read_text())
+    doc.update(changes)
+    w = tmp_path / "w.yaml"
+    w.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return dict(prices=fixtures / "prices.yaml", policies=[fixtures / "policy.yaml"], workload=w)
+
+
+def test_a_volume_that_varies_widens_the_spread(tmp_path, fixtures):
+    """tasks_per_month {mean, cv}: months bring a gamma-Poisson number of tasks, so the
+    monthly spend's standard deviation grows to about sqrt(N var(task) + (mean spend)^2 (N + cv^2
+    N^2)); --tasks fixes the count again."""
+    files = _volume_files(tmp_path, fixtures, tasks_per_month={"mean": 400, "cv": 0.3})
+    fixed = budget(**files, strategy="three-tier", tasks=400, months=4000, seed=1)
+    varying = budget(**files, strategy="three-tier", months=4000, seed=1)
+    assert fixed.tasks_cv is None and varying.tasks_cv == 0.3
+    assert varying.tasks == 400 and varying.expected == pytest.approx(fixed.expected, rel=1e-12)
+    d = varying.to_dict()
+    assert d["tasks_cv"] == 0.3 and "gamma-Poisson" in d["notes"][0]
+    sd_fixed = fixed.simulated_stderr * math.sqrt(fixed.months)
+    sd = varying.simulated_stderr * math.sqrt(varying.months)
+    mu = fixed.spend_per_task
+    want = math.sqrt(sd_fixed ** 2 + mu * mu * (400 + 0.09 * 400 ** 2))
+    assert sd == pytest.approx(want, rel=0.06)
+    assert varying.p99 - varying.p50 > 2 * (fixed.p99 - fixed.p50)
+    assert abs(varying.simulated_mean - varying.expected) <= 4.5 * varying.simulated_stderr
+
+
+def test_tasks_that_differ_widen_the_spread(tmp_path, fixtures):
+    plain = _volume_files(tmp_path, fixtures)
+    (tmp_path / "v").mkdir()
+    varied = _volume_files(tmp_path / "v", fixtures,
+                           variation={"difficulty": 1.5, "tokens": 0.8,
+                                      "tokens_follow_difficulty": 0.5})
+    a = budget(**plain, strategy="three-tier", tasks=300, months=3000, seed=2)
+    b = budget(**varied, strategy="three-tier", tasks=300, months=3000, seed=2)
+    assert (b.p99 - b.p50) / b.expected > 1.5 * (a.p99 - a.p50) / a.expected
+    assert abs(b.simulated_mean - b.expected) <= 4.5 * b.simulated_stderr
+    assert any("variation" in n for n in b.notes)
+
+
+@pytest.mark.parametrize("variation", [None, {"difficulty": 1.3, "tokens": 0.7,
+                                               "tokens_follow_difficulty": 0.5}])
+def test_a_billion_tasks_a_month(tmp_path, fixtures, variation):
+    """Months this large are built from outcome counts (issue 13: no answer in 120 s before):
+    the simulated mean lands on tasks x spend per task to its standard error, and the spread
+    is sqrt(N) times the per-task one."""
+    from costsim.engine.moments import task_spend_variance
+
+    files = _volume_files(tmp_path, fixtures, **({"variation": variation} if variation else {}))
+    N = 10 ** 9
+    r = budget(**files, strategy="three-tier", tasks=N, months=2000, seed=3)
+    assert r.method == ("cells" if variation else "outcomes")
+    assert abs(r.simulated_mean - r.expected) <= 4.5 * r.simulated_stderr
+    table, _, wl, _, pols = load_inputs(files["prices"], files["policies"], files["workload"])
+    _, var = task_spend_variance(compile_ladders(table, parse_strategy("three-tier", table, pols),
+                                                 wl))
+    sd = r.simulated_stderr * math.sqrt(r.months)
+    assert sd == pytest.approx(math.sqrt(N * var), rel=0.06)
+    assert r.completed_low <= r.completed_expected <= N
+
+
+def test_fail_above_and_plot_are_refused_before_the_simulation(fixtures, monkeypatch):
+    import costsim.engine.montecarlo as mc
+
+    def boom(*a, **k):
+        raise AssertionError("simulated before checking the options")
+
+    monkeypatch.setattr(mc, "simulate_months", boom)
+    r = CliRunner().invoke(app, cli_args(fixtures, "--fail-above", "-5"))
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip() == "--fail-above: must be a non-negative amount, got -5.0"
+    r = CliRunner().invoke(app, cli_args(fixtures, "--fail-above", "nan"))
+    assert r.exit_code == 2 and "--fail-above" in r.stderr
+    r = CliRunner().invoke(app, cli_args(fixtures, "--plot", "chart.foo"))
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert "--plot" in r.stderr and "Traceback" not in r.output
+    r = CliRunner().invoke(app, cli_args(fixtures, "--budget", "-1"))
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output

@@ -371,3 +371,155 @@ def test_review_that_is_also_a_defect_phase(tmp_path):
     est = mc.simulate_tasks(L, 300_000, seed=8)
     assert abs(est.defect_rate - 0.249035) <= Z * est.stderr["defect_rate"]
     assert evaluate(L).defect_rate == pytest.approx(0.249035, rel=1e-9)
+
+
+# --- tasks that differ (variation) --------------------------------------------------------
+
+from test_variation import setup as varied_setup  # noqa: E402
+
+
+@pytest.mark.parametrize("s, t, r", [(1.3, 0.7, 0.5), (3.0, 0.0, 0.0), (0.0, 1.0, 0.7),
+                                     (1.3, 0.9, 1.0), (2.0, 0.6, 0.95)])
+def test_variation_agrees_with_analytic(tmp_path, s, t, r):
+    """Tasks drawn with continuous difficulty and size agree with the analytic engine's
+    integral within sampling error (long-context thresholds in reach)."""
+    table, wl, strategies = varied_setup(tmp_path, {"difficulty": s, "tokens": t,
+                                                    "tokens_follow_difficulty": r})
+    for strat in strategies:
+        L = compile_ladders(table, strat, wl)
+        assert L.variation is not None
+        assert_agrees(L, samples=150_000, seed=11)
+
+
+def test_variation_changes_what_monte_carlo_sees(tmp_path):
+    """The same workload with and without the spread: the samples tell them apart (so the
+    agreement above is not the analytic engine agreeing with itself)."""
+    var = {"difficulty": 2.0, "tokens": 0.9, "tokens_follow_difficulty": 0.8}
+    table, wl, strategies = varied_setup(tmp_path, var)
+    (tmp_path / "plain").mkdir()
+    t2, w2, _ = varied_setup(tmp_path / "plain", None)
+    a = mc.simulate_tasks(compile_ladders(table, strategies[0], wl), 100_000, seed=1)
+    b = mc.simulate_tasks(compile_ladders(t2, strategies[0], w2), 100_000, seed=1)
+    for f in ("completion_rate", "cost_per_completed_task"):
+        se = math.hypot(a.stderr[f], b.stderr[f])
+        assert abs(getattr(a, f) - getattr(b, f)) > 6 * se, f
+    assert a.cost_percentiles["p99"] > 1.5 * b.cost_percentiles["p99"]
+
+
+def test_per_task_percentiles_include_the_size_spread(tmp_path):
+    """One certain call, no long context, size spread t = 0.8: a task costs c*u with u
+    lognormal(-t^2/2, t), so P50/P90/P99 are c*exp(-t^2/2 + t*q) for the normal quantiles q."""
+    from statistics import NormalDist
+
+    p = H.prices({"x": H.model("acme", "budget", 1.0, 2.0)})
+    w = H.workload([{"name": "t", "share": 1.0, "phases": [
+        {"phase": "implement", "calls": 1, "input_tokens": 1000, "output_tokens": 100,
+         "success": {"x": 1.0}}]}], variation={"tokens": 0.8, "tokens_follow_difficulty": 0.5})
+    table, wl, _ = H.load_all(tmp_path, p, w)
+    L = compile_ladders(table, Strategy.single("x"), wl)
+    est = mc.simulate_tasks(L, 400_000, seed=4)
+    c, t = 0.0012, 0.8
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        want = c * math.exp(-t * t / 2 + t * NormalDist().inv_cdf(q))
+        assert est.cost_percentiles[name] == pytest.approx(want, rel=0.02), name
+    assert est.spend_per_task == pytest.approx(c, rel=0.01)
+
+
+def test_cell_moments_match_simulated_tasks(tmp_path):
+    """The exact per-task mean and variance (used for months built from outcome counts and for
+    the tasks a budget covers) match those of simulated tasks."""
+    from costsim.engine.moments import task_spend_variance
+
+    for var in (None, {"difficulty": 1.3, "tokens": 0.9, "tokens_follow_difficulty": 0.6},
+                {"difficulty": 2.0, "tokens": 0.5, "tokens_follow_difficulty": 1.0}):
+        d = tmp_path / str(abs(hash(str(var))))
+        d.mkdir()
+        table, wl, strategies = varied_setup(d, var)
+        L = compile_ladders(table, strategies[0], wl)
+        mu, v = task_spend_variance(L)
+        assert mu == pytest.approx(evaluate(L).spend_per_task, rel=1e-9)
+        plan = mc.make_plan(L)
+        rng = np.random.default_rng(5)
+        x = np.concatenate([mc.sample_chunk(plan, mc.CHUNK, rng).cost for _ in range(8)])
+        n = len(x)
+        se = math.sqrt(max(((x - x.mean()) ** 4).mean() - x.var() ** 2, 0.0) / n)
+        assert abs(x.var() - v) <= 4.5 * se, (var, x.var(), v)
+
+
+# --- months: varying volumes, and months built from outcome counts ------------------------
+
+def test_month_volumes_are_gamma_poisson():
+    """Counts with mean m and cv c: variance m + c^2 m^2; cv 0 is Poisson; None is fixed."""
+    assert mc.month_volumes(500, None, 10, 0) is None
+    n = mc.month_volumes(2000.0, 0.3, 200_000, 3)
+    assert n.mean() == pytest.approx(2000, rel=0.005)
+    assert n.var() == pytest.approx(2000 + 0.09 * 2000 ** 2, rel=0.02)
+    n0 = mc.month_volumes(2000.0, 0.0, 200_000, 3)
+    assert n0.var() == pytest.approx(2000, rel=0.02)
+    assert (mc.month_volumes(2000.0, 0.3, 50, 7) == mc.month_volumes(2000.0, 0.3, 50, 7)).all()
+
+
+def test_months_with_a_varying_volume_are_the_negative_binomial(tmp_path):
+    """Every task costs the same $0.0012 and completes, so a month costs 0.0012 N with N
+    negative binomial: its quantiles are scipy's."""
+    from scipy import stats
+
+    p = H.prices({"x": H.model("acme", "budget", 1.0, 2.0)})
+    w = H.workload([{"name": "t", "share": 1.0, "phases": [
+        {"phase": "implement", "calls": 1, "input_tokens": 1000, "output_tokens": 100,
+         "success": {"x": 1.0}}]}])
+    table, wl, _ = H.load_all(tmp_path, p, w)
+    L = compile_ladders(table, Strategy.single("x"), wl)
+    cv = 0.25
+    k = 1 / cv ** 2                                   # NB: n = k, p = k / (k + mean)
+    for method, mean, months in (("tasks", 1000.0, 3000), ("outcomes", 3000.0, 20_000)):
+        sim = mc.simulate_months(L, mean, months, seed=2, volume_cv=cv, method=method)
+        assert sim.method == method and (sim.completed == sim.tasks).all()
+        assert sim.spend == pytest.approx(0.0012 * sim.tasks, rel=1e-9)
+        for q in (0.5, 0.9, 0.99):
+            want = stats.nbinom.ppf(q, k, k / (k + mean))
+            assert np.quantile(sim.tasks, q) == pytest.approx(want, rel=0.025), (method, q)
+
+
+def test_months_from_outcome_counts_are_exact_without_variation(fixtures):
+    """Without variation a month built from outcome counts (cells, then each phase's outcomes,
+    multinomial) has the distribution of one simulated task by task."""
+    L = fixture_ladders(fixtures, "three-tier")
+    exact = evaluate(L)
+    N, months = 300, 6000
+    a = mc.simulate_months(L, N, months, seed=1, method="tasks")
+    b = mc.simulate_months(L, N, months, seed=2, method="outcomes")
+    assert b.method == "outcomes"
+    sd = a.spend.std()
+    se_mean = sd / math.sqrt(months)
+    assert abs(b.spend.mean() - N * exact.spend_per_task) <= 4.5 * se_mean
+    assert abs(b.completed.mean() - N * exact.completion_rate) <= \
+        4.5 * b.completed.std() / math.sqrt(months)
+    assert b.spend.std() == pytest.approx(sd, rel=0.06)
+    for q in (0.5, 0.9, 0.99):          # quantiles within their sampling error (~0.1 sd)
+        assert abs(np.quantile(b.spend, q) - np.quantile(a.spend, q)) <= 0.15 * sd, q
+    np.testing.assert_allclose(sum(b.by_provider.values()), b.spend, rtol=1e-12)
+    assert (b.completed <= N).all()
+
+
+def test_months_from_cell_moments_match_task_simulation_at_moderate_counts(tmp_path):
+    """With variation, months built per cell from the exact mean and covariance (small cells
+    task by task) agree with months simulated task by task at a moderate count: the mean within
+    its standard error, the spread within 8%, P50/P90/P99 within 0.3 standard deviations of the
+    monthly spend (about their sampling error from 2,500 months; 1.6% of the spend here)."""
+    var = {"difficulty": 1.3, "tokens": 0.7, "tokens_follow_difficulty": 0.5}
+    table, wl, strategies = varied_setup(tmp_path, var)
+    L = compile_ladders(table, strategies[0], wl)
+    exact = evaluate(L)
+    N, months = 2500, 2500
+    a = mc.simulate_months(L, N, months, seed=1, method="tasks")
+    b = mc.simulate_months(L, N, months, seed=2, method="outcomes")
+    assert b.method == "cells"
+    mean = N * exact.spend_per_task
+    assert abs(b.spend.mean() - mean) <= 4.5 * b.spend.std() / math.sqrt(months)
+    assert b.spend.std() == pytest.approx(a.spend.std(), rel=0.08)
+    sd = a.spend.std()
+    for q in (0.5, 0.9, 0.99):
+        assert abs(np.quantile(b.spend, q) - np.quantile(a.spend, q)) <= 0.3 * sd, q
+    assert b.completed.mean() == pytest.approx(N * exact.completion_rate, rel=0.002)
+    np.testing.assert_allclose(sum(b.by_provider.values()), b.spend, rtol=1e-12)

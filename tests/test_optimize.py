@@ -88,8 +88,16 @@ def test_tier_models_are_searched(tmp_path):
     p, pol, w = small(tmp_path, extra_models={"cheap2": model(tier="budget", input=0.5,
                                                                 output=0.5)})
     fixed = optimize(p, pol, w, fixed_tiers=True, min_completion=0.9)
+    full = optimize(p, pol, w, min_completion=0.9, prune=False)
+    assert full.evaluated == 2 * fixed.evaluated
+    assert full.best.tiers == {"budget": "cheap2", "premium": "top"}
+    assert full.best.cost_per_completed_task == pytest.approx(0.01205, rel=1e-12)
+    # cheap2 succeeds exactly as often as cheap and is never dearer: cheap leaves the space,
+    # and the answer is the same
     free = optimize(p, pol, w, min_completion=0.9)
-    assert free.evaluated == 2 * fixed.evaluated
+    assert free.space["tier_models"]["budget"] == ["cheap2"]
+    assert free.evaluated == fixed.evaluated
+    assert any("cheap (by cheap2)" in n for n in free.notes)
     assert free.best.tiers == {"budget": "cheap2", "premium": "top"}
     assert free.best.cost_per_completed_task == pytest.approx(0.01205, rel=1e-12)
     only = optimize(p, pol, w, candidates=["cheap", "top"], min_completion=0.9)
@@ -285,7 +293,7 @@ def test_cli_writes_policy_every_command_loads(tmp_path):
                               "--min-completion", "0.97", "--max-review-minutes", "11",
                               "--out", str(out), "--plot", str(plot), "--name", "found"])
     assert res.exit_code == 0, res.output
-    assert "Pareto frontier" in res.output and "routes of the best policy" in res.output
+    assert "Pareto frontier" in res.output and "Routes of the best policy" in res.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res = runner.invoke(app, ["compare", *args, "--policy", str(out), "-f", "json"])
     assert res.exit_code == 0, res.output
@@ -303,7 +311,7 @@ def test_cli_json_and_markdown():
     assert d["best"]["cost_per_completed_task"] == pytest.approx(
         min(p["cost_per_completed_task"] for p in d["frontier_all"]))
     res = runner.invoke(app, args + ["-f", "markdown"])
-    assert res.exit_code == 0 and "| cost/completed |" in res.stdout
+    assert res.exit_code == 0 and "| cost per completed |" in res.stdout
 
 
 # --- pareto:SCORE -----------------------------------------------------------------------------

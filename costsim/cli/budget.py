@@ -134,20 +134,21 @@ def register(app: typer.Typer) -> None:
             "--strategy", "-s", help="A policy name or single:MODEL. Default: the routed "
             "policy with the lowest cost per completed task.")] = None,
         tasks: Annotated[Optional[int], typer.Option(
-            help="Tasks per month. Default: the workload's tasks_per_month.", min=1)] = None,
+            help="Exactly this many tasks every month. Default: the workload's tasks_per_month "
+                 "(which may vary from month to month).")] = None,
         confidence: Annotated[float, typer.Option(
             help="Confidence for credits to buy, the low completed-task percentile, --budget "
                  "and --fail-above (0-1).")] = 0.9,
         budget_usd: Annotated[Optional[float], typer.Option(
-            "--budget", metavar="USD", help="USD: report how many tasks this covers at the confidence.",
-            min=0)] = None,
+            "--budget", metavar="USD",
+            help="USD: report how many tasks this covers at the confidence.")] = None,
         fail_above: Annotated[Optional[float], typer.Option(
             "--fail-above", metavar="USD", help="USD: exit 1 when the monthly spend at the confidence exceeds "
             "it (a CI gate).")] = None,
         seed: Annotated[int, typer.Option(help="Monte Carlo seed.")] = 0,
         months: Annotated[Optional[int], typer.Option(
-            help="Simulated months (more: steadier percentiles, slower). Default: 10,000, fewer "
-                 "for very large --tasks.", min=1)] = None,
+            help="Simulated months (more: steadier percentiles, slower). Default: 10,000 "
+                 "(fewer when tasks differ and months are large).")] = None,
         plot: Annotated[Optional[Path], typer.Option(
             "--plot", metavar="FILE", help="Also save a histogram chart to FILE (.png, .svg "
             "or .pdf; needs matplotlib: pip install 'costsim[plot]').", dir_okay=False)] = None,
@@ -160,9 +161,12 @@ def register(app: typer.Typer) -> None:
         """
         from .. import paths
         from ..budget import budget as run
+        from ..errors import CostsimError
 
-        if fail_above is not None and not (fail_above == fail_above):
-            raise CostsimError(f"must be a number, got {fail_above}", path="--fail-above")
+        # everything that can be refused is refused before the simulation runs
+        if fail_above is not None and not fail_above >= 0:
+            raise CostsimError(f"must be a non-negative amount, got {fail_above}",
+                               path="--fail-above")
         prices = paths.resolve_prices_path(prices)
         workload = paths.resolve_workload_path(workload)
         policy = paths.resolve_policy_paths(policy or ())
@@ -179,7 +183,7 @@ def register(app: typer.Typer) -> None:
                 from ..budget import months_for
 
                 n = n_tasks or round(wl.monthly_tasks)
-                prog.total = n * months_for(n, months)
+                prog.total = n * months_for(n, months, wl.variation is not None)
             result = run(prices, policy or None, workload, strategy=strategy, tasks=tasks,
                          confidence=confidence, budget_usd=budget_usd, seed=seed,
                          months=months, progress=prog)

@@ -1,4 +1,12 @@
-"""Exact evaluation of SPEC.md §3.4 over compiled ladders."""
+"""Exact evaluation of SPEC.md §3.4 over compiled ladders, integrated over §3.5's task spread.
+
+Without ``variation`` the §3.4 recursion runs once per cell. With it, it runs once per cell and
+quadrature node (:func:`costsim.engine.compile.node_blocks`): given a node the attempts of a task
+are independent coins and its costs are their expectations over the task's size there, so §3.4
+holds as written, and every reported number is a node-weighted sum (expected spend, completions,
+shipped defects, review minutes, attempts ...). Ratios are formed only at the end: cost per
+completed task = E[spend] / E[completion], defect rate = E[ships] / E[completion].
+"""
 
 from __future__ import annotations
 
@@ -6,64 +14,129 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .compile import Ladders
+from .compile import Ladders, NodeBlock, node_blocks
 
 
 @dataclass
 class CellStats:
-    """Per-cell intermediate quantities, shared by the metrics and the breakdowns."""
+    """Per-cell intermediate quantities, shared by the metrics and the breakdowns.
 
-    F: np.ndarray        # [C, P, K] probability that attempt k happens (given the phase runs)
-    P: np.ndarray        # [C, P] phase success
-    R: np.ndarray        # [C, P] probability the phase is reached
-    E_phase: np.ndarray  # [C, P] expected phase spend, summarizer included
-    E: np.ndarray        # [C] expected spend per attempted task
-    C: np.ndarray        # [C] completion probability
-    defect: np.ndarray   # [C] P(ships a defect | completed)
-    review: np.ndarray   # [C] review minutes per completed task
+    From :func:`ladder_stats` the arrays have the ladders' batch shape (cells, or cells x nodes).
+    From :func:`cell_stats` on ladders with variation, ``E``, ``C``, ``defect`` and ``review``
+    are integrated over the nodes (exact per-cell values) while ``F``, ``P``, ``R`` and
+    ``E_phase`` are node averages, kept for display only (their products are not expectations).
+    """
+
+    F: np.ndarray        # [..., P, K] probability that attempt k happens (given the phase runs)
+    P: np.ndarray        # [..., P] phase success
+    R: np.ndarray        # [..., P] probability the phase is reached
+    E_phase: np.ndarray  # [..., P] expected phase spend, summarizer included
+    E: np.ndarray        # [...] expected spend per attempted task
+    C: np.ndarray        # [...] completion probability
+    defect: np.ndarray   # [...] P(ships a defect | completed)
+    review: np.ndarray   # [...] review minutes per completed task
+
+
+def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
+                 nodes: bool = False) -> CellStats:
+    """§3.4 for ladders ``p``/``cost``/``summ_cost`` of shape ``[c, P, K]`` (``nodes=False``) or
+    ``[c, Q, P, K]`` (``nodes=True``); defect and review data come from ``L`` (rows ``cells``)."""
+    sl = cells if cells is not None else slice(None)
+
+    def per_cell(a):        # cell-level array -> broadcast over the node axis
+        a = a[sl]
+        return a[:, None] if nodes else a
+
+    q = 1.0 - p
+    F = np.ones_like(p)
+    F[..., 1:] = np.cumprod(q[..., :-1], axis=-1)
+    P = 1.0 - F[..., -1] * q[..., -1]
+    E_phase = (F * cost).sum(-1) + (F * p * summ_cost).sum(-1)
+    R = np.ones_like(P)
+    R[..., 1:] = np.cumprod(P[..., :-1], axis=-1)
+    E = (R * E_phase).sum(-1)
+    Cc = P.prod(-1)
+
+    # Defects (§3.4): given success, phase i succeeded at attempt k with w = F p / P. Only the
+    # phases that can carry a defect in some cell (D) and the review phase need w: every other
+    # phase's factor below is exactly 1.
+    K = p.shape[-1]
+    is_def_all = L.is_defect_phase[sl]
+    D = np.flatnonzero(is_def_all.any(axis=0))
+    has = per_cell(L.has_review)
+    ri = np.maximum(per_cell(L.review_index), 0)
+
+    def w_at(Fi, pi, Pi):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(Pi[..., None] > 0, Fi * pi / Pi[..., None], 0.0)
+
+    # Review attempt distribution and its catch rates; no review -> catch 0 with weight 1.
+    first = np.zeros(K)
+    first[0] = 1.0
+    take = ri[..., None, None]
+    w_at_review = w_at(np.take_along_axis(F, take, axis=-2),
+                       np.take_along_axis(p, take, axis=-2),
+                       np.take_along_axis(P, ri[..., None], axis=-1))[..., 0, :]
+    w_rev = np.where(has[..., None], w_at_review, first)
+    # noship = sum_k' w_rev[k'] * prod_i (1 - (1 - catch[k']) * rho_i)  (rho of the review
+    # phase replaced below when it is a defect phase)
+    surv = 1.0 - per_cell(L.catch)                                           # [..., K]
+    is_def = per_cell(L.is_defect_phase)[..., D]
+    defect_D = per_cell(L.defect)[..., D, :]
+    rho = np.where(is_def, (w_at(F[..., D, :], p[..., D, :], P[..., D]) * defect_D).sum(-1),
+                   0.0)                                                      # [..., |D|]
+    terms = 1.0 - surv[..., None, :] * rho[..., :, None]                     # [..., |D|, K]
+    # A review phase that is also a defect phase: its defect comes from the same succeeding
+    # attempt k' whose catch rate applies, so use that attempt's rate, not the average rho.
+    rev_def = has & np.take_along_axis(per_cell(L.is_defect_phase), ri[..., None],
+                                       axis=-1)[..., 0]
+    if rev_def.any():
+        at = (D == ri[..., None]) & rev_def[..., None]                        # [..., |D|]
+        own = 1.0 - surv[..., None, :] * defect_D
+        terms = np.where(at[..., None], own, terms)
+    # ship = sum_k' w_rev[k'] * (1 - prod_i terms): equal to 1 - noship since the w_rev sum to 1,
+    # but exactly 0 when nothing can carry a defect (the w_rev sum to 1 only up to rounding).
+    ship = (w_rev * (1.0 - terms.prod(axis=-2))).sum(-1)
+    defect = np.where(Cc > 0, ship, 0.0)
+    defect = np.clip(defect, 0.0, 1.0)
+    review = per_cell(L.review_base) + per_cell(L.review_per_defect) * defect
+    return CellStats(F=F, P=P, R=R, E_phase=E_phase, E=E, C=Cc, defect=defect, review=review)
+
+
+def _blocks(L: Ladders):
+    """(block, stats, weights, node axis?) over the ladders: one block of every cell without
+    variation (the ladders' own arrays), node blocks with it."""
+    if L.variation is None:
+        yield None, ladder_stats(L.p, L.cost, L.summ_cost, L), L.weight
+        return
+    for blk in node_blocks(L):
+        yield blk, ladder_stats(blk.p, blk.cost, blk.summ_cost, L, blk.cells, nodes=True), \
+            blk.weight
 
 
 def cell_stats(L: Ladders) -> CellStats:
-    q = 1.0 - L.p
-    F = np.ones_like(L.p)
-    F[..., 1:] = np.cumprod(q[..., :-1], axis=-1)
-    P = 1.0 - F[..., -1] * q[..., -1]
-    E_phase = (F * L.cost).sum(-1) + (F * L.p * L.summ_cost).sum(-1)
-    R = np.ones_like(P)
-    R[:, 1:] = np.cumprod(P[:, :-1], axis=1)
-    E = (R * E_phase).sum(1)
-    Cc = P.prod(1)
-
-    # Defects (§3.4): given success, phase i succeeded at attempt k with w = F p / P.
+    """Per-cell §3.4 quantities (integrated over the nodes when the workload has variation)."""
+    if L.variation is None:
+        return ladder_stats(L.p, L.cost, L.summ_cost, L)
+    C, P, K = L.p.shape
+    out = {k: np.zeros(s) for k, s in (("F", (C, P, K)), ("P", (C, P)), ("R", (C, P)),
+                                       ("E_phase", (C, P)), ("E", C), ("C", C), ("ship", C),
+                                       ("rev", C))}
+    for blk, s, w in _blocks(L):
+        nw = blk.weight / L.weight[blk.cells][:, None]            # node weights of each cell
+        sl = blk.cells
+        out["F"][sl] = np.einsum("cq,cqpk->cpk", nw, s.F)
+        for k in ("P", "R", "E_phase"):
+            out[k][sl] = np.einsum("cq,cqp->cp", nw, getattr(s, k))
+        out["E"][sl] = (nw * s.E).sum(1)
+        out["C"][sl] = (nw * s.C).sum(1)
+        out["ship"][sl] = (nw * s.C * s.defect).sum(1)
+        out["rev"][sl] = (nw * s.C * s.review).sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        w = np.where(P[..., None] > 0, F * L.p / P[..., None], 0.0)
-    rho = np.where(L.is_defect_phase, (w * L.defect).sum(-1), 0.0)          # [C, P]
-    ncell = len(L.cells)
-    K = L.p.shape[-1]
-    # Review attempt distribution and its catch rates; no review -> catch 0 with weight 1.
-    w_rev = np.zeros((ncell, K))
-    w_rev[:, 0] = 1.0
-    has = L.has_review
-    if has.any():
-        idx = np.flatnonzero(has)
-        w_rev[idx] = w[idx, L.review_index[idx], :]
-    # noship = sum_k' w_rev[k'] * prod_i (1 - (1 - catch[k']) * rho_i)  (rho of the review
-    # phase replaced below when it is a defect phase)
-    surv = 1.0 - L.catch                                                   # [C, K]
-    terms = 1.0 - surv[:, None, :] * rho[:, :, None]                       # [C, P, K]
-    # A review phase that is also a defect phase: its defect comes from the same succeeding
-    # attempt k' whose catch rate applies, so use that attempt's rate, not the average rho.
-    rev_def = np.flatnonzero(has & L.is_defect_phase[np.arange(ncell), np.maximum(L.review_index, 0)])
-    if rev_def.size:
-        ri = L.review_index[rev_def]
-        terms[rev_def, ri, :] = 1.0 - surv[rev_def] * L.defect[rev_def, ri, :]
-    # ship = sum_k' w_rev[k'] * (1 - prod_i terms): equal to 1 - noship since the w_rev sum to 1,
-    # but exactly 0 when nothing can carry a defect (the w_rev sum to 1 only up to rounding).
-    ship = (w_rev * (1.0 - terms.prod(axis=1))).sum(-1)
-    defect = np.where(Cc > 0, ship, 0.0)
-    defect = np.clip(defect, 0.0, 1.0)
-    review = L.review_base + L.review_per_defect * defect
-    return CellStats(F=F, P=P, R=R, E_phase=E_phase, E=E, C=Cc, defect=defect, review=review)
+        defect = np.where(out["C"] > 0, out["ship"] / out["C"], 0.0)
+        review = np.where(out["C"] > 0, out["rev"] / out["C"], L.review_base)
+    return CellStats(F=out["F"], P=out["P"], R=out["R"], E_phase=out["E_phase"], E=out["E"],
+                     C=out["C"], defect=np.clip(defect, 0.0, 1.0), review=review)
 
 
 @dataclass
@@ -84,31 +157,85 @@ class Metrics:
 
 
 def evaluate(L: Ladders) -> Metrics:
-    s = cell_stats(L)
-    w = L.weight
-    E = float(w @ s.E)
+    M = len(L.rates.ids)
+    # phase names in order of first appearance (cell order, then phase order)
+    if L.phase_ids is not None:
+        names, name_id = L.phase_list, L.phase_ids
+    else:
+        names = []
+        for cell in L.cells:
+            for n in L.phase_names[cell.task]:
+                if n not in names:
+                    names.append(n)
+        name_id = np.full(L.p.shape[:2], -1, int)
+        for c, cell in enumerate(L.cells):
+            for i, n in enumerate(L.phase_names[cell.task]):
+                name_id[c, i] = names.index(n)
+
+    E = C = ship_w = rev_w = attempts = retries = summ_spend = summ_calls = 0.0
+    spend_m = np.zeros(M)
+    att_m = np.zeros(M)
+    tok_m = np.zeros((M, 3))
+    summ_tok = np.zeros(3)
+    ph = {k: np.zeros(len(names)) for k in ("spend", "reach", "success_mass", "attempts")}
+    for blk, s, w in _blocks(L):
+        nodes = blk is not None
+        sl = blk.cells if nodes else slice(None)
+        E += float(w.ravel() @ s.E.ravel())
+        C += float(w.ravel() @ s.C.ravel())
+        ship_w += float(w.ravel() @ (s.C * s.defect).ravel())
+        rev_w += float(w.ravel() @ (s.C * s.review).ravel())
+
+        m_idx = np.where(L.valid[sl], L.model[sl], 0).ravel()
+        ids = name_id[sl]
+        keep = ids >= 0
+        wr = w[..., None] * s.R
+        if nodes:
+            # Sum over the nodes first: [c, Q, P, K] -> [c, P, K]. Expected token counts at a
+            # node are E[u | node] times the unit-size ones.
+            mass = wr[..., None] * s.F * L.valid[sl][:, None]                  # [c, Q, P, K]
+            succ_mass = mass * blk.p
+            size = blk.size[None, :, None, None]
+            att = mass.sum(axis=1)                                              # [c, P, K]
+            spend = (mass * blk.cost).sum(axis=1)
+            tmass = (mass * size).sum(axis=1)
+            tsucc = (succ_mass * size).sum(axis=1)
+            summ_node = (succ_mass * blk.summ_cost).sum(axis=1)
+            summ_on = (succ_mass * (blk.summ_cost > 0)).sum(axis=1)
+            attempts += float(att.sum())
+            retries += float(att[..., 1:].sum())
+            summ_spend += float(summ_node.sum())
+            summ_calls += float(summ_on.sum()) if L.summ_model >= 0 else 0.0
+            phase_att = att.sum(-1)
+            vals = {"spend": (wr * s.E_phase).sum(axis=1), "reach": wr.sum(axis=1),
+                    "success_mass": (wr * s.P).sum(axis=1), "attempts": phase_att}
+        else:
+            # Probability mass of each attempt actually happening, per task: w_c * R_i * F_k.
+            mass = w[..., None, None] * s.R[..., None] * s.F * L.valid            # [C, P, K]
+            succ_mass = mass * L.p                                                # success at k
+            attempts += float(mass.sum())
+            retries += float(mass[..., 1:].sum())
+            att, spend, tmass, tsucc = mass, mass * L.cost, mass, succ_mass
+            summ_spend += float((succ_mass * L.summ_cost).sum())
+            summ_calls += float(succ_mass[L.summ_cost > 0].sum()) if L.summ_model >= 0 else 0.0
+            vals = {"spend": wr * s.E_phase, "reach": wr, "success_mass": wr * s.P,
+                    "attempts": mass.sum(-1)}
+        spend_m += np.bincount(m_idx, weights=spend.ravel(), minlength=M)
+        att_m += np.bincount(m_idx, weights=att.ravel(), minlength=M)
+        tok = L.tokens[sl]
+        tok_m += np.stack([np.bincount(m_idx, weights=(tmass * tok[..., x]).ravel(),
+                                       minlength=M) for x in range(3)], axis=1)
+        summ_tok += (tsucc[..., None] * L.summ_tokens[sl]).sum(axis=(0, 1, 2))
+        # per phase name (task types sharing a phase name are pooled)
+        for k, v in vals.items():
+            ph[k] += np.bincount(ids[keep], weights=v[keep], minlength=len(names))
+
     # Rates are clamped to [0, 1] where they are computed: sums of weights that add up to 1
     # only to rounding gave completions of 1.0000000000000002.
-    C = _unit(float(w @ s.C))
+    C = _unit(C)
     cpct = E / C if C > 0 else float("inf")
-    defect = _unit(float(w @ (s.C * s.defect)) / C) if C > 0 else 0.0
-    review = float(w @ (s.C * s.review)) / C if C > 0 else 0.0
-
-    # Probability mass of each attempt actually happening, per task: w_c * R_i * F_k.
-    mass = w[:, None, None] * s.R[..., None] * s.F * L.valid              # [C, P, K]
-    succ_mass = mass * L.p                                                # success at k
-    attempts = float(mass.sum())
-    retries = float(mass[..., 1:].sum())
-
-    M = len(L.rates.ids)
-    m_idx = np.where(L.valid, L.model, 0).ravel()
-    spend_m = np.bincount(m_idx, weights=(mass * L.cost).ravel(), minlength=M)
-    att_m = np.bincount(m_idx, weights=mass.ravel(), minlength=M)
-    tok_m = np.stack([np.bincount(m_idx, weights=(mass[..., None] * L.tokens)[..., x].ravel(),
-                                  minlength=M) for x in range(3)], axis=1)
-    summ_spend = float((succ_mass * L.summ_cost).sum())
-    summ_tok = (succ_mass[..., None] * L.summ_tokens).sum(axis=(0, 1, 2))
-    summ_calls = float(succ_mass[L.summ_cost > 0].sum()) if L.summ_model >= 0 else 0.0
+    defect = _unit(ship_w / C) if C > 0 else 0.0
+    review = rev_w / C if C > 0 else 0.0
     if L.summ_model >= 0:
         spend_m[L.summ_model] += summ_spend
         tok_m[L.summ_model] += summ_tok
@@ -136,20 +263,11 @@ def evaluate(L: Ladders) -> Metrics:
             "output_tokens": float(tok_m[j, 2]),
         })
 
-    # Per phase name (task types sharing a phase name are pooled).
-    phases: dict[str, dict] = {}
-    for c, cell in enumerate(L.cells):
-        for i, name in enumerate(L.phase_names[cell.task]):
-            d = phases.setdefault(name, {"phase": name, "spend": 0.0, "reach": 0.0,
-                                         "success_mass": 0.0, "attempts": 0.0})
-            d["spend"] += float(w[c] * s.R[c, i] * s.E_phase[c, i])
-            d["reach"] += float(w[c] * s.R[c, i])
-            d["success_mass"] += float(w[c] * s.R[c, i] * s.P[c, i])
-            d["attempts"] += float(mass[c, i].sum())
     phase_rows = []
-    for d in phases.values():
-        reach = d.pop("reach")
-        sm = d.pop("success_mass")
+    for j, name in enumerate(names):
+        reach = float(ph["reach"][j])
+        sm = float(ph["success_mass"][j])
+        d = {"phase": name, "spend": float(ph["spend"][j]), "attempts": float(ph["attempts"][j])}
         d["share"] = _unit(d["spend"] / E) if E > 0 else 0.0
         d["reach_rate"] = _unit(reach)
         d["success_rate"] = _unit(sm / reach) if reach > 0 else 0.0

@@ -1,13 +1,44 @@
 """The one compile step: (price table, strategy, workload) -> attempt ladders.
 
-SPEC.md §3.1–3.3 live here and only here. A ladder says, for every *cell* (task type x
-combination of signals), phase and attempt index: which model makes the attempt, what the
-attempt costs, its success probability, the summarizer call that follows a success, the
-defect rate of the attempt's model (defect phases) and its catch rate (the review phase).
-The analytic engine (§3.4) and the Monte Carlo engine both read these arrays.
+SPEC.md §3.1–3.3 and the per-task arithmetic of §3.5 live here and only here. A ladder says, for
+every *cell* (task type x combination of signals), phase and attempt index: which model makes
+the attempt, what the attempt costs, its success probability, the summarizer call that follows a
+success, the defect rate of the attempt's model (defect phases) and its catch rate (the review
+phase). The analytic engine (§3.4) and the Monte Carlo engine both read these arrays.
 
 Arrays are padded to ``(cells, max_phases, max_attempts)``. Padded attempts have p=0 and cost 0,
 so they change nothing; padded phases succeed at their first attempt for free.
+
+With ``variation`` (§3.5) the ladders also carry, per task type, a quadrature rule over the
+task's difficulty and size (:mod:`costsim.engine.variation`) and the ladder at every node
+(:class:`NodeBlock`, materialised in blocks of cells by :func:`node_blocks`): success
+``σ(b − s·z)`` and every cost's expectation over the size at that node. ``p`` and ``cost`` stay
+the §3.3 rates and the unit-size costs; :class:`SizePieces` holds each attempt's cost as a
+function of the size (for the Monte Carlo engine, which samples the size itself).
+
+Everything that does not depend on the strategy (cost tables per model, success rates per model,
+cells) is computed once per workload and price table in a :class:`CompileCache`, so comparing
+many policies costs one table build plus a gather per policy.
+
+Per-node ladders for another evaluator (e.g. a policy search that combines phases itself), per
+task type ``t`` (index ``t_idx``) and table configuration ``cfg`` (:class:`TableConfig`), as
+plain arrays with a model axis in the order of ``ids``:
+
+    cache = CompileCache(prices, workload, ids)
+    costs = cache.type_costs(t_idx, cfg, ids)               # cost, summ_cost [P_t, K_t, M], tokens
+    p = cache.type_success(t_idx, ids)                      # §3.3 rates [E_t, P_t, K_t, M]
+    spread = Spread.of(workload.variation_of(t))           # s, t, r
+    pz = cache.type_pieces(t_idx, cfg, ids)                 # cost as a function of the size
+    key, rule = cache.node_rule(spread, thresholds)         # thresholds: pz["theta"] (and
+                                                            # "summ_theta") of the models used
+    b = cache.intercepts(key, rule, spread.s, p)            # any shape (NaN-free)
+    p_nodes = node_success(p, b, spread.s, rule.z)          # p's shape + [Q]
+    nc = cache.type_node_costs(t_idx, cfg, key, rule, ids)  # cost, summ [P_t, K_t, M, Q]
+
+then the §3.4 recursion at every node and the sums over nodes with ``rule.weight`` (ratios such
+as cost per completed task formed last). Without variation the rule is one node of weight 1
+(use ``costs``). The rule depends on the thresholds only when ``r`` is near 1
+(``spread.steep``); pass every threshold the evaluator may meet.
 """
 
 from __future__ import annotations
@@ -20,6 +51,8 @@ import numpy as np
 
 from ..errors import CostsimError
 from ..models import Handoff, Policy, PriceTable, Workload
+from .variation import STEEP_WIDTH, NodeRule, Spread, expected_cost, node_rule, node_success, \
+    solve_intercepts
 
 PER_MILLION = 1_000_000.0
 
@@ -115,16 +148,27 @@ class Rates:
                    lc_input=a[:, 4], lc_output=a[:, 5], lc_cache_read=a[:, 6])
 
 
+def _contexts(*, system, prior, calls, g, attempts, retry) -> np.ndarray:
+    """``ctx_j`` of call j of attempt k, §3.2: ``[K, n]``. ``retry=False`` is
+    ``retry_context: none`` (no attempt resends the failed ones)."""
+    k = np.arange(attempts, dtype=float)[:, None]          # k-1
+    if not retry:
+        k = np.zeros((attempts, 1))
+    j = np.arange(calls, dtype=float)[None, :]             # j-1
+    return system + prior + k * calls * g + j * g
+
+
 def attempt_cost_table(rates: Rates, *, system: int, prior: float, calls: int, inp: int, out: int,
-                       hit: float, attempts: int) -> tuple[np.ndarray, np.ndarray]:
+                       hit: float, attempts: int, retry: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Cost of attempt k (rows, 1..attempts) for every model (columns), §3.2; and its tokens.
 
     Returns ``(cost[K, M], tokens[K, 3])`` with tokens = (uncached input, cached input, output).
+    ``retry=False``: the policy's ``retry_context: none`` (every attempt starts afresh).
     """
     g = inp + out
-    k = np.arange(attempts, dtype=float)[:, None]          # k-1
-    j = np.arange(calls, dtype=float)[None, :]             # j-1
-    ctx = system + prior + k * calls * g + j * g           # [K, n]
+    ctx = _contexts(system=system, prior=prior, calls=calls, g=g, attempts=attempts,
+                    retry=retry)                           # [K, n]
     long = (ctx + inp)[:, :, None] > rates.above[None, None, :]   # [K, n, M]
     c3 = ctx[:, :, None]
     base = hit * c3 * rates.cache_read + (1 - hit) * c3 * rates.input + inp * rates.input \
@@ -138,10 +182,44 @@ def attempt_cost_table(rates: Rates, *, system: int, prior: float, calls: int, i
     return cost, tokens
 
 
+def _attempt_costs(rates: Rates, *, system, prior, calls, inp, out, hit, attempts, retry,
+                   alone: bool) -> np.ndarray:
+    """:func:`attempt_cost_table`'s cost ``[K, M]``, every model's column as that function gives
+    it when the model is the only column (``alone``) or one of several. (NumPy sums the calls
+    of one model pairwise when they lie contiguously, i.e. for a one-column table, and in order
+    otherwise; from 8 calls up the two differ in the last digit, and a strategy's numbers must
+    not depend on what else was compiled alongside it.)"""
+    if not alone:
+        return attempt_cost_table(rates, system=system, prior=prior, calls=calls, inp=inp,
+                                  out=out, hit=hit, attempts=attempts, retry=retry)[0]
+    g = inp + out
+    ctx = _contexts(system=system, prior=prior, calls=calls, g=g, attempts=attempts,
+                    retry=retry)[None]                     # [1, K, n]
+    r = {k: getattr(rates, k)[:, None, None] for k in ("cache_read", "input", "output", "above",
+                                                       "lc_cache_read", "lc_input", "lc_output")}
+    long = (ctx + inp) > r["above"]                        # [M, K, n]
+    base = hit * ctx * r["cache_read"] + (1 - hit) * ctx * r["input"] + inp * r["input"] \
+        + out * r["output"]
+    lc = hit * ctx * r["lc_cache_read"] + (1 - hit) * ctx * r["lc_input"] + inp * r["lc_input"] \
+        + out * r["lc_output"]
+    return (np.where(long, lc, base).sum(axis=-1) / PER_MILLION).T
+
+
+def _summary_input(*, system, prior, calls, g, attempts, retry) -> np.ndarray:
+    """Summarizer input after a success at attempt k: the final transcript ``system + prior +
+    k·n·g``; with ``retry_context: none`` only the succeeding attempt's ``n·g`` (the lead's
+    reading where the spec is open; docs/cost-model.md)."""
+    if not retry:
+        return system + prior + np.ones(attempts) * calls * g
+    return system + prior + np.arange(1, attempts + 1, dtype=float) * calls * g
+
+
 def summary_cost_table(rates: Rates, *, system: int, prior: float, calls: int, g: int,
-                       summary_tokens: int, attempts: int) -> tuple[np.ndarray, np.ndarray]:
+                       summary_tokens: int, attempts: int, retry: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Cost of the summarizer call after a success at attempt k, for every model (no cache)."""
-    x = system + prior + np.arange(1, attempts + 1, dtype=float) * calls * g      # [K]
+    x = _summary_input(system=system, prior=prior, calls=calls, g=g, attempts=attempts,
+                       retry=retry)                                                  # [K]
     long = x[:, None] > rates.above[None, :]
     cost = np.where(long, x[:, None] * rates.lc_input + summary_tokens * rates.lc_output,
                     x[:, None] * rates.input + summary_tokens * rates.output) / PER_MILLION
@@ -149,21 +227,68 @@ def summary_cost_table(rates: Rates, *, system: int, prior: float, calls: int, g
     return cost, tokens
 
 
+def attempt_pieces(rates: Rates, *, system: int, prior: float, calls: int, inp: int, out: int,
+                   hit: float, attempts: int, retry: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Attempt k's cost as a function of the task's size factor u (§3.5: every token count is
+    multiplied by u, and call j switches to long-context rates once ``u·(ctx_j + in) > above``):
+
+        cost(u) = u · (base[k, m] + Σ_j delta[k, j, m] · 1{u > theta[k, j, m]})
+
+    ``base``: every call at the base rates, unit size; ``delta``: call j's long-context bill minus
+    its base bill; ``theta = above / (ctx_j + in)`` (``inf`` without a long_context block). At
+    ``u = 1`` this is :func:`attempt_cost_table`'s cost."""
+    g = inp + out
+    ctx = _contexts(system=system, prior=prior, calls=calls, g=g, attempts=attempts,
+                    retry=retry)                           # [K, n]
+    c3 = ctx[:, :, None]
+    base = hit * c3 * rates.cache_read + (1 - hit) * c3 * rates.input + inp * rates.input \
+        + out * rates.output
+    lc = hit * c3 * rates.lc_cache_read + (1 - hit) * c3 * rates.lc_input + inp * rates.lc_input \
+        + out * rates.lc_output
+    with np.errstate(divide="ignore"):
+        theta = rates.above[None, None, :] / (ctx + inp)[:, :, None]
+    return base.sum(axis=1) / PER_MILLION, (lc - base) / PER_MILLION, theta
+
+
+def summary_pieces(rates: Rates, *, system: int, prior: float, calls: int, g: int,
+                   summary_tokens: int, attempts: int, retry: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The summarizer call as a function of u, like :func:`attempt_pieces` (one call, no cache):
+    ``cost(u) = u · (base[k, m] + delta[k, m] · 1{u > theta[k, m]})``."""
+    x = _summary_input(system=system, prior=prior, calls=calls, g=g, attempts=attempts,
+                       retry=retry)[:, None]
+    base = x * rates.input + summary_tokens * rates.output
+    lc = x * rates.lc_input + summary_tokens * rates.lc_output
+    with np.errstate(divide="ignore"):
+        theta = rates.above[None, :] / x
+    return base / PER_MILLION, (lc - base) / PER_MILLION, theta
+
+
+def _success_column(mid: str, tier: str, score, success: dict | None, difficulty: float | None,
+                    feedback_gain: float, attempts: int) -> np.ndarray:
+    """p(k) of one model, §3.3 (NaN where neither a success entry nor a score applies)."""
+    col = np.full(attempts, math.nan)
+    value = None
+    if success:
+        value = success.get(mid, success.get(tier))
+    if value is not None:
+        seq = value if isinstance(value, list) else [value]
+        col[:] = [seq[min(k, len(seq) - 1)] for k in range(attempts)]
+    elif difficulty is not None and not math.isnan(score):
+        p1 = 1.0 / (1.0 + math.exp(-(score - difficulty) / 10.0))
+        col[0] = p1
+        col[1:] = p1 + (1.0 - p1) * feedback_gain
+    return col
+
+
 def success_table(rates: Rates, success: dict | None, difficulty: float | None,
                   feedback_gain: float, attempts: int) -> np.ndarray:
     """p(k) for every model, §3.3. NaN where neither a success entry nor a score applies."""
     p = np.full((attempts, len(rates.ids)), math.nan)
     for col, (mid, tier) in enumerate(zip(rates.ids, rates.tiers)):
-        value = None
-        if success:
-            value = success.get(mid, success.get(tier))
-        if value is not None:
-            seq = value if isinstance(value, list) else [value]
-            p[:, col] = [seq[min(k, len(seq) - 1)] for k in range(attempts)]
-        elif difficulty is not None and not math.isnan(rates.score[col]):
-            p1 = 1.0 / (1.0 + math.exp(-(rates.score[col] - difficulty) / 10.0))
-            p[0, col] = p1
-            p[1:, col] = p1 + (1.0 - p1) * feedback_gain
+        p[:, col] = _success_column(mid, tier, rates.score[col], success, difficulty,
+                                    feedback_gain, attempts)
     return p
 
 
@@ -252,7 +377,420 @@ def pareto_summarizer(prices: PriceTable, strategy: Strategy, workload: Workload
     return strategy.pool[int(np.argmin(total))]
 
 
+# --- strategy-independent tables ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TableConfig:
+    """What a task type's cost tables depend on besides the model: the handoff (summary mode
+    and its summary_tokens) and whether retries resend the failed attempts."""
+
+    summary: bool
+    summary_tokens: int
+    retry: bool
+
+    @classmethod
+    def of(cls, strategy: "Strategy", workload: Workload) -> "TableConfig":
+        handoff, _ = strategy_handoff(strategy, workload)
+        summary = handoff.mode == "summary"
+        pol = strategy.policy
+        return cls(summary, handoff.summary_tokens if summary else 0,
+                   pol is None or pol.escalation.retry_context == "full")
+
+
+_Cfg = TableConfig        # the name it had at first (kept for code that imported it)
+
+
+@dataclass
+class _TypeInfo:
+    start: int                   # first cell of the task type (cells are grouped by type)
+    stop: int
+    phases: int
+    attempts: int
+    extras: list[float]          # distinct signal difficulty sums of the type's cells
+    extra_index: np.ndarray      # [cells of the type] index into ``extras``
+    max_calls: int
+    active: dict                 # signal name -> [cells of the type] bool
+
+
+class _ModelTable:
+    """Arrays with a model axis that grows as models are asked for (column per model id)."""
+
+    def __init__(self, axis: int):
+        self.axis = axis
+        self.cols: dict[str, int] = {}
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def missing(self, ids) -> list[str]:
+        return [m for m in dict.fromkeys(ids) if m not in self.cols]
+
+    def add(self, ids: list[str], arrays: dict) -> None:
+        for k, v in arrays.items():
+            self.arrays[k] = v if k not in self.arrays else \
+                np.concatenate([self.arrays[k], v], axis=self.axis)
+        for m in ids:
+            self.cols[m] = len(self.cols)
+
+    def index(self, ids) -> np.ndarray:
+        return np.array([self.cols[m] for m in ids], int)
+
+
+class CompileCache:
+    """The parts of compiling that do not depend on the strategy, for one (price table,
+    workload): the cells and, per task type, the cost, token and success tables of every model
+    asked for so far. ``costsim.compare`` passes one cache to every strategy it compiles.
+
+    ``models``: the models the strategies will ask for, computed together on the first request
+    (optional; others are added when asked for)."""
+
+    def __init__(self, prices: PriceTable, workload: Workload, models=()):
+        self.prices = prices
+        self.workload = workload
+        self.models = [m for m in dict.fromkeys(models) if m in prices.models]
+        self.cells = cells_of(workload)
+        self.types: list[_TypeInfo] = []
+        c = 0
+        for t_idx, t in enumerate(workload.task_types):
+            sigs = t.signals if t.signals is not None else workload.signals
+            start = c
+            extras: list[float] = []
+            idx = []
+            while c < len(self.cells) and self.cells[c].task == t_idx:
+                d = sum(sigs[s].difficulty for s in self.cells[c].signals)
+                if d not in extras:
+                    extras.append(d)
+                idx.append(extras.index(d))
+                c += 1
+            active = {name: np.array([name in cell.signals for cell in self.cells[start:c]],
+                                     bool) for name in sigs}
+            self.types.append(_TypeInfo(start, c, len(t.phases),
+                                        t.max_attempts or workload.max_attempts, extras,
+                                        np.array(idx, int), max(ph.calls for ph in t.phases),
+                                        active))
+        names: list[str] = []              # phase names in order of first appearance in a cell
+        for info, t in zip(self.types, workload.task_types):
+            if info.stop > info.start:
+                for ph in t.phases:
+                    if ph.phase not in names:
+                        names.append(ph.phase)
+        self.phase_list = names
+        P = max(len(t.phases) for t in workload.task_types)
+        self.phase_ids = np.full((len(self.cells), P), -1, int)
+        for c, cell in enumerate(self.cells):
+            for i, ph in enumerate(workload.task_types[cell.task].phases):
+                self.phase_ids[c, i] = names.index(ph.phase)
+        self.P = P
+        self.K = max(info.attempts for info in self.types)
+        C = len(self.cells)
+        self.cell_type = np.array([c.task for c in self.cells], int)
+        self.cell_extra = np.zeros(C, int)
+        self.valid = np.zeros((C, P, self.K), bool)
+        self.is_defect_phase = np.zeros((C, P), bool)
+        self.has_review = np.zeros(C, bool)
+        self.review_index = np.full(C, -1, int)
+        self.review_base = np.zeros(C)
+        self.review_per_defect = np.zeros(C)
+        self.signal_names = list(dict.fromkeys(n for info in self.types for n in info.active))
+        self.active = np.zeros((C, len(self.signal_names)), bool)
+        for t_idx, (info, t) in enumerate(zip(self.types, workload.task_types)):
+            sl = slice(info.start, info.stop)
+            self.cell_extra[sl] = info.extra_index
+            self.valid[sl, :info.phases, :info.attempts] = True
+            for name, on in info.active.items():
+                self.active[sl, self.signal_names.index(name)] = on
+            defects = t.defects if t.defects is not None else workload.defects
+            names = [ph.phase for ph in t.phases]
+            if defects is not None:
+                self.review_base[sl] = defects.review_minutes.base
+                self.review_per_defect[sl] = defects.review_minutes.per_defect
+                for i, name in enumerate(names):
+                    if name in defects.phases:
+                        self.is_defect_phase[sl, i] = True
+            if "review" in names:
+                self.has_review[sl] = True
+                self.review_index[sl] = names.index("review")
+        self.E = max(len(info.extras) for info in self.types)
+        self._costs: dict = {}
+        self._pieces: dict = {}
+        self._success: _ModelTable = _ModelTable(axis=4)
+        self._defects: _ModelTable = _ModelTable(axis=1)
+        self._rules: dict = {}
+        self._b: dict = {}
+        self._node_costs: dict = {}
+
+    def _batch(self, table: _ModelTable, ids) -> list[str]:
+        missing = table.missing(ids)
+        if missing and not table.cols:
+            missing = table.missing(list(missing) + self.models)
+        return missing
+
+    # cost and token tables per model ------------------------------------------------------
+    def costs(self, cfg: TableConfig, solo: bool, ids) -> _ModelTable:
+        """Every task type's ``cost``/``summ_cost`` ``[T, P, K, models]`` (zero padding) and
+        ``tokens``/``summ_tokens`` ``[T, P, K, 3]`` (model independent). ``solo``: the strategy
+        has one model (see :func:`_attempt_costs`)."""
+        table = self._costs.setdefault((cfg, solo), _ModelTable(axis=3))
+        missing = self._batch(table, ids)
+        if missing:
+            T = len(self.types)
+            M = len(missing)
+            out = {"cost": np.zeros((T, self.P, self.K, M)),
+                   "summ_cost": np.zeros((T, self.P, self.K, M))}
+            first = "tokens" not in table.arrays
+            if first:
+                table.arrays["tokens"] = np.zeros((T, self.P, self.K, 3))
+                table.arrays["summ_tokens"] = np.zeros((T, self.P, self.K, 3))
+            for t_idx, info in enumerate(self.types):
+                if info.stop > info.start:
+                    self._fill_costs(t_idx, cfg, solo, missing, out, table.arrays, first)
+            table.add(missing, out)
+        return table
+
+    def _fill_costs(self, t_idx, cfg, solo, missing, out, arrays, first):
+        wl = self.workload
+        t = wl.task_types[t_idx]
+        info = self.types[t_idx]
+        Kt = info.attempts
+        n = len(missing)
+        # one model alone in a multi-model table would be summed pairwise: pad with itself
+        batch = missing if solo or n > 1 else missing * 2
+        rates = Rates.from_table(self.prices, batch)
+        one = Rates.from_table(self.prices, batch[:1])
+        prior_full = 0.0
+        for i, ph in enumerate(t.phases):
+            g = ph.input_tokens + ph.output_tokens
+            prior = (cfg.summary_tokens if i > 0 else 0) if cfg.summary else prior_full
+            kw = dict(system=wl.system_tokens, prior=prior, calls=ph.calls, inp=ph.input_tokens,
+                      out=ph.output_tokens, hit=wl.cache_hit_rate, attempts=Kt, retry=cfg.retry)
+            out["cost"][t_idx, i, :Kt] = _attempt_costs(rates, alone=solo, **kw)[:, :n]
+            if first:
+                arrays["tokens"][t_idx, i, :Kt] = attempt_cost_table(one, **kw)[1]
+            if cfg.summary and i < info.phases - 1:
+                sc, st = summary_cost_table(
+                    rates, system=wl.system_tokens, prior=prior, calls=ph.calls, g=g,
+                    summary_tokens=cfg.summary_tokens, attempts=Kt, retry=cfg.retry)
+                out["summ_cost"][t_idx, i, :Kt] = sc[:, :n]
+                if first:
+                    arrays["summ_tokens"][t_idx, i, :Kt] = st
+            prior_full += ph.calls * g
+
+    def pieces(self, t_idx: int, cfg: TableConfig, ids) -> _ModelTable:
+        """Each attempt's and summary's cost as a function of the size factor (see
+        :func:`attempt_pieces`): ``base [P_t, K_t, models]``, ``delta``/``theta``
+        ``[P_t, K_t, models, J]`` (J = the type's most calls; padding has delta 0, theta inf),
+        ``summ_base``, ``summ_delta``, ``summ_theta`` ``[P_t, K_t, models]``."""
+        table = self._pieces.setdefault((t_idx, cfg), _ModelTable(axis=2))
+        missing = self._batch(table, ids)
+        if missing:
+            self._fill_pieces(t_idx, cfg, missing, table)
+        return table
+
+    def _fill_pieces(self, t_idx, cfg, missing, table):
+        wl = self.workload
+        t = wl.task_types[t_idx]
+        info = self.types[t_idx]
+        Kt, Pt, J, M = info.attempts, info.phases, info.max_calls, len(missing)
+        rates = Rates.from_table(self.prices, missing)
+        out = {"base": np.zeros((Pt, Kt, M)), "delta": np.zeros((Pt, Kt, M, J)),
+               "theta": np.full((Pt, Kt, M, J), math.inf), "summ_base": np.zeros((Pt, Kt, M)),
+               "summ_delta": np.zeros((Pt, Kt, M)), "summ_theta": np.full((Pt, Kt, M), math.inf)}
+        prior_full = 0.0
+        for i, ph in enumerate(t.phases):
+            g = ph.input_tokens + ph.output_tokens
+            prior = (cfg.summary_tokens if i > 0 else 0) if cfg.summary else prior_full
+            base, delta, theta = attempt_pieces(
+                rates, system=wl.system_tokens, prior=prior, calls=ph.calls,
+                inp=ph.input_tokens, out=ph.output_tokens, hit=wl.cache_hit_rate, attempts=Kt,
+                retry=cfg.retry)
+            out["base"][i] = base
+            out["delta"][i, :, :, :ph.calls] = delta.transpose(0, 2, 1)
+            out["theta"][i, :, :, :ph.calls] = theta.transpose(0, 2, 1)
+            if cfg.summary and i < Pt - 1:
+                sb, sd, st = summary_pieces(
+                    rates, system=wl.system_tokens, prior=prior, calls=ph.calls, g=g,
+                    summary_tokens=cfg.summary_tokens, attempts=Kt, retry=cfg.retry)
+                out["summ_base"][i], out["summ_delta"][i], out["summ_theta"][i] = sb, sd, st
+            prior_full += ph.calls * g
+        table.add(missing, out)
+
+    # variation: node rules, intercepts and per-node costs ---------------------------------
+    def node_rule(self, spread: Spread, thresholds: np.ndarray) -> tuple[tuple, NodeRule]:
+        """The quadrature rule for ``spread`` (shared by every strategy unless the rule has to
+        place panel edges at the strategy's own long-context steps)."""
+        thr = np.asarray(thresholds, float)
+        thr = np.unique(thr[np.isfinite(thr) & (thr > 0)])
+        has_lc = spread.t > 0 and thr.size > 0
+        steep = has_lc and spread.steep
+        key = (spread, has_lc, thr.tobytes() if steep else b"")
+        if key not in self._rules:
+            self._rules[key] = node_rule(spread, thr if has_lc else None)
+        return key, self._rules[key]
+
+    def intercepts(self, key: tuple, rule: NodeRule, s: float, p: np.ndarray) -> np.ndarray:
+        """``b`` of every element of ``p`` on ``rule`` (solved once per distinct value)."""
+        known = self._b.setdefault(key, {})
+        flat = p.ravel()
+        uniq = np.unique(flat)
+        new = [x for x in uniq.tolist() if x not in known]
+        if new:
+            for x, b in zip(new, solve_intercepts(np.array(new), s, rule).tolist()):
+                known[x] = b
+        table = np.array([known[x] for x in uniq.tolist()])
+        return table[np.searchsorted(uniq, flat)].reshape(p.shape)
+
+    def node_costs(self, t_idx: int, cfg: TableConfig, key: tuple, rule: NodeRule,
+                   ids) -> _ModelTable:
+        """Expected attempt cost at every node, ``cost [P_t, K_t, models, Q]``, and of the
+        summary each model would write after a success at attempt k, ``summ`` (0 where no
+        summary follows)."""
+        table = self._node_costs.setdefault((t_idx, cfg, key), _ModelTable(axis=2))
+        missing = self._batch(table, ids)
+        if missing:
+            pz = self.pieces(t_idx, cfg, missing)
+            col = pz.index(missing)
+            a = pz.arrays
+            nc = expected_cost(a["base"][:, :, col], a["delta"][:, :, col], a["theta"][:, :, col],
+                               rule.mu, rule.sigma)
+            ns = expected_cost(a["summ_base"][:, :, col], a["summ_delta"][:, :, col, None],
+                               a["summ_theta"][:, :, col, None], rule.mu, rule.sigma)
+            table.add(missing, {"cost": nc, "summ": ns})
+        return table
+
+    # success rates and defect rates per model ------------------------------------------------
+    def success(self, ids) -> _ModelTable:
+        """§3.3 ``p [T, E, P, K, models]`` for every task type, distinct signal difficulty of
+        its cells, phase and attempt (NaN where the model's rate cannot be told; padded phases
+        succeed at their first attempt, padded attempts never)."""
+        table = self._success
+        missing = self._batch(table, ids)
+        if not missing:
+            return table
+        wl = self.workload
+        rates = Rates.from_table(self.prices, missing)
+        out = np.zeros((len(self.types), self.E, self.P, self.K, len(missing)))
+        for t_idx, (info, t) in enumerate(zip(self.types, wl.task_types)):
+            Kt = info.attempts
+            extras = np.array(info.extras, float)
+            E = len(extras)
+            out[t_idx, :, info.phases:, 0] = 1.0
+            for i, ph in enumerate(t.phases):
+                d = None if ph.difficulty is None else ph.difficulty + extras      # [E]
+                for j, m in enumerate(missing):
+                    value = None
+                    if ph.success:
+                        value = ph.success.get(m, ph.success.get(rates.tiers[j]))
+                    if value is not None:
+                        seq = value if isinstance(value, list) else [value]
+                        out[t_idx, :E, i, :Kt, j] = [seq[min(k, len(seq) - 1)] for k in range(Kt)]
+                    elif d is not None and not math.isnan(rates.score[j]):
+                        # §3.3 with the standard library's exp, as for one value at a time
+                        x = -(rates.score[j] - d) / 10.0
+                        p1 = 1.0 / (1.0 + _EXP(x).astype(float))
+                        out[t_idx, :E, i, 0, j] = p1
+                        out[t_idx, :E, i, 1:Kt, j] = (p1 + (1.0 - p1) * wl.feedback_gain)[:, None]
+                    else:
+                        out[t_idx, :E, i, :Kt, j] = math.nan
+        table.add(missing, {"p": out})
+        return table
+
+    def defect_rates(self, ids) -> _ModelTable:
+        """Per task type and model: ``rate``/``catch`` ``[T, models]`` (model id, then tier
+        class; 0 when the maps name neither, or the type has no defects block)."""
+        table = self._defects
+        missing = self._batch(table, ids)
+        if missing:
+            wl = self.workload
+            tiers = [self.prices.models[m].tier for m in missing]
+            rate = np.zeros((len(self.types), len(missing)))
+            catch = np.zeros((len(self.types), len(missing)))
+            for t_idx, t in enumerate(wl.task_types):
+                defects = t.defects if t.defects is not None else wl.defects
+                if defects is None:
+                    continue
+                rate[t_idx] = [_lookup(defects.rate, m, tr) for m, tr in zip(missing, tiers)]
+                catch[t_idx] = [_lookup(defects.catch_rate, m, tr)
+                                for m, tr in zip(missing, tiers)]
+            table.add(missing, {"rate": rate, "catch": catch})
+        return table
+
+
+    # per task type, as plain arrays (for evaluators that combine phases themselves) -------
+    def type_costs(self, t_idx: int, cfg: TableConfig, ids) -> dict:
+        """Task type ``t_idx``'s ``cost``/``summ_cost`` ``[P_t, K_t, M]`` for ``ids`` (in that
+        order) and ``tokens``/``summ_tokens`` ``[P_t, K_t, 3]``. With several ids the numbers are
+        those of a multi-model strategy (see :func:`_attempt_costs`)."""
+        info = self.types[t_idx]
+        Pt, Kt = info.phases, info.attempts
+        tab = self.costs(cfg, len(ids) == 1, ids)
+        col = tab.index(ids)
+        a = tab.arrays
+        return {"cost": a["cost"][t_idx, :Pt, :Kt][..., col],
+                "summ_cost": a["summ_cost"][t_idx, :Pt, :Kt][..., col],
+                "tokens": a["tokens"][t_idx, :Pt, :Kt],
+                "summ_tokens": a["summ_tokens"][t_idx, :Pt, :Kt]}
+
+    def type_success(self, t_idx: int, ids) -> np.ndarray:
+        """Task type ``t_idx``'s §3.3 rates ``[E_t, P_t, K_t, M]`` (E_t: its distinct signal
+        difficulties, indexed by ``types[t_idx].extra_index``)."""
+        info = self.types[t_idx]
+        tab = self.success(ids)
+        return tab.arrays["p"][t_idx, :len(info.extras), :info.phases, :info.attempts][
+            ..., tab.index(ids)]
+
+    def type_pieces(self, t_idx: int, cfg: TableConfig, ids) -> dict:
+        """:meth:`pieces` as plain arrays for ``ids`` (model axis 2)."""
+        tab = self.pieces(t_idx, cfg, ids)
+        col = tab.index(ids)
+        return {k: v[:, :, col] for k, v in tab.arrays.items()}
+
+    def type_node_costs(self, t_idx: int, cfg: TableConfig, key: tuple, rule: NodeRule,
+                        ids) -> dict:
+        """:meth:`node_costs` as plain arrays for ``ids``: ``cost``/``summ``
+        ``[P_t, K_t, M, Q]``."""
+        tab = self.node_costs(t_idx, cfg, key, rule, ids)
+        col = tab.index(ids)
+        return {k: v[:, :, col] for k, v in tab.arrays.items()}
+
+
+_EXP = np.frompyfunc(math.exp, 1, 1)
+
+
 # --- ladders --------------------------------------------------------------------------------
+
+@dataclass
+class TypeNodes:
+    """One task type's per-node ladder parts (§3.5), for :func:`node_blocks`."""
+
+    spread: Spread
+    rule: NodeRule
+    cells: slice                 # the type's cells in the ladders
+    b: np.ndarray                # [cells, P, K] intercepts (±inf where p is 0 or 1)
+    cost: np.ndarray             # [P_t, K_t, M, Q] expected attempt cost at each node, by model
+    summ: np.ndarray             # [P_t, K_t, Q] expected summarizer cost after success at k
+
+
+@dataclass
+class SizePieces:
+    """Every cell's ladder as a function of the task (for sampling tasks, §3.5): attempt cost
+    ``u · (base + Σ_j delta_j · 1{u > theta_j})``, summary likewise with one call; success
+    ``σ(b − s·z)`` (``p`` itself where ``s = 0``); ``u = exp(t·(r·z + sqrt(1−r²)·e) − t²/2)``."""
+
+    base: np.ndarray             # [C, P, K]
+    delta: np.ndarray            # [C, P, K, J]
+    theta: np.ndarray            # [C, P, K, J]
+    summ_base: np.ndarray        # [C, P, K]
+    summ_delta: np.ndarray       # [C, P, K]
+    summ_theta: np.ndarray       # [C, P, K]
+    b: np.ndarray                # [C, P, K]
+    s: np.ndarray                # [C]
+    t: np.ndarray                # [C]
+    r: np.ndarray                # [C]
+
+
+@dataclass
+class VariationLadders:
+    types: list[TypeNodes | None]    # per task type (None: that type has no variation)
+    pieces: SizePieces
+
 
 @dataclass
 class Ladders:
@@ -265,8 +803,8 @@ class Ladders:
     n_phases: np.ndarray              # [C]
     valid: np.ndarray                 # [C, P, K] bool: the attempt exists
     model: np.ndarray                 # [C, P, K] int, index into rates.ids (-1 padding)
-    cost: np.ndarray                  # [C, P, K]
-    p: np.ndarray                     # [C, P, K]
+    cost: np.ndarray                  # [C, P, K] at unit size (§3.2)
+    p: np.ndarray                     # [C, P, K] the §3.3 rate
     summ_cost: np.ndarray             # [C, P, K] summarizer cost after success at k
     summ_model: int                   # index into rates.ids, -1 if none
     defect: np.ndarray                # [C, P, K] defect rate of the attempt (defect phases)
@@ -279,6 +817,80 @@ class Ladders:
     tokens: np.ndarray                # [C, P, K, 3] uncached input, cached input, output
     summ_tokens: np.ndarray           # [C, P, K, 3]
     notes: list[str] = field(default_factory=list)
+    variation: VariationLadders | None = None   # §3.5; None: every task type alike
+    retry_context: str = "full"
+    phase_ids: np.ndarray | None = None          # [C, P] index into phase_list (-1 padding)
+    phase_list: list[str] | None = None          # phase names, in order of first appearance
+
+
+@dataclass
+class NodeBlock:
+    """The ladders of some cells at every quadrature node (§3.5): ``weight`` is the cell's
+    weight times the node's; ``size`` is ``E[u | node]`` (token counts at the node are ``size``
+    times the unit-size ones). Without variation a block has one node of weight 1 and the
+    ladders' own arrays."""
+
+    cells: slice
+    weight: np.ndarray           # [c, Q]
+    size: np.ndarray             # [Q]
+    p: np.ndarray                # [c, Q, P, K]
+    cost: np.ndarray             # [c, Q, P, K]
+    summ_cost: np.ndarray        # [c, Q, P, K]
+
+
+def node_blocks(L: Ladders, max_elements: int = 1 << 20):
+    """Yield :class:`NodeBlock` s covering every cell, each of about ``max_elements`` entries
+    (cells of one task type share a block's node rule)."""
+    C, P, K = L.p.shape
+    types = L.variation.types if L.variation is not None else [None] * len(L.workload.task_types)
+    starts = _type_ranges(L)
+    for t_idx, (c0, c1) in enumerate(starts):
+        tn = types[t_idx]
+        if c1 <= c0:
+            continue
+        Q = 1 if tn is None else len(tn.rule)
+        step = max(1, max_elements // max(1, Q * P * K))
+        for a in range(c0, c1, step):
+            b = min(c1, a + step)
+            sl = slice(a, b)
+            if tn is None:
+                yield NodeBlock(sl, L.weight[sl][:, None], np.ones(1), L.p[sl][:, None],
+                                L.cost[sl][:, None], L.summ_cost[sl][:, None])
+                continue
+            yield _materialise(L, tn, sl, t_idx)
+
+
+def _type_ranges(L: Ladders) -> list[tuple[int, int]]:
+    out = []
+    c = 0
+    for t_idx in range(len(L.workload.task_types)):
+        start = c
+        while c < len(L.cells) and L.cells[c].task == t_idx:
+            c += 1
+        out.append((start, c))
+    return out
+
+
+def _materialise(L: Ladders, tn: TypeNodes, sl: slice, t_idx: int) -> NodeBlock:
+    C, P, K = L.p.shape
+    rule = tn.rule
+    Q = len(rule)
+    lo = sl.start - tn.cells.start
+    hi = sl.stop - tn.cells.start
+    n = hi - lo
+    p = node_success(L.p[sl], tn.b[lo:hi], tn.spread.s, rule.z)           # [n, P, K, Q]
+    Pt, Kt = tn.cost.shape[:2]
+    model = L.model[sl, :Pt, :Kt]
+    valid = L.valid[sl, :Pt, :Kt]
+    ii = np.arange(Pt)[None, :, None]
+    kk = np.arange(Kt)[None, None, :]
+    c = tn.cost[ii, kk, np.where(valid, model, 0)]                          # [n, Pt, Kt, Q]
+    cost = np.zeros((n, Q, P, K))
+    cost[:, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], c, 0.0), -1, 1)
+    summ = np.zeros((n, Q, P, K))
+    summ[:, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], tn.summ[None], 0.0), -1, 1)
+    return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size,
+                     np.ascontiguousarray(np.moveaxis(p, -1, 1)), cost, summ)
 
 
 def _lookup(mapping: dict, mid: str, tier: str) -> float:
@@ -287,17 +899,42 @@ def _lookup(mapping: dict, mid: str, tier: str) -> float:
     return mapping.get(tier, 0.0)
 
 
-def _unsupported(strategy: Strategy, workload: Workload) -> None:
-    """Fields the file formats accept that this engine does not evaluate yet: refuse them
-    rather than give numbers that silently ignore them."""
-    for v in [workload.variation] + [t.variation for t in workload.task_types]:
-        if v is not None and not v.is_zero:
-            raise workload.error(("variation",), "variation is not supported by this version "
-                                 "of the engine yet")
+def _choose_models(strategy: Strategy, cache: CompileCache, index: dict,
+                   cost: np.ndarray) -> np.ndarray:
+    """Model index (into the strategy's models) of every attempt of every cell, §3.1:
+    ``[C, P, K]``. ``cost``: the strategy's models' attempt costs ``[T, P, K, M]``."""
+    C, P, K = cache.valid.shape
+    if strategy.kind == "single":
+        return np.full((C, P, K), index[strategy.model], int)
+    if strategy.kind == "pareto":
+        # cheapest model of the pool for each attempt of each phase (§3.2 cost)
+        return np.argmin(cost, axis=-1)[cache.cell_type]
     pol = strategy.policy
-    if pol is not None and pol.escalation.retry_context != "full":
-        raise pol.error(("escalation", "retry_context"), "retry_context: none is not "
-                        "supported by this version of the engine yet")
+    tiers = list(pol.tiers)
+    last = len(tiers) - 1
+    names = cache.phase_list
+    default = pol.routes.get("default")
+    route = np.array([tiers.index(pol.routes.get(ph, default)) for ph in names] + [0])
+    ids = cache.phase_ids                                   # -1 (padding) -> the extra 0
+    start = route[ids]
+    bump = 0
+    for name, sig in pol.signals.items():
+        if name not in cache.signal_names:
+            continue
+        active = cache.active[:, cache.signal_names.index(name)]
+        if not active.any():
+            continue
+        applies = np.array([sig.phases is None or ph in sig.phases for ph in names] + [False])
+        on = active[:, None] & applies[ids]
+        if sig.min_tier is not None:
+            start = np.where(on, np.maximum(start, tiers.index(sig.min_tier)), start)
+        if sig.raise_:
+            bump = bump + np.where(on, sig.raise_, 0)
+    start = np.minimum(start + bump, last)
+    k = np.arange(K)
+    tier = np.minimum(start[:, :, None] + k[None, None, :] // pol.escalation.after_failures, last)
+    tier_models = np.array([index[m] for m in pol.tiers.values()], int)
+    return tier_models[tier]
 
 
 def _no_score(prices: PriceTable, workload: Workload, model: str, task: int, phase: int,
@@ -315,8 +952,10 @@ def _no_score(prices: PriceTable, workload: Workload, model: str, task: int, pha
         f"for '{model}'"))
 
 
-def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) -> Ladders:
-    _unsupported(strategy, workload)
+def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, *,
+                    cache: CompileCache | None = None) -> Ladders:
+    """Compile one strategy. ``cache``: a :class:`CompileCache` of the same price table and
+    workload, shared between strategies (optional; results are identical either way)."""
     ids = strategy.models()
     for mid in ids:
         if mid not in prices.models:
@@ -330,116 +969,78 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) 
             raise CostsimError(f"summarizer '{summarizer}' is not a model in the price table",
                                path=f"{strategy.name}.handoff.summarizer")
         ids = ids + [summarizer]
+    if cache is None or cache.prices is not prices or cache.workload is not workload:
+        cache = CompileCache(prices, workload, ids)
     rates = Rates.from_table(prices, ids)
     index = {m: i for i, m in enumerate(ids)}
-    cells = cells_of(workload)
+    cells = cache.cells
     tts = workload.task_types
     P = max(len(t.phases) for t in tts)
     K = max((t.max_attempts or workload.max_attempts) for t in tts)
     C = len(cells)
-    h = workload.cache_hit_rate
     summary = handoff.mode == "summary"
+    pol = strategy.policy
+    retry = pol is None or pol.escalation.retry_context == "full"
+    cfg = TableConfig(summary, handoff.summary_tokens if summary else 0, retry)
+    spreads = [Spread.of(workload.variation_of(t)) for t in tts]
+    varied = any(not sp.is_zero for sp in spreads)
 
-    # Per task type: cost/token tables per phase (independent of signals).
-    per_task = []
-    for t in tts:
-        Kt = t.max_attempts or workload.max_attempts
-        rows = []
-        prior_full = 0.0
-        for i, ph in enumerate(t.phases):
-            g = ph.input_tokens + ph.output_tokens
-            prior = (handoff.summary_tokens if i > 0 else 0) if summary else prior_full
-            cost, tok = attempt_cost_table(rates, system=workload.system_tokens, prior=prior,
-                                           calls=ph.calls, inp=ph.input_tokens,
-                                           out=ph.output_tokens, hit=h, attempts=Kt)
-            if summary and i < len(t.phases) - 1:
-                scost, stok = summary_cost_table(rates, system=workload.system_tokens,
-                                                 prior=prior, calls=ph.calls, g=g,
-                                                 summary_tokens=handoff.summary_tokens,
-                                                 attempts=Kt)
-                scost = scost[:, index[summarizer]]
-            else:
-                scost, stok = np.zeros(Kt), np.zeros((Kt, 3))
-            rows.append((cost, tok, scost, stok))
-            prior_full += ph.calls * g
-        per_task.append(rows)
-
-    valid = np.zeros((C, P, K), bool)
-    model = np.full((C, P, K), -1, int)
-    cost = np.zeros((C, P, K))
-    p = np.zeros((C, P, K))
-    summ_cost = np.zeros((C, P, K))
-    defect = np.zeros((C, P, K))
-    is_defect_phase = np.zeros((C, P), bool)
-    catch = np.zeros((C, K))
-    has_review = np.zeros(C, bool)
-    review_index = np.full(C, -1, int)
-    review_base = np.zeros(C)
-    review_per_defect = np.zeros(C)
-    tokens = np.zeros((C, P, K, 3))
-    summ_tokens = np.zeros((C, P, K, 3))
-    p_cache: dict = {}
-
-    for c, cell in enumerate(cells):
-        t = tts[cell.task]
-        Kt = t.max_attempts or workload.max_attempts
-        sigs = t.signals if t.signals is not None else workload.signals
-        extra_d = sum(sigs[s].difficulty for s in cell.signals)
-        defects = t.defects if t.defects is not None else workload.defects
-        if defects is not None:
-            review_base[c] = defects.review_minutes.base
-            review_per_defect[c] = defects.review_minutes.per_defect
-        p[c, len(t.phases):, 0] = 1.0          # padded phases succeed for free
-        for i, ph in enumerate(t.phases):
-            acost, atok, scost, stok = per_task[cell.task][i]
-            if strategy.kind == "single":
-                chosen = [index[strategy.model]] * Kt
-            elif strategy.kind == "pareto":
-                # cheapest model of the pool for each attempt of this phase (§3.2 cost)
-                chosen = [int(x) for x in np.argmin(acost, axis=1)]
-            else:
-                pol = strategy.policy
-                start = start_tier(pol, ph.phase, cell.signals)
-                last = len(pol.tiers) - 1
-                tier_models = list(pol.tiers.values())
-                chosen = [index[tier_models[tier_of_attempt(start, k, pol.escalation.after_failures,
-                                                            last)]] for k in range(1, Kt + 1)]
-            d = None if ph.difficulty is None else ph.difficulty + extra_d
-            key = (cell.task, i, extra_d)
-            if key not in p_cache:
-                p_cache[key] = success_table(rates, ph.success, d, workload.feedback_gain, Kt)
-            ptab = p_cache[key]
-            ks = np.arange(Kt)
-            pk = ptab[ks, chosen]
-            if np.isnan(pk).any():
-                bad = ids[chosen[int(np.flatnonzero(np.isnan(pk))[0])]]
-                if ph.difficulty is not None:
-                    _no_score(prices, workload, bad, cell.task, i, f"{t.name}/{ph.phase}")
-                why = "has no coding_score in the price table" if ph.difficulty is not None \
-                    else "is not in the phase's success map and the phase has no difficulty"
-                raise CostsimError(
-                    f"cannot tell how often '{bad}' succeeds: it {why}",
-                    file=workload.doc.file if workload.doc else None,
-                    line=workload.doc.line_of(("task_types", cell.task, "phases", i))
-                    if workload.doc else None,
-                    path=f"task_types[{cell.task}].phases[{i}] ({t.name}/{ph.phase})")
-            valid[c, i, :Kt] = True
-            model[c, i, :Kt] = chosen
-            cost[c, i, :Kt] = acost[ks, chosen]
-            p[c, i, :Kt] = pk
-            tokens[c, i, :Kt] = atok
-            summ_cost[c, i, :Kt] = scost
-            summ_tokens[c, i, :Kt] = stok
-            if defects is not None and ph.phase in defects.phases:
-                is_defect_phase[c, i] = True
-                defect[c, i, :Kt] = [_lookup(defects.rate, ids[m], rates.tiers[m]) for m in chosen]
-            if ph.phase == "review":
-                has_review[c] = True
-                review_index[c] = i
-                if defects is not None:
-                    catch[c, :Kt] = [_lookup(defects.catch_rate, ids[m], rates.tiers[m])
-                                     for m in chosen]
-
+    tab = cache.costs(cfg, len(ids) == 1, ids)
+    col = tab.index(ids)                                   # strategy model -> table column
+    chosen = _choose_models(strategy, cache, index, tab.arrays["cost"][..., col])
+    valid = cache.valid
+    tc = cache.cell_type[:, None, None]
+    ii = np.arange(P)[None, :, None]
+    kk = np.arange(K)[None, None, :]
+    ptab = cache.success(ids)
+    p = ptab.arrays["p"][tc, cache.cell_extra[:, None, None], ii, kk, ptab.index(ids)[chosen]]
+    nan = np.isnan(p) & valid
+    if nan.any():
+        c, i, k = (int(x[0]) for x in np.nonzero(nan))
+        t_idx = cells[c].task
+        t = tts[t_idx]
+        ph = t.phases[i]
+        bad = ids[chosen[c, i, k]]
+        if ph.difficulty is not None:
+            _no_score(prices, workload, bad, t_idx, i, f"{t.name}/{ph.phase}")
+        why = "has no coding_score in the price table" if ph.difficulty is not None \
+            else "is not in the phase's success map and the phase has no difficulty"
+        raise CostsimError(
+            f"cannot tell how often '{bad}' succeeds: it {why}",
+            file=workload.doc.file if workload.doc else None,
+            line=workload.doc.line_of(("task_types", t_idx, "phases", i))
+            if workload.doc else None,
+            path=f"task_types[{t_idx}].phases[{i}] ({t.name}/{ph.phase})")
+    model = np.where(valid, chosen, -1)
+    cost = tab.arrays["cost"][tc, ii, kk, col[chosen]]
+    tokens = tab.arrays["tokens"][cache.cell_type]
+    summ_tokens = tab.arrays["summ_tokens"][cache.cell_type]
+    if summarizer is not None:
+        summ_cost = tab.arrays["summ_cost"][cache.cell_type, :, :, col[index[summarizer]]]
+    else:
+        summ_cost = np.zeros((C, P, K))
+    dtab = cache.defect_rates(ids)
+    dcol = dtab.index(ids)[chosen]
+    defect = np.where(valid & cache.is_defect_phase[:, :, None],
+                      dtab.arrays["rate"][tc, dcol], 0.0)
+    ri = np.maximum(cache.review_index, 0)
+    catch = np.where(valid[np.arange(C), ri] & cache.has_review[:, None],
+                     dtab.arrays["catch"][cache.cell_type[:, None], dcol[np.arange(C), ri]], 0.0)
+    type_nodes: list[TypeNodes | None] = []
+    if varied:
+        J = max(info.max_calls for info in cache.types)
+        pc = SizePieces(base=np.zeros((C, P, K)), delta=np.zeros((C, P, K, J)),
+                        theta=np.full((C, P, K, J), math.inf), summ_base=np.zeros((C, P, K)),
+                        summ_delta=np.zeros((C, P, K)), summ_theta=np.full((C, P, K), math.inf),
+                        b=np.zeros((C, P, K)), s=np.zeros(C), t=np.zeros(C), r=np.zeros(C))
+        for t_idx, info in enumerate(cache.types):
+            if info.stop <= info.start:
+                type_nodes.append(None)
+                continue
+            sl = slice(info.start, info.stop)
+            type_nodes.append(_type_nodes(cache, t_idx, cfg, ids, spreads[t_idx], sl,
+                                          chosen[sl, :info.phases, :info.attempts], p, cost,
+                                          summ_cost, summarizer, index, pc))
     return Ladders(
         strategy=strategy, workload=workload, rates=rates, cells=cells,
         phase_names=[[ph.phase for ph in t.phases] for t in tts],
@@ -447,6 +1048,67 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload) 
         n_phases=np.array([len(tts[c.task].phases) for c in cells]),
         valid=valid, model=model, cost=cost, p=p, summ_cost=summ_cost,
         summ_model=index[summarizer] if summarizer is not None else -1,
-        defect=defect, is_defect_phase=is_defect_phase, catch=catch, has_review=has_review,
-        review_index=review_index, review_base=review_base,
-        review_per_defect=review_per_defect, tokens=tokens, summ_tokens=summ_tokens)
+        defect=defect, is_defect_phase=cache.is_defect_phase, catch=catch,
+        has_review=cache.has_review, review_index=cache.review_index,
+        review_base=cache.review_base, review_per_defect=cache.review_per_defect,
+        tokens=tokens, summ_tokens=summ_tokens,
+        variation=VariationLadders(type_nodes, pc) if varied else None,
+        retry_context="full" if retry else "none", phase_ids=cache.phase_ids,
+        phase_list=cache.phase_list)
+
+
+def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str], spread: Spread,
+                sl: slice, chosen: np.ndarray, p: np.ndarray, cost: np.ndarray,
+                summ_cost: np.ndarray, summarizer: str | None, index: dict,
+                pc: SizePieces) -> TypeNodes | None:
+    """The §3.5 parts of one task type: its node rule, intercepts and per-node cost tables;
+    and its cells' size pieces for the Monte Carlo engine."""
+    info = cache.types[t_idx]
+    Pt, Kt = info.phases, info.attempts
+    ii = np.arange(Pt)[None, :, None]
+    kk = np.arange(Kt)[None, None, :]
+    pc.s[sl], pc.t[sl], pc.r[sl] = spread.s, spread.t, spread.r
+    if spread.is_zero or spread.t == 0.0:
+        # unit size: the cost is the §3.2 cost itself, exactly
+        pc.base[sl] = cost[sl]
+        pc.summ_base[sl] = summ_cost[sl]
+    if spread.is_zero:
+        pc.b[sl] = np.nan
+        return None
+    thresholds = np.zeros(0)
+    if spread.t > 0.0:
+        pz = cache.pieces(t_idx, cfg, ids)
+        a = pz.arrays
+        col = pz.index(ids)
+        gcol = col[chosen]
+        pc.base[sl, :Pt, :Kt] = a["base"][ii, kk, gcol]
+        J = a["delta"].shape[-1]
+        pc.delta[sl, :Pt, :Kt, :J] = a["delta"][ii, kk, gcol]
+        pc.theta[sl, :Pt, :Kt, :J] = a["theta"][ii, kk, gcol]
+        if summarizer is not None:
+            sc = col[index[summarizer]]
+            live = summ_cost[sl, :Pt, :Kt] > 0
+            pc.summ_base[sl, :Pt, :Kt] = np.where(live, a["summ_base"][None, :, :, sc], 0.0)
+            pc.summ_delta[sl, :Pt, :Kt] = np.where(live, a["summ_delta"][None, :, :, sc], 0.0)
+            pc.summ_theta[sl, :Pt, :Kt] = np.where(live, a["summ_theta"][None, :, :, sc],
+                                                   math.inf)
+        used = np.zeros((Pt, Kt, len(ids)), bool)
+        used[np.broadcast_to(ii, chosen.shape), np.broadcast_to(kk, chosen.shape), chosen] = True
+        thresholds = np.concatenate([a["theta"][:, :, col][used].ravel(),
+                                     pc.summ_theta[sl, :Pt, :Kt].ravel()])
+    key, rule = cache.node_rule(spread, thresholds)
+    b = cache.intercepts(key, rule, spread.s, p[sl])
+    pc.b[sl] = b
+    if spread.t == 0.0:
+        tab = cache.costs(cfg, len(ids) == 1, ids)
+        c = tab.arrays["cost"][t_idx, :Pt, :Kt][:, :, tab.index(ids)]
+        node_cost = np.broadcast_to(c[..., None], c.shape + (len(rule),))
+        node_summ = np.broadcast_to(summ_cost[sl.start, :Pt, :Kt, None], (Pt, Kt, len(rule)))
+    else:
+        nc = cache.node_costs(t_idx, cfg, key, rule, ids)
+        node_cost = nc.arrays["cost"][:, :, nc.index(ids)]
+        if summarizer is not None:
+            node_summ = nc.arrays["summ"][:, :, nc.index([summarizer])[0]]
+        else:
+            node_summ = np.zeros((Pt, Kt, len(rule)))
+    return TypeNodes(spread=spread, rule=rule, cells=sl, b=b, cost=node_cost, summ=node_summ)

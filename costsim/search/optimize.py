@@ -1,602 +1,69 @@
 """`costsim optimize`: an exact search of routing policies for the cheapest that meets targets.
 
-The space (SPEC.md §3, issue #6), around a *base* policy whose tier names and signals are kept:
+The space is described in :mod:`costsim.search.space`, the exact vectorised evaluation in
+:mod:`costsim.search.tables`, the frontiers in :mod:`costsim.search.frontier` and the result
+objects in :mod:`costsim.search.result`. This module prepares a search (:class:`Search`) and runs
+it (:func:`optimize`).
 
-* a starting tier for every phase name of the workload (``routes``);
-* ``escalation.after_failures`` in 1..3;
-* handoff ``summary`` or ``full_history`` (``summary_tokens`` and ``summarizer`` as in the base
-  policy, else the workload, else 1500 tokens and the cheapest tier);
-* unless ``fixed_tiers``: the model that fills each tier, drawn from the price table's models of
-  that tier's class (the price-table ``tier`` of the model the base policy puts there),
-  restricted to ``candidates`` if given.
-
-Why it can be exact and fast. Given (handoff, after_failures, tier models) -- a *config* -- the
-ladder of one phase in one cell (task type x signal combination) depends only on that phase's own
-route: its start tier is §3.1 of (route, the cell's signals); its attempt costs depend on the
-model and on the context carried in, which is ``summary_tokens`` (summary) or the transcript of one
-attempt of every earlier phase (full_history) -- a function of the phase index, not of any route;
-the summarizer call after it depends on the summarizer model, which a config fixes. So for every
-(cell, phase, route, config) we compute the phase success ``P``, expected spend ``E_i`` (summarizer
-included), the defect contribution ``rho_i`` and, for the review phase, the success-attempt
-distribution and catch rates -- from the same tables ``compile_ladders`` builds
-(:func:`~costsim.engine.compile.attempt_cost_table`, :func:`~costsim.engine.compile.summary_cost_table`,
-:func:`~costsim.engine.compile.success_table`, :func:`~costsim.engine.compile.start_tier`) -- and then combine the
-phases of every task type over all route combinations with NumPy broadcasting, exactly as
-:func:`costsim.engine.analytic.cell_stats` combines them for one policy: ``R_i = prod_{q<i} P_q``,
-``E = sum_i R_i E_i``, ``C = prod_i P_i``, ``noship = sum_k w_rev[k] prod_i (1 - (1 - catch_k)
-rho_i)``. Task types only see the routes of their own phases, so their totals are broadcast-summed
-onto the full route grid. Every point of the space is evaluated; nothing is pruned. The winner (and
-any point within 1e-9 of it) is then re-evaluated through ``compile_ladders`` + ``evaluate`` from
-the policy that is written out, and those engine numbers are what is reported.
+Every point of the space is evaluated (only models another candidate provably dominates are left
+out of it, see :func:`costsim.search.space.dominated`). Beside the searched policies, the given
+policies and the single-model strategies of the space's models are candidates too, evaluated by
+the engine: a team should never be handed a routing policy dearer than a single model that meets
+the same targets. The winner (and any searched point within 1e-9 of it) is re-evaluated through
+``compile_ladders`` + ``evaluate`` from the policy that is written out, and those engine numbers
+are what is reported.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
+import os
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from .. import paths
-from ..engine.compile import (Rates, Strategy, _lookup, attempt_cost_table, cells_of, compile_ladders,
-                      start_tier, success_table, summary_cost_table)
+from ..engine.compile import Rates, Strategy, compile_ladders
 from ..errors import CostsimError
-from ..models import Handoff, Policy, PriceTable, Workload
+from ..models import Policy
+from .frontier import _chunk_frontier, _frontier
+from .result import (RESULT_VERSION, Baseline, Infeasible, OptimizeResult, PolicyPoint,  # noqa: F401
+                     _describe, _explain, policy_label, policy_yaml, target_phrases)
+from .space import (AFTER_FAILURES, HANDOFF_MODES, Space, build_policy, plan_space,  # noqa: F401
+                    policy_from_doc, search_space_size, single_policy_doc)
+from .tables import _combine, prepare, table_elements, task_tables
 
-RESULT_VERSION = 1
 DEFAULT_BASE_POLICY = "cheapest-routing.yaml"
-AFTER_FAILURES = (1, 2, 3)
-HANDOFF_MODES = ("summary", "full_history")
-MAX_POLICIES = 500_000_000        # refuse spaces that would take minutes (say so; no silent cut)
+# Refuse spaces that would take more than about a minute (say so, and how to narrow it; never a
+# silent cut). At the measured 1-4 million policies/s this is 15-60 s; --max-policies raises it.
+MAX_POLICIES = 60_000_000
 TIE_RTOL = 1e-9                   # points this close to the best are re-checked by the engine
-_BLOCK = 1 << 21                  # elements per working array in the combine step
-
-
-# --- result objects ----------------------------------------------------------------------------
-
-@dataclass
-class PolicyPoint:
-    """One point of the space and its metrics."""
-
-    routes: dict[str, str]
-    tiers: dict[str, str]
-    after_failures: int
-    handoff: str
-    cost_per_completed_task: float
-    spend_per_task: float
-    completion_rate: float
-    defect_rate: float
-    review_minutes: float
-
-    def label(self) -> str:
-        return policy_label(self.tiers, self.routes, self.after_failures, self.handoff)
-
-
-@dataclass
-class Baseline:
-    name: str
-    kind: str
-    cost_per_completed_task: float
-    spend_per_task: float
-    completion_rate: float
-    defect_rate: float
-    review_minutes: float
-
-
-@dataclass
-class Infeasible:
-    constraint: str          # "min_completion" | "max_defect_rate" | "max_review_minutes"
-    target: float
-    best_alone: float | None        # best value any policy of the space reaches
-    best_with_others: float | None  # best value among policies meeting the other targets
-    message: str
-
-
-@dataclass
-class OptimizeResult:
-    prices: str
-    prices_as_of: str
-    workload: str
-    workload_name: str
-    base_policy: str
-    base_policy_path: str | None
-    space: dict
-    constraints: dict
-    evaluated: int
-    seconds: float
-    best: PolicyPoint | None
-    best_policy: dict | None                 # the YAML document of the best policy
-    infeasible: list[Infeasible]
-    frontier_completion: list[PolicyPoint]   # cost vs completion (other targets enforced)
-    frontier_defect: list[PolicyPoint]       # cost vs defect rate (other targets enforced)
-    baselines: list[Baseline]
-    notes: list[str] = field(default_factory=list)
-    frontier_all: list[PolicyPoint] = field(default_factory=list)  # cost vs completion, no target
-
-    @property
-    def feasible(self) -> bool:
-        return self.best is not None
-
-    def message(self) -> str:
-        """One line per constraint that cannot be met (empty when feasible)."""
-        return "\n".join(i.message for i in self.infeasible)
-
-    def policy_yaml(self) -> str:
-        if self.best_policy is None:
-            raise CostsimError("no policy meets the targets; nothing to write\n" + self.message())
-        return policy_yaml(self.best_policy, self)
-
-    def write_policy(self, path: str | Path) -> None:
-        from ..fsutil import atomic_write
-
-        atomic_write(path, self.policy_yaml())
-
-    def to_dict(self) -> dict:
-        return {
-            "version": RESULT_VERSION,
-            "prices": {"path": self.prices, "as_of": self.prices_as_of},
-            "workload": {"path": self.workload, "name": self.workload_name},
-            "base_policy": {"name": self.base_policy, "path": self.base_policy_path},
-            "space": self.space,
-            "constraints": self.constraints,
-            "evaluated": self.evaluated,
-            "seconds": self.seconds,
-            "feasible": self.feasible,
-            "best": asdict(self.best) if self.best else None,
-            "best_policy": self.best_policy,
-            "infeasible": [asdict(i) for i in self.infeasible],
-            "frontier_completion": [asdict(p) for p in self.frontier_completion],
-            "frontier_defect": [asdict(p) for p in self.frontier_defect],
-            "frontier_all": [asdict(p) for p in self.frontier_all],
-            "baselines": [asdict(b) for b in self.baselines],
-            "notes": list(self.notes),
-        }
-
-
-def policy_label(tiers: dict, routes: dict, after_failures: int, handoff: str) -> str:
-    """A compact one-line description: ``budget=m1 ... | search:budget ... | af=2 summary``."""
-    short = {t: t[:3] for t in tiers}
-    r = " ".join(f"{ph}:{short.get(t, t)}" for ph, t in routes.items() if ph != "default")
-    m = " ".join(f"{short[t]}={mid}" for t, mid in tiers.items())
-    return f"{m} | {r} | after {after_failures} | {handoff}"
-
-
-# --- the space ---------------------------------------------------------------------------------
-
-@dataclass
-class _Space:
-    tier_names: list[str]
-    options: list[list[str]]          # per tier slot: candidate model ids
-    ids: list[str]                    # every model any config can call
-    combos: np.ndarray                # [Mc, T] index into ids
-    after: tuple[int, ...]
-    handoffs: list[Handoff]
-    summ_slot: int | None             # summarizer = the model of this tier slot ...
-    summ_fixed: int | None            # ... or this fixed model (index into ids)
-    phase_names: list[str]
-
-    @property
-    def n_configs(self) -> int:
-        return len(self.handoffs) * len(self.after) * len(self.combos)
-
-    def config(self, g: int) -> tuple[int, int, int]:
-        """Flat config index -> (handoff index, after_failures index, combo index)."""
-        h, rest = divmod(g, len(self.after) * len(self.combos))
-        a, mu = divmod(rest, len(self.combos))
-        return h, a, mu
-
-
-def _base_handoff(base: Policy, wl: Workload) -> Handoff:
-    if base.handoff is not None and base.handoff.mode == "summary":
-        h = base.handoff
-    elif wl.handoff.mode == "summary":
-        h = wl.handoff
-    elif base.handoff is not None:
-        h = base.handoff
-    else:
-        h = wl.handoff
-    return Handoff(mode="summary", summary_tokens=h.summary_tokens, summarizer=h.summarizer)
-
-
-def _evaluable(table: PriceTable, wl: Workload, ids: list[str]) -> dict[str, str]:
-    """Models whose success cannot be told for some phase -> the reason (they are skipped)."""
-    rates = Rates.from_table(table, ids)
-    bad: dict[str, str] = {}
-    for t in wl.task_types:
-        sigs = t.signals if t.signals is not None else wl.signals
-        extras = {0.0}
-        for bits in itertools.product((False, True), repeat=len(sigs)):
-            extras.add(sum(s.difficulty for s, on in zip(sigs.values(), bits) if on))
-        for ph in t.phases:
-            for e in extras:
-                d = None if ph.difficulty is None else ph.difficulty + e
-                p = success_table(rates, ph.success, d, wl.feedback_gain, 1)
-                for col in np.flatnonzero(np.isnan(p[0])):
-                    bad.setdefault(ids[col], f"cannot tell how often it succeeds at "
-                                             f"{t.name}/{ph.phase} (no coding_score)")
-    return bad
-
-
-def _build_space(table: PriceTable, wl: Workload, base: Policy, *, fixed_tiers: bool,
-                 candidates: Sequence[str] | None, after: Sequence[int],
-                 handoff_modes: Sequence[str], notes: list[str]) -> _Space:
-    tier_names = list(base.tiers)
-    if candidates:
-        for m in candidates:
-            if m not in table.models:
-                raise CostsimError(f"unknown model '{m}' (not in the price table)",
-                                   path="--candidates")
-    pool = list(dict.fromkeys(candidates)) if candidates else sorted(table.models)
-    if not fixed_tiers:
-        bad = _evaluable(table, wl, pool)
-        for m, why in bad.items():
-            if m not in base.tiers.values():
-                notes.append(f"skipped candidate {m}: {why}")
-        pool = [m for m in pool if m not in bad or m in base.tiers.values()]
-    options = []
-    for name in tier_names:
-        mid = base.tiers[name]
-        if fixed_tiers:
-            options.append([mid])
-            continue
-        cls = table.models[mid].tier
-        opts = [m for m in pool if table.models[m].tier == cls]
-        if not opts:
-            notes.append(f"tier {name}: no candidate of class {cls}; keeping {mid}")
-            opts = [mid]
-        elif mid in opts:                         # the base model first: ties keep it
-            opts.remove(mid)
-            opts.insert(0, mid)
-        options.append(opts)
-
-    hb = _base_handoff(base, wl)
-    s = hb.summarizer
-    summ_slot = summ_fixed = None
-    ids = list(dict.fromkeys(m for opts in options for m in opts))
-    if s is None:
-        summ_slot = 0
-        hb = Handoff(mode="summary", summary_tokens=hb.summary_tokens, summarizer=tier_names[0])
-    elif s in base.tiers:
-        summ_slot = tier_names.index(s)
-    else:
-        if s not in table.models:
-            raise CostsimError(f"summarizer '{s}' is neither a tier of policy '{base.name}' nor a "
-                               f"model in the price table", path="handoff.summarizer")
-        if s not in ids:
-            ids.append(s)
-        summ_fixed = ids.index(s)
-    handoffs = []
-    for mode in handoff_modes:
-        if mode not in HANDOFF_MODES:
-            raise CostsimError(f"unknown handoff mode '{mode}' (modes: summary, full_history)",
-                               path="handoffs")
-        handoffs.append(Handoff(mode=mode, summary_tokens=hb.summary_tokens,
-                                summarizer=hb.summarizer))
-    for a in after:
-        if int(a) < 1:
-            raise CostsimError(f"after_failures must be >= 1, got {a}", path="after_failures")
-    combos = np.array([[ids.index(m) for m in c] for c in itertools.product(*options)], int)
-    phase_names = list(dict.fromkeys(ph.phase for t in wl.task_types for ph in t.phases))
-    return _Space(tier_names=tier_names, options=options, ids=ids,
-                  combos=combos.reshape(-1, len(tier_names)), after=tuple(int(a) for a in after),
-                  handoffs=handoffs, summ_slot=summ_slot, summ_fixed=summ_fixed,
-                  phase_names=phase_names)
-
-
-# --- per-phase-option quantities ---------------------------------------------------------------
-
-@dataclass
-class _TaskTables:
-    """Everything one task type contributes, per (cell, phase, route, config)."""
-
-    axes: list[int]            # global phase-name index of each local phase
-    w: np.ndarray              # [c] cell weights (task share included)
-    P: np.ndarray              # [c, n, T, G] phase success
-    E: np.ndarray              # [c, n, T, G] expected phase spend (summarizer included)
-    defect_phases: list[int]   # local phase indices that can carry a defect
-    rho: np.ndarray            # [c, n, T, G] P(defect | phase succeeded) (0 off defect phases)
-    review: int | None         # local index of the review phase
-    w_rev: np.ndarray          # [c, T, G, K] success-attempt distribution of review
-    surv: np.ndarray           # [c, T, G, K] 1 - catch rate of the review attempt
-    rev_rate: np.ndarray | None  # [c, T, G, K] defect rate of the review attempt, if review
-                                 # is itself a defect phase (analytic.cell_stats)
-    base: np.ndarray           # [c] review minutes base
-    per_defect: np.ndarray     # [c]
-
-
-def _task_tables(table: PriceTable, wl: Workload, base: Policy, sp: _Space,
-                 rates: Rates) -> list[_TaskTables]:
-    T = len(sp.tier_names)
-    A, H, Mc = len(sp.after), len(sp.handoffs), len(sp.combos)
-    G = H * A * Mc
-    all_cells = cells_of(wl)
-    out = []
-    for t_idx, t in enumerate(wl.task_types):
-        cells = [c for c in all_cells if c.task == t_idx]
-        if not cells:
-            continue
-        K = t.max_attempts or wl.max_attempts
-        n = len(t.phases)
-        sigs = t.signals if t.signals is not None else wl.signals
-        defects = t.defects if t.defects is not None else wl.defects
-        # ladder: model index of attempt k for start tier s, after_failures a, combo mu
-        k = np.arange(K)
-        tier = np.minimum(np.arange(T)[:, None, None] + k[None, None, :]
-                          // np.array(sp.after)[None, :, None], T - 1)           # [T, A, K]
-        lad = sp.combos[:, tier]                                                 # [Mc, T, A, K]
-        lad = lad.transpose(1, 2, 0, 3)                                          # [T, A, Mc, K]
-        if sp.summ_fixed is not None:
-            summ = np.full(Mc, sp.summ_fixed)
-        else:
-            summ = sp.combos[:, sp.summ_slot]                                    # [Mc]
-
-        P = np.zeros((len(cells), n, T, G))
-        E = np.zeros((len(cells), n, T, G))
-        rho = np.zeros((len(cells), n, T, G))
-        w_rev = np.zeros((len(cells), T, G, K))
-        w_rev[..., 0] = 1.0
-        surv = np.ones((len(cells), T, G, K))
-        rev_rate = None
-        review = None
-        defect_phases = []
-        p_cache: dict = {}
-        prior_full = 0.0
-        for i, ph in enumerate(t.phases):
-            g = ph.input_tokens + ph.output_tokens
-            costs, scosts = [], []
-            for h in sp.handoffs:
-                summary = h.mode == "summary"
-                prior = (h.summary_tokens if i > 0 else 0) if summary else prior_full
-                c_, _ = attempt_cost_table(rates, system=wl.system_tokens, prior=prior,
-                                           calls=ph.calls, inp=ph.input_tokens,
-                                           out=ph.output_tokens, hit=wl.cache_hit_rate,
-                                           attempts=K)
-                if summary and i < n - 1:
-                    s_, _ = summary_cost_table(rates, system=wl.system_tokens, prior=prior,
-                                               calls=ph.calls, g=g,
-                                               summary_tokens=h.summary_tokens, attempts=K)
-                else:
-                    s_ = np.zeros((K, len(rates.ids)))
-                costs.append(c_[k, lad])                          # [T, A, Mc, K]
-                scosts.append(s_[k[None, :], summ[:, None]])      # [Mc, K]
-            prior_full += ph.calls * g
-            cost = np.stack(costs)                                # [H, T, A, Mc, K]
-            scost = np.stack(scosts)[:, None, None]               # [H, 1, 1, Mc, K]
-            is_def = defects is not None and ph.phase in defects.phases
-            if is_def:
-                defect_phases.append(i)
-                drate = np.array([_lookup(defects.rate, m, rates.tiers[j])
-                                  for j, m in enumerate(rates.ids)])[lad]       # [T, A, Mc, K]
-            if ph.phase == "review":
-                review = i
-                if defects is not None:
-                    crate = np.array([_lookup(defects.catch_rate, m, rates.tiers[j])
-                                      for j, m in enumerate(rates.ids)])[lad]
-                else:
-                    crate = np.zeros(lad.shape)
-            for ci, cell in enumerate(cells):
-                extra = sum(sigs[s].difficulty for s in cell.signals)
-                d = None if ph.difficulty is None else ph.difficulty + extra
-                key = (i, extra)
-                if key not in p_cache:
-                    p_cache[key] = success_table(rates, ph.success, d, wl.feedback_gain, K)
-                p = p_cache[key][k, lad]                          # [T, A, Mc, K]
-                q = 1.0 - p
-                F = np.ones_like(p)
-                F[..., 1:] = np.cumprod(q[..., :-1], axis=-1)
-                Pp = 1.0 - F[..., -1] * q[..., -1]                # [T(start), A, Mc]
-                Fp = F * p
-                Ep = (F[None] * cost).sum(-1) + (Fp[None] * scost).sum(-1)   # [H, T, A, Mc]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    wk = np.where(Pp[..., None] > 0, Fp / Pp[..., None], 0.0)  # [T, A, Mc, K]
-                # route r -> start tier in this cell (§3.1, signals as in the base policy)
-                starts = [start_tier(SimpleNamespace(tiers=base.tiers, routes={ph.phase: r},
-                                                     signals=base.signals),
-                                     ph.phase, cell.signals) for r in sp.tier_names]
-                P[ci, i] = np.broadcast_to(Pp[starts][None], (H, T, A, Mc)) \
-                    .transpose(1, 0, 2, 3).reshape(T, G)
-                E[ci, i] = Ep[:, starts].transpose(1, 0, 2, 3).reshape(T, G)
-                if is_def:
-                    r_ = (wk * drate).sum(-1)[starts]             # [T, A, Mc]
-                    rho[ci, i] = np.broadcast_to(r_[None], (H, T, A, Mc)) \
-                        .transpose(1, 0, 2, 3).reshape(T, G)
-                if ph.phase == "review":
-                    w_rev[ci] = np.broadcast_to(wk[starts][None], (H, T, A, Mc, K)) \
-                        .transpose(1, 0, 2, 3, 4).reshape(T, G, K)
-                    surv[ci] = np.broadcast_to((1.0 - crate)[starts][None], (H, T, A, Mc, K)) \
-                        .transpose(1, 0, 2, 3, 4).reshape(T, G, K)
-                    if is_def:
-                        if rev_rate is None:
-                            rev_rate = np.zeros((len(cells), T, G, K))
-                        rev_rate[ci] = np.broadcast_to(drate[starts][None], (H, T, A, Mc, K)) \
-                            .transpose(1, 0, 2, 3, 4).reshape(T, G, K)
-        rm = defects.review_minutes if defects is not None else None
-        out.append(_TaskTables(
-            axes=[sp.phase_names.index(ph.phase) for ph in t.phases],
-            w=np.array([c.weight for c in cells]), P=P, E=E, defect_phases=defect_phases,
-            rho=rho, review=review, w_rev=w_rev, surv=surv, rev_rate=rev_rate,
-            base=np.full(len(cells), rm.base if rm else 0.0),
-            per_defect=np.full(len(cells), rm.per_defect if rm else 0.0)))
-    return out
-
-
-def _combine(tt: _TaskTables, g0: int, g1: int, T: int, N: int):
-    """Totals of one task type for configs g0:g1 over every route of the N global phase names.
-
-    Returns (E, C, D, RV) each broadcastable to [g, T, ..., T] (N route axes): expected spend,
-    completion, defect mass (C x defect) and review mass (C x review minutes), cell-weighted.
-    """
-    n = len(tt.axes)
-    gch = g1 - g0
-
-    def local(x, i):                      # [c, T, G] -> [c, g] + route axis at local i
-        y = x[:, :, g0:g1].transpose(0, 2, 1)
-        return y.reshape(y.shape[:2] + (1,) * i + (T,) + (1,) * (n - 1 - i))
-
-    R = None
-    E = None
-    for i in range(n):
-        Ei = local(tt.E[:, i], i)
-        E = Ei if R is None else E + R * Ei
-        Pi = local(tt.P[:, i], i)
-        R = Pi if R is None else R * Pi
-    C = R                                                   # [c, g, T...]
-    # defects (analytic.cell_stats): noship = sum_k w_rev[k] prod_i (1 - surv[k] rho_i)
-    nc = len(tt.w)
-    K = tt.w_rev.shape[-1]
-    if tt.review is not None:
-        shp = (nc, gch) + (1,) * tt.review + (T,) + (1,) * (n - 1 - tt.review) + (K,)
-        wr = tt.w_rev[:, :, g0:g1].transpose(0, 2, 1, 3).reshape(shp)
-        sv = tt.surv[:, :, g0:g1].transpose(0, 2, 1, 3).reshape(shp)
-    else:
-        wr = np.zeros((nc, gch) + (1,) * n + (K,))
-        wr[..., 0] = 1.0
-        sv = np.ones((nc, gch) + (1,) * n + (K,))
-    terms = None
-    for i in tt.defect_phases:
-        if i == tt.review and tt.rev_rate is not None:
-            # the review attempt that catches is the one whose own defect rate applies
-            rr = tt.rev_rate[:, :, g0:g1].transpose(0, 2, 1, 3).reshape(shp)
-            t_ = 1.0 - sv * rr
-        else:
-            t_ = 1.0 - sv * local(tt.rho[:, i], i)[..., None]
-        terms = t_ if terms is None else terms * t_
-    # ship = sum_k w_rev[k] (1 - prod_i terms): exactly 0 when nothing can carry a defect
-    ship = (wr * (1.0 - terms)).sum(-1) if terms is not None else 0.0 * wr.sum(-1)
-    defect = np.clip(np.where(C > 0, ship, 0.0), 0.0, 1.0)
-    Cd = C * defect
-    wE = np.tensordot(tt.w, E, axes=(0, 0))
-    wC = np.tensordot(tt.w, C, axes=(0, 0))
-    wD = np.tensordot(tt.w, Cd, axes=(0, 0))
-    wR = np.tensordot(tt.w * tt.base, C, axes=(0, 0)) \
-        + np.tensordot(tt.w * tt.per_defect, Cd, axes=(0, 0))
-
-    # local phase axes -> global axes (sorted), singleton for phases this task type lacks
-    order = np.argsort(tt.axes)
-    shape = [gch] + [T if a in tt.axes else 1 for a in range(N)]
-
-    def glob(x):
-        x = np.broadcast_to(x, (gch,) + (T,) * n)
-        return x.transpose([0] + [1 + o for o in order]).reshape(shape)
-
-    return glob(wE), glob(wC), glob(wD), glob(wR)
-
-
-# --- frontiers ---------------------------------------------------------------------------------
-
-def _frontier(cost: np.ndarray, good: np.ndarray, sign: float) -> np.ndarray:
-    """Indices of the points not dominated in (cost down, sign*good up), cost finite.
-
-    Cost ties keep the best ``good``; equal points keep the first index.
-    """
-    ok = np.flatnonzero(np.isfinite(cost) & ~np.isnan(good))
-    if ok.size == 0:
-        return ok
-    c, v = cost[ok], sign * good[ok]
-    # anchor prune: everything no better than the cheapest point is dominated by it
-    a = np.lexsort((-v, c))[0]
-    keep = (v > v[a]) | (np.arange(ok.size) == a)
-    ok, c, v = ok[keep], c[keep], v[keep]
-    idx = np.lexsort((np.arange(ok.size), -v, c))
-    v_sorted = v[idx]
-    best_before = np.maximum.accumulate(np.concatenate(([-np.inf], v_sorted[:-1])))
-    return ok[idx[v_sorted > best_before]]
-
-
-def _weakly_dominated(cost, good, a_cost, a_good) -> np.ndarray:
-    """Points (cost, good) that some anchor matches or beats on both (anchors sorted by cost)."""
-    if a_cost.size == 0:
-        return np.zeros(cost.shape, bool)
-    pm = np.maximum.accumulate(a_good)
-    pos = np.searchsorted(a_cost, cost, side="right")
-    out = np.zeros(cost.shape, bool)
-    has = pos > 0
-    out[has] = pm[pos[has] - 1] >= good[has]
-    return out
-
-
-def _chunk_frontier(cost, good, sign, anchors) -> np.ndarray:
-    """Candidate frontier indices of one chunk. ``anchors`` = (cost, sign*good) of frontier
-    points found so far (sorted by cost): points they weakly dominate cannot be on the final
-    frontier, nor can points the chunk's own sub-sample frontier dominates."""
-    ok = np.flatnonzero(np.isfinite(cost) & ~np.isnan(good))
-    if ok.size == 0:
-        return ok
-    c, v = cost[ok], sign * good[ok]
-    sub = _frontier(c[::61], v[::61], 1.0)
-    sub_i = np.arange(0, ok.size, 61)[sub]
-    order = np.argsort(c[sub_i], kind="stable")
-    a_c = np.concatenate([anchors[0], c[sub_i][order]])
-    a_v = np.concatenate([anchors[1], v[sub_i][order]])
-    o2 = np.argsort(a_c, kind="stable")
-    drop = _weakly_dominated(c, v, a_c[o2], a_v[o2])
-    drop[sub_i] = False
-    rest = np.flatnonzero(~drop)
-    return ok[rest[_frontier(c[rest], v[rest], 1.0)]]
+_BLOCK = 1 << 18                  # elements per working array (2 MiB: stays in cache)
+_TABLE_BLOCK = 1 << 23            # elements of the per-phase tables built at once
 
 
 # --- the search --------------------------------------------------------------------------------
 
-def _resolve_base(policy) -> Policy:
-    from ..loader import load_policy
+def _resolve_policies(policy) -> list[Policy]:
+    """``policy``: None (the bundled base), a path or Policy, or a sequence of them (the first
+    is the base)."""
+    from ..api import _as_policies
 
     if policy is None:
-        return load_policy(paths.bundled_dir("policies") / DEFAULT_BASE_POLICY)
-    if isinstance(policy, Policy):
-        return policy
-    return load_policy(policy)
+        return _as_policies([paths.bundled_dir("policies") / DEFAULT_BASE_POLICY])
+    items = list(policy) if isinstance(policy, (list, tuple)) else [policy]
+    if not items:
+        return _resolve_policies(None)
+    return _as_policies(items)      # paths, bundled names, folders; names must differ
 
 
-def search_space_size(sp: _Space) -> int:
-    return sp.n_configs * len(sp.tier_names) ** len(sp.phase_names)
+def _resolve_base(policy) -> Policy:
+    return _resolve_policies(policy)[0]
 
 
-def build_policy(sp: _Space, base: Policy, g: int, route: Sequence[int], name: str,
-                 description: str | None = None) -> dict:
-    """The YAML document of config g with routes ``route`` (tier index per phase name)."""
-    h, a, mu = sp.config(g)
-    tiers = {t: sp.ids[m] for t, m in zip(sp.tier_names, sp.combos[mu])}
-    routes: dict[str, str] = {}
-    if "default" in base.routes:
-        routes["default"] = base.routes["default"]
-    for ph, r in zip(sp.phase_names, route):
-        routes[ph] = sp.tier_names[int(r)]
-    signals = {}
-    for sname, sig in base.signals.items():
-        d: dict = {}
-        if sig.min_tier is not None:
-            d["min_tier"] = sig.min_tier
-        if sig.raise_:
-            d["raise"] = sig.raise_
-        if sig.phases is not None:
-            d["phases"] = list(sig.phases)
-        signals[sname] = d
-    ho = sp.handoffs[h]
-    doc = {"version": 1, "name": name}
-    if description:
-        doc["description"] = description
-    doc.update({"tiers": tiers, "routes": routes,
-                "escalation": {"after_failures": sp.after[a]},
-                "signals": signals,
-                "handoff": {"mode": ho.mode, "summary_tokens": ho.summary_tokens,
-                            "summarizer": ho.summarizer}})
-    return doc
-
-
-def policy_from_doc(doc: dict) -> Policy:
-    from ..loader import check_policy
-
-    pol = Policy.model_validate(doc)
-    check_policy(pol)
-    return pol
-
-
-def _engine_point(table, wl, doc: dict) -> PolicyPoint:
+def _engine_point(table, wl, doc: dict, kind: str = "searched") -> PolicyPoint:
     """compile_ladders + evaluate on the policy document itself."""
     from ..engine.analytic import evaluate
 
@@ -604,13 +71,14 @@ def _engine_point(table, wl, doc: dict) -> PolicyPoint:
     m = evaluate(compile_ladders(table, Strategy.routed(pol), wl))
     return PolicyPoint(routes={k: v for k, v in doc["routes"].items() if k != "default"},
                        tiers=dict(doc["tiers"]), after_failures=doc["escalation"]["after_failures"],
-                       handoff=doc["handoff"]["mode"],
+                       handoff=(doc.get("handoff") or wl.handoff.model_dump())["mode"],
                        cost_per_completed_task=m.cost_per_completed_task,
                        spend_per_task=m.spend_per_task, completion_rate=m.completion_rate,
-                       defect_rate=m.defect_rate, review_minutes=m.review_minutes)
+                       defect_rate=m.defect_rate, review_minutes=m.review_minutes,
+                       name=doc["name"], kind=kind)
 
 
-def _baseline(table, wl, strategy: Strategy) -> Baseline | None:
+def _baseline(table, wl, strategy: Strategy, source: str | None = None) -> Baseline | None:
     from ..engine.analytic import evaluate
 
     try:
@@ -620,61 +88,170 @@ def _baseline(table, wl, strategy: Strategy) -> Baseline | None:
     return Baseline(name=strategy.name, kind=strategy.kind,
                     cost_per_completed_task=m.cost_per_completed_task,
                     spend_per_task=m.spend_per_task, completion_rate=m.completion_rate,
-                    defect_rate=m.defect_rate, review_minutes=m.review_minutes)
+                    defect_rate=m.defect_rate, review_minutes=m.review_minutes, source=source,
+                    model=strategy.model)
+
+
+@dataclass
+class Block:
+    """Metrics of a block of the space: configs g0..g1-1 x routes r0..r0+nr-1, as [g, nr]
+    arrays of expected spend, completion, defect mass and review mass (cell-weighted)."""
+
+    g0: int
+    g1: int
+    r0: int
+    nr: int
+    routes_n: int
+    E: np.ndarray
+    C: np.ndarray
+    D: np.ndarray
+    RV: np.ndarray
+
+    def flat(self, x):
+        """Local raveled index (int or array) -> flat index of the space
+        (config * routes_n + route)."""
+        g, r = np.divmod(x, self.nr)
+        return (self.g0 + g) * self.routes_n + self.r0 + r
 
 
 class Search:
-    """The prepared space: per-phase-option tables and the chunked combine step.
+    """The prepared space: per-phase tables of every model and the chunked combine step.
 
     ``Search(...).grid()`` returns the metrics of every point (tests, benchmarks);
-    :func:`optimize` streams :meth:`chunks` instead so memory stays flat.
+    :func:`optimize` streams :meth:`blocks` instead so memory stays flat. The size of the space
+    is known (and checked against ``max_policies``) before any model combination is built.
     """
 
     def __init__(self, prices=None, policy=None, workload=None, *, fixed_tiers: bool = False,
                  candidates: Iterable[str] | None = None,
                  after_failures: Sequence[int] = AFTER_FAILURES,
-                 handoffs: Sequence[str] = HANDOFF_MODES, max_policies: int = MAX_POLICIES):
+                 handoffs: Sequence[str] = HANDOFF_MODES, max_policies: int = MAX_POLICIES,
+                 prune: bool = True):
         from ..api import _as_prices, _as_workload
         from ..loader import check_policy_against, check_workload_against
 
         self.table, self.prices_path = _as_prices(prices)
         self.wl, self.wl_path = _as_workload(workload)
-        self.base = _resolve_base(policy)
+        self.policies = _resolve_policies(policy)
+        self.base = self.policies[0]
         check_workload_against(self.wl, self.table)
-        check_policy_against(self.base, self.table, self.wl)
-        self.notes: list[str] = []
-        self.base_point = _baseline(self.table, self.wl, Strategy.routed(self.base))
+        for p in self.policies:
+            check_policy_against(p, self.table, self.wl)
+        from ..api import price_warnings
+        from ..loader import policy_warnings
+
+        self.notes: list[str] = price_warnings(self.table) + [
+            w for p in self.policies for w in policy_warnings(p, self.wl)]
+        self.base_point = _baseline(self.table, self.wl, Strategy.routed(self.base),
+                                    source=self.base.doc.file if self.base.doc else None)
         if self.base_point is None:            # re-raise the engine's own message
             compile_ladders(self.table, Strategy.routed(self.base), self.wl)
-        self.sp = _build_space(self.table, self.wl, self.base, fixed_tiers=fixed_tiers,
-                               candidates=list(candidates) if candidates else None,
-                               after=after_failures, handoff_modes=handoffs, notes=self.notes)
+        self.sp, self.profile = plan_space(
+            self.table, self.wl, self.base, fixed_tiers=fixed_tiers,
+            candidates=list(candidates) if candidates else None, after=after_failures,
+            handoff_modes=handoffs, notes=self.notes, prune=prune)
         sp = self.sp
-        self.T, self.N, self.G = len(sp.tier_names), len(sp.phase_names), sp.n_configs
-        self.routes_n = self.T ** self.N
-        self.size = self.G * self.routes_n
+        self.T, self.N = len(sp.tier_names), len(sp.phase_names)
+        self.routes_n = sp.routes_n
+        self.size = sp.size
         if self.size > max_policies:
-            raise CostsimError(f"the search space has {self.size:,} policies (more than "
-                               f"{max_policies:,}); narrow it with --fixed-tiers or --candidates",
-                               path="optimize")
+            per = "; ".join(f"{t} {len(o):,}" for t, o in zip(sp.tier_names, sp.options))
+            raise CostsimError(
+                f"the search space has {_count(self.size)} policies, more than the "
+                f"{max_policies:,} searched at most ({len(sp.phase_names)} phases x "
+                f"{self.T} tiers, models per tier: {per}); narrow it with --candidates "
+                f"M1,M2,... or --fixed-tiers, or raise --max-policies", path="optimize")
+        self.G = sp.n_configs
         self.rates = Rates.from_table(self.table, sp.ids)
-        self.tts = _task_tables(self.table, self.wl, self.base, sp, self.rates)
-        per_g = max([len(tt.w) * self.T ** len(tt.axes) for tt in self.tts] + [self.routes_n])
-        self.gch = max(1, min(self.G, _BLOCK // per_g))
+        self.prep = prepare(self.table, self.wl, self.base, sp, self.rates)
+        # where the engine's quadrature rule depends on each policy's own long-context steps,
+        # the search integrates on one rule for all: it agrees with the engine to the rules'
+        # accuracy instead of the last digits (the winner is re-evaluated by the engine anyway)
+        self.approx = any(tp.approx for tp in self.prep)
+        H, A = len(sp.handoffs), len(sp.after)
+        per_combo = sum(table_elements(tp, self.T, H, A) for tp in self.prep)
+        self.mch = max(1, min(sp.n_combos, _TABLE_BLOCK // max(per_combo, 1)))
+        # fix the routes of the first few phases when one config's route grid is too large
+        self.nfix = 0
+        while self.nfix < self.N and self._per_config(self.nfix) > _BLOCK:
+            self.nfix += 1
+        self.gch = max(1, _BLOCK // self._per_config(self.nfix))
+
+    def _per_config(self, nfix: int) -> int:
+        """Largest working array per config when the first ``nfix`` phase routes are fixed: the
+        route grid, a task type's own grid, or its per-cell factor grids (tables.py)."""
+        sizes = [self.T ** (self.N - nfix)]
+        for tp in self.prep:
+            free = sum(1 for a in tp.axes if a >= nfix)
+            half = max(free - max(1, tp.n // 2), max(1, tp.n // 2))
+            sizes += [2 * len(tp.variants) * self.T ** free,
+                      tp.rank * self.T ** min(free, half) * 2,
+                      tp.rank * self.T ** min(free, 3) * tp.K]
+        return max(sizes)
+
+    def blocks(self, threads: int | None = None):
+        """Yield :class:`Block` s covering the whole space, each point once, in flat order
+        within a block, in the same order whatever ``threads`` is.
+
+        Chunks of model combinations are computed on ``threads`` threads (default: up to 2,
+        the cores NumPy's loops can use while they release the GIL), a couple of chunks ahead
+        of the consumer."""
+        nthreads = threads if threads is not None else min(2, os.cpu_count() or 1)
+        starts = range(0, self.sp.n_combos, self.mch)
+        if nthreads <= 1 or len(starts) <= 1:
+            for mu0 in starts:
+                yield from self._chunk_blocks(mu0)
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=nthreads) as pool:
+            ahead: deque = deque()
+            it = iter(starts)
+            for mu0 in it:
+                ahead.append(pool.submit(self._chunk_blocks_list, mu0))
+                if len(ahead) >= 2 * nthreads:
+                    break
+            while ahead:
+                blocks = ahead.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    ahead.append(pool.submit(self._chunk_blocks_list, nxt))
+                yield from blocks
+
+    def _chunk_blocks_list(self, mu0: int) -> list["Block"]:
+        return list(self._chunk_blocks(mu0))
+
+    def _chunk_blocks(self, mu0: int):
+        """The blocks of the chunk of model combinations starting at ``mu0``."""
+        T, N, sp = self.T, self.N, self.sp
+        HA = len(sp.handoffs) * len(sp.after)
+        nfix = self.nfix
+        nr = T ** (N - nfix)
+        mu1 = min(sp.n_combos, mu0 + self.mch)
+        combos = sp.combos(mu0, mu1)
+        tts = [task_tables(tp, sp, combos) for tp in self.prep]
+        Gc = (mu1 - mu0) * HA
+        for fixed in np.ndindex(*(T,) * nfix):
+            r0 = int(np.ravel_multi_index(fixed, (T,) * nfix)) * nr if nfix else 0
+            for c0 in range(0, Gc, self.gch):
+                c1 = min(Gc, c0 + self.gch)
+                acc = [0.0, 0.0, 0.0, 0.0]
+                for tt in tts:
+                    for x, v in enumerate(_combine(tt, c0, c1, T, N, fixed)):
+                        acc[x] = acc[x] + v
+                full = (c1 - c0,) + (1,) * nfix + (T,) * (N - nfix)
+                E, C, D, RV = (np.broadcast_to(a, full).reshape(c1 - c0, nr) for a in acc)
+                yield Block(g0=mu0 * HA + c0, g1=mu0 * HA + c1, r0=r0, nr=nr,
+                            routes_n=self.routes_n, E=E, C=C, D=D, RV=RV)
 
     def chunks(self):
-        """Yield ``(g0, E, C, D, RV)`` for configs g0.. as [configs, routes] arrays: expected
-        spend, completion, defect mass and review mass (weighted over cells)."""
-        T, N = self.T, self.N
-        for g0 in range(0, self.G, self.gch):
-            g1 = min(self.G, g0 + self.gch)
-            acc = [0.0, 0.0, 0.0, 0.0]
-            for tt in self.tts:
-                for x, v in enumerate(_combine(tt, g0, g1, T, N)):
-                    acc[x] = acc[x] + v
-            full = (g1 - g0,) + (T,) * N
-            yield (g0,) + tuple(np.broadcast_to(a, full).reshape(g1 - g0, self.routes_n)
-                                for a in acc)
+        """Yield ``(g0, E, C, D, RV)`` with [configs, routes] arrays covering whole configs
+        (kept for callers of the first version; only when no route is fixed)."""
+        if self.nfix:
+            raise ValueError("route grid split into blocks: use blocks()")
+        for b in self.blocks():
+            yield b.g0, b.E, b.C, b.D, b.RV
 
     @staticmethod
     def metrics(E, C, D, RV):
@@ -686,12 +263,14 @@ class Search:
 
     def grid(self) -> dict:
         """Every point at once: arrays [configs * routes] (flat index = config * routes + r)."""
-        parts = {k: [] for k in ("spend", "completion", "cost", "defect", "review")}
-        for g0, E, C, D, RV in self.chunks():
-            cp, dr, rv = self.metrics(E, C, D, RV)
-            for k, v in zip(parts, (E, C, cp, dr, rv)):
-                parts[k].append(v.ravel())
-        return {k: np.concatenate(v) for k, v in parts.items()}
+        out = {k: np.empty(self.size) for k in ("spend", "completion", "cost", "defect",
+                                                 "review")}
+        for b in self.blocks():
+            cp, dr, rv = self.metrics(b.E, b.C, b.D, b.RV)
+            at = b.flat(np.arange(b.E.size))
+            for k, v in zip(out, (b.E, b.C, cp, dr, rv)):
+                out[k][at] = v.ravel()
+        return out
 
     def point(self, flat: int) -> tuple[int, tuple[int, ...]]:
         g, r = divmod(int(flat), self.routes_n)
@@ -702,20 +281,46 @@ class Search:
         g, route = self.point(flat)
         return build_policy(self.sp, self.base, g, route, name, description)
 
+    def candidate_strategies(self) -> list[tuple[Strategy, str | None]]:
+        """The given policies, then single:M for every model the space can put in a tier."""
+        out: list[tuple[Strategy, str | None]] = [
+            (Strategy.routed(p), p.doc.file if p.doc else None) for p in self.policies]
+        for m in dict.fromkeys(m for opts in self.sp.options for m in opts):
+            out.append((Strategy.single(m), None))
+        return out
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10 ** 15 else f"{n:.3g}".replace("e+", "e")
+
+
+def _meets(x, minc, maxd, maxr) -> bool:
+    return (x.completion_rate > 0
+            and (minc is None or x.completion_rate >= minc)
+            and (maxd is None or x.defect_rate <= maxd)
+            and (maxr is None or x.review_minutes <= maxr))
+
 
 def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = False,
              candidates: Iterable[str] | None = None, min_completion: float | None = None,
              max_defect_rate: float | None = None, max_review_minutes: float | None = None,
              after_failures: Sequence[int] = AFTER_FAILURES,
              handoffs: Sequence[str] = HANDOFF_MODES, name: str | None = None,
-             max_policies: int = MAX_POLICIES, baselines: bool = True) -> OptimizeResult:
+             max_policies: int = MAX_POLICIES, baselines: bool = True,
+             prune: bool = True) -> OptimizeResult:
     """Search routing policies around ``policy`` for the lowest cost per completed task that
     meets ``min_completion``, ``max_defect_rate`` and ``max_review_minutes`` (each optional).
 
-    ``prices``/``workload``/``policy``: a path, a loaded model, or None for the defaults (the
-    base policy defaults to the bundled ``cheapest-routing``). The result carries the best policy
-    (``result.best_policy``, written by ``result.write_policy(path)``), or, when no policy meets
-    the targets, ``result.infeasible`` saying which target fails and the best value reachable.
+    ``prices``/``workload``: a path, a loaded model, or None for the defaults. ``policy``: the
+    same, or a list whose first item is the *base* policy the space is built around (default:
+    the bundled ``cheapest-routing``). With ``baselines`` (the default) every given policy and
+    every single-model strategy of the space's models competes too, and wins when it is the
+    cheapest that meets the targets (``result.best_kind`` says which kind won). ``prune=False``
+    keeps the models another candidate dominates in the space (same numbers, larger space). The
+    result
+    carries the best policy (``result.best_policy``, written by ``result.write_policy(path)``),
+    or, when nothing meets the targets, ``result.infeasible`` saying which target fails and the
+    best value reachable.
     """
     t0 = time.perf_counter()
     for label, v, lo, hi in (("--min-completion", min_completion, 0, 1),
@@ -723,9 +328,12 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
                              ("--max-review-minutes", max_review_minutes, 0, math.inf)):
         if v is not None and (math.isnan(v) or not lo <= v <= hi):
             raise CostsimError(f"must be between {lo:g} and {hi:g}, got {v:g}", path=label)
+    if max_policies < 1:
+        raise CostsimError(f"must be at least 1, got {max_policies}", path="--max-policies")
     S = Search(prices, policy, workload, fixed_tiers=fixed_tiers, candidates=candidates,
-               after_failures=after_failures, handoffs=handoffs, max_policies=max_policies)
-    table, wl, base, sp, routes_n = S.table, S.wl, S.base, S.sp, S.routes_n
+               after_failures=after_failures, handoffs=handoffs, max_policies=max_policies,
+               prune=prune)
+    table, wl, base, sp = S.table, S.wl, S.base, S.sp
 
     minc, maxd, maxr = min_completion, max_defect_rate, max_review_minutes
     best = (math.inf, -1)
@@ -735,10 +343,11 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
     fr_c: list[tuple] = []
     fr_d: list[tuple] = []
     fr_a: list[tuple] = []
-    for g0, E, C, D, RV in S.chunks():
-        off = g0 * routes_n
+    limit = [256, 256, 256]
+    for b in S.blocks():
+        E, C = b.E, b.C
         live = C > 0
-        cpct, dr, rvm = S.metrics(E, C, D, RV)
+        cpct, dr, rvm = S.metrics(E, C, b.D, b.RV)
         ok_c = ((C >= minc) & live) if minc is not None else live
         ok_d = ((dr <= maxd) & live) if maxd is not None else live
         ok_r = ((rvm <= maxr) & live) if maxr is not None else live
@@ -747,24 +356,14 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
         j = int(np.argmin(obj))
         if obj[j] < math.inf:
             near = np.flatnonzero(obj <= obj[j] * (1 + TIE_RTOL))[:20]
-            ties += [(float(obj[x]), off + int(x)) for x in near]
+            ties += [(float(obj[x]), int(b.flat(int(x)))) for x in near]
             if obj[j] < best[0]:
-                best = (float(obj[j]), off + j)
-        # best reachable values, alone and with the other targets met
-        if live.any():
-            agg["comp"] = max(agg["comp"], float(C[live].max()))
-            agg["defect"] = min(agg["defect"], float(dr[live].min()))
-            agg["review"] = min(agg["review"], float(rvm[live].min()))
-        for key, mask, vals, hi in (("comp_o", ok_d & ok_r, C, True),
-                                    ("defect_o", ok_c & ok_r, dr, False),
-                                    ("review_o", ok_c & ok_d, rvm, False)):
-            if mask.any():
-                v = vals[mask]
-                agg[key] = max(agg[key], float(v.max())) if hi else min(agg[key], float(v.min()))
+                best = (float(obj[j]), int(b.flat(j)))
+        _aggregate(agg, live, C, dr, rvm, ok_c, ok_d, ok_r)
         # frontiers, each with the other targets enforced
-        for store, mask, vals, sign, col in ((fr_c, ok_d & ok_r, C, 1.0, 1),
-                                             (fr_d, ok_c & ok_r, dr, -1.0, 2),
-                                             (fr_a, live, C, 1.0, 1)):
+        for si, (store, mask, vals, sign, col) in enumerate(((fr_c, ok_d & ok_r, C, 1.0, 1),
+                                                             (fr_d, ok_c & ok_r, dr, -1.0, 2),
+                                                             (fr_a, live, C, 1.0, 1))):
             if store:
                 rows = sorted(store)
                 anchors = (np.array([r[0] for r in rows]), sign * np.array([r[col] for r in rows]))
@@ -773,14 +372,48 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
             idx = _chunk_frontier(np.where(mask, cpct, np.inf).ravel(), vals.ravel(), sign,
                                   anchors)
             store += [(float(cpct.flat[x]), float(C.flat[x]), float(dr.flat[x]),
-                       float(rvm.flat[x]), float(E.flat[x]), off + int(x)) for x in idx]
-            if len(store) > 4096:          # keep the running set small
-                keep = _frontier(np.array([r[0] for r in store]),
+                       float(rvm.flat[x]), float(E.flat[x]), int(b.flat(int(x)))) for x in idx]
+            if len(store) > limit[si]:     # keep the running set small (it is sorted for
+                keep = _frontier(np.array([r[0] for r in store]),       # every block)
                                  np.array([r[col] for r in store]), sign)
                 store[:] = [store[i] for i in sorted(keep)]
+                limit[si] = max(256, 2 * len(store))
 
-    def vec_point(row) -> PolicyPoint:
+    constraints = {"min_completion": minc, "max_defect_rate": maxd,
+                   "max_review_minutes": maxr}
+    pol_name = name or f"{base.name}-optimized"
+
+    # the other candidates: the given policies and the single models, through the engine
+    cands: list[Baseline] = []
+    if baselines:
+        for strat, source in S.candidate_strategies():
+            row = S.base_point if strat.kind == "routed" and strat.policy is base \
+                else _baseline(table, wl, strat, source)
+            if row is not None:
+                row.meets_targets = _meets(row, minc, maxd, maxr)
+                cands.append(row)
+    for i, row in enumerate(cands):             # into the frontiers, as negative flat indices
+        live = row.completion_rate > 0
+        ok_c = live and (minc is None or row.completion_rate >= minc)
+        ok_d = live and (maxd is None or row.defect_rate <= maxd)
+        ok_r = live and (maxr is None or row.review_minutes <= maxr)
+        tup = (row.cost_per_completed_task, row.completion_rate, row.defect_rate,
+               row.review_minutes, row.spend_per_task, -1 - i)
+        for store, ok in ((fr_c, ok_d and ok_r), (fr_d, ok_c and ok_r), (fr_a, live)):
+            if ok:
+                store.insert(0, tup)        # first: exact ties keep the named candidate
+        one = np.array([row.completion_rate])
+        _aggregate(agg, one > 0, one, np.array([row.defect_rate]),
+                   np.array([row.review_minutes]), np.array([ok_c]), np.array([ok_d]),
+                   np.array([ok_r]))
+
+    def point_of(row) -> PolicyPoint:
         cp, c, d, rv, e, flat = row
+        if flat < 0:
+            x = cands[-1 - flat]
+            return PolicyPoint(routes={}, tiers={}, after_failures=0, handoff="",
+                               cost_per_completed_task=cp, spend_per_task=e, completion_rate=c,
+                               defect_rate=d, review_minutes=rv, name=x.name, kind=x.kind)
         doc = S.policy_doc(flat)
         return PolicyPoint(routes={k: v for k, v in doc["routes"].items() if k != "default"},
                            tiers=doc["tiers"], after_failures=doc["escalation"]["after_failures"],
@@ -791,46 +424,57 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
         if not rows:
             return []
         idx = _frontier(np.array([r[0] for r in rows]), np.array([r[col] for r in rows]), sign)
-        return [vec_point(rows[i]) for i in sorted(idx, key=lambda i: (rows[i][0], rows[i][5]))]
+        # cost ties: a named candidate (negative index) before a searched point
+        return [point_of(rows[i]) for i in sorted(idx, key=lambda i: (rows[i][0], rows[i][5]))]
 
     frontier_c = merge(fr_c, 1, 1.0)
     frontier_d = merge(fr_d, 2, -1.0)
     frontier_a = merge(fr_a, 1, 1.0)
 
-    constraints = {"min_completion": minc, "max_defect_rate": maxd,
-                   "max_review_minutes": maxr}
-    pol_name = name or f"{base.name}-optimized"
-    best_point = best_doc = None
-    infeasible: list[Infeasible] = []
+    searched_point = searched_doc = None
     if best[1] >= 0:
         # re-check every near-tie through the engine, on the very document that is written
         scored = []
         for flat in sorted({f for v, f in ties if v <= best[0] * (1 + TIE_RTOL)}):
             doc = S.policy_doc(flat, pol_name)
             pt = _engine_point(table, wl, doc)
-            meets = ((minc is None or pt.completion_rate >= minc)
-                     and (maxd is None or pt.defect_rate <= maxd)
-                     and (maxr is None or pt.review_minutes <= maxr))
-            scored.append((not meets, pt.cost_per_completed_task, flat, pt, doc))
+            scored.append((not _meets(pt, minc, maxd, maxr), pt.cost_per_completed_task, flat,
+                           pt, doc))
         scored.sort(key=lambda x: x[:3])
-        _, _, flat, best_point, best_doc = scored[0]
-        if abs(best_point.cost_per_completed_task - best[0]) > 1e-9 * max(1.0, abs(best[0])):
+        _, _, flat, searched_point, searched_doc = scored[0]
+        tol = 1e-6 if S.approx else 1e-9
+        if abs(searched_point.cost_per_completed_task - best[0]) > tol * max(1.0, abs(best[0])):
             raise RuntimeError(f"vectorised search and engine disagree on the best policy: "
-                               f"{best[0]!r} vs {best_point.cost_per_completed_task!r}")
-        best_doc["description"] = _describe(best_point, constraints, base.name, S.size)
+                               f"{best[0]!r} vs {searched_point.cost_per_completed_task!r}")
+
+    # the winner: the cheapest meeting the targets; a named candidate wins ties (simpler)
+    best_cand = min((c for c in cands if c.meets_targets),
+                    key=lambda c: (c.cost_per_completed_task, c.kind != "single"), default=None)
+    best_point = best_doc = None
+    best_kind = best_name = None
+    if best_cand is not None and (searched_point is None or best_cand.cost_per_completed_task
+                                  <= searched_point.cost_per_completed_task * (1 + TIE_RTOL)):
+        if best_cand.kind == "single":
+            best_doc = single_policy_doc(table, wl, best_cand.model, pol_name)
+            best_kind = "single"
+        else:
+            given = next(p for p in S.policies if p.name == best_cand.name)
+            best_doc = _given_doc(given, pol_name)
+            best_kind = "policy"
+        best_point = _engine_point(table, wl, best_doc, kind=best_kind)
+        best_name = best_cand.name
+    elif searched_point is not None:
+        best_point, best_doc, best_kind = searched_point, searched_doc, "searched"
+        best_name = pol_name
+    infeasible: list[Infeasible] = []
+    if best_point is not None:
+        best_doc["description"] = _describe(best_point, constraints, base.name, S.size,
+                                            best_kind, best_name, searched_point)
         best_doc = {k: best_doc[k] for k in ("version", "name", "description", "tiers", "routes",
-                                             "escalation", "signals", "handoff")}
+                                             "escalation", "signals", "handoff") if k in best_doc}
     else:
         infeasible = _explain(constraints, agg)
 
-    base_rows = []
-    if baselines:
-        if S.base_point is not None:
-            base_rows.append(S.base_point)
-        for m in dict.fromkeys(m for opts in sp.options for m in opts):
-            b = _baseline(table, wl, Strategy.single(m))
-            if b is not None:
-                base_rows.append(b)
     space = {
         "phases": sp.phase_names, "tiers": sp.tier_names,
         "tier_models": {t: opts for t, opts in zip(sp.tier_names, sp.options)},
@@ -838,83 +482,40 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
         "summary_tokens": sp.handoffs[0].summary_tokens if sp.handoffs else None,
         "summarizer": sp.handoffs[0].summarizer if sp.handoffs else None,
         "signals": "as in the base policy", "fixed_tiers": fixed_tiers,
-        "routes_per_config": routes_n, "configs": S.G, "size": S.size,
+        "routes_per_config": S.routes_n, "configs": S.G, "size": S.size,
     }
+    for x in [best_point, searched_point, *cands, *frontier_c, *frontier_d, *frontier_a]:
+        if x is not None:
+            x.monthly_spend = x.spend_per_task * wl.monthly_tasks
     return OptimizeResult(
         prices=S.prices_path, prices_as_of=str(table.as_of), workload=S.wl_path,
         workload_name=wl.name, base_policy=base.name,
         base_policy_path=base.doc.file if base.doc else None, space=space,
         constraints=constraints, evaluated=S.size, seconds=time.perf_counter() - t0,
         best=best_point, best_policy=best_doc, infeasible=infeasible,
-        frontier_completion=frontier_c, frontier_defect=frontier_d, baselines=base_rows,
-        notes=list(S.notes), frontier_all=frontier_a)
+        frontier_completion=frontier_c, frontier_defect=frontier_d, baselines=cands,
+        notes=list(S.notes), frontier_all=frontier_a, best_kind=best_kind,
+        best_name=best_name, best_searched=searched_point,
+        policies=[p.name for p in S.policies], tasks_per_month=wl.monthly_tasks)
 
 
-def target_phrases(constraints: dict) -> dict[str, str]:
-    """The targets that are set, keyed by constraint name, in words."""
-    words = {"min_completion": "completion >= {:g}", "max_defect_rate": "defect rate <= {:g}",
-             "max_review_minutes": "review minutes <= {:g}"}
-    return {k: w.format(constraints[k]) for k, w in words.items()
-            if constraints.get(k) is not None}
+def _aggregate(agg, live, C, dr, rvm, ok_c, ok_d, ok_r) -> None:
+    """Best reachable values, alone and with the other targets met (for infeasible messages)."""
+    if live.any():
+        agg["comp"] = max(agg["comp"], float(C[live].max()))
+        agg["defect"] = min(agg["defect"], float(dr[live].min()))
+        agg["review"] = min(agg["review"], float(rvm[live].min()))
+    for key, mask, vals, hi in (("comp_o", ok_d & ok_r, C, True),
+                                ("defect_o", ok_c & ok_r, dr, False),
+                                ("review_o", ok_c & ok_d, rvm, False)):
+        if mask.any():
+            v = vals[mask]
+            agg[key] = max(agg[key], float(v.max())) if hi else min(agg[key], float(v.min()))
 
 
-def _describe(pt: PolicyPoint, constraints: dict, base: str, evaluated: int) -> str:
-    targets = list(target_phrases(constraints).values())
-    return (f"Found by `costsim optimize` around {base}: the lowest cost per completed task "
-            f"(${pt.cost_per_completed_task:.4f}) of {evaluated:,} policies"
-            + (f" meeting {', '.join(targets)}" if targets else "")
-            + f"; completion {pt.completion_rate:.4%}, defect rate {pt.defect_rate:.4%}.")
-
-
-_LABELS = {"min_completion": ("completion", ">=", "comp"),
-           "max_defect_rate": ("defect rate", "<=", "defect"),
-           "max_review_minutes": ("review minutes", "<=", "review")}
-
-
-def _explain(constraints: dict, agg: dict) -> list[Infeasible]:
-    out = []
-    given = [k for k, v in constraints.items() if v is not None]
-    for key in given:
-        what, op, a = _LABELS[key]
-        target = constraints[key]
-        alone, others = agg[a], agg[a + "_o"]
-        alone = None if math.isinf(alone) else alone
-        others = None if math.isinf(others) else others
-
-        def met(v):
-            return v is not None and (v >= target if op == ">=" else v <= target)
-
-        fmt = (lambda v: f"{v:.6g}") if key != "max_review_minutes" else (lambda v: f"{v:.4g}")
-        if not met(alone):
-            msg = (f"{what} {op} {target:g} cannot be met: the best any policy of the space "
-                   f"reaches is {fmt(alone)}" if alone is not None
-                   else f"{what} {op} {target:g} cannot be met: no policy of the space completes")
-        elif not met(others):
-            rest = [f"{_LABELS[k][0]} {_LABELS[k][1]} {constraints[k]:g}" for k in given
-                    if k != key]
-            msg = (f"{what} {op} {target:g} cannot be met together with {' and '.join(rest)}: "
-                   + (f"the best {what} among policies meeting those is {fmt(others)}"
-                      if others is not None else "no policy meets those")
-                   + f" (alone, {fmt(alone)} is reachable)")
-        else:
-            continue
-        out.append(Infeasible(constraint=key, target=target, best_alone=alone,
-                              best_with_others=others, message=msg))
-    if not out:
-        out.append(Infeasible(constraint="completion", target=0.0, best_alone=None,
-                              best_with_others=None,
-                              message="no policy of the space ever completes a task"))
-    return out
-
-
-def policy_yaml(doc: dict, result: OptimizeResult | None = None) -> str:
-    """The policy as YAML that ``costsim.loader.load_policy`` reads back unchanged."""
-    import yaml
-
-    head = ["# Written by `costsim optimize`."]
-    if result is not None:
-        head.append(f"# prices: {result.prices} (as of {result.prices_as_of}); "
-                    f"workload: {result.workload}")
-    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=100,
-                          allow_unicode=True)
-    return "\n".join(head) + "\n" + body
+def _given_doc(pol: Policy, name: str) -> dict:
+    """A given policy as a document under the written name (everything else unchanged)."""
+    doc = pol.model_dump(by_alias=True, exclude_none=True)
+    doc["name"] = name
+    doc.pop("description", None)
+    return doc
