@@ -49,10 +49,15 @@ MAX_DIFFICULTY = 1_000.0
 MAX_TASKS_PER_MONTH = 1e12
 # Coefficient of variation of tasks per month.
 MAX_VOLUME_CV = 100.0
-# variation.difficulty, in logits: 50 already makes every task trivial or impossible.
-MAX_VARIATION_DIFFICULTY = 50.0
-# variation.tokens, log scale: 10 spreads task sizes over a factor of e^10 (22,000) per sigma.
-MAX_VARIATION_TOKENS = 10.0
+# variation.difficulty, in logits: calibrated spreads are 1-2; at 10 a task one sigma harder
+# than average succeeds e^10 times less often. The quadrature grows with it.
+MAX_VARIATION_DIFFICULTY = 10.0
+# variation.tokens, log scale: 5 spreads task sizes over a factor of e^5 (150) per sigma.
+MAX_VARIATION_TOKENS = 5.0
+# With variation, quadrature nodes x phases x attempts x calls per task type, summed: every
+# call's long-context rule is integrated at each node (64 nodes at a calibrated spread of 1.3,
+# about 600 at the ceiling of 10); a few seconds at the limit.
+MAX_VARIED_WORK = 400_000
 # Review minutes (base, per defect): about two years.
 MAX_MINUTES = 1_000_000.0
 

@@ -157,10 +157,34 @@ def check_workload_size(wl: Workload) -> None:
                                f"difficulty {ph.difficulty:g} with every signal active "
                                f"({extra:+g}) is {ph.difficulty + extra:g}; at most "
                                f"{limits.MAX_DIFFICULTY:g}")
+    varied = 0
+    for i, t in enumerate(wl.task_types):
+        v = wl.variation_of(t)
+        if v is not None and not v.is_zero:
+            k = t.max_attempts or wl.max_attempts
+            calls = len(t.phases) * k * max(ph.calls for ph in t.phases)
+            nodes = _quadrature_nodes(v)
+            varied += nodes * calls
+            if varied > limits.MAX_VARIED_WORK:
+                where = ("task_types", i, "variation") if t.variation is not None \
+                    else ("variation",)
+                raise wl.error(where, f"with this variation every call is evaluated at {nodes} "
+                               f"quadrature nodes: nodes x phases x attempts x calls come to "
+                               f"{varied:,} (summed over task types); at most "
+                               f"{limits.MAX_VARIED_WORK:,} (fewer calls or attempts, or a "
+                               "smaller variation.difficulty)")
     size = cells * phases * attempts
     if size > limits.MAX_LADDER:
         raise wl.error(("max_attempts",), f"cells x phases x attempts come to {size:,} "
                        f"({cells:,} x {phases} x {attempts}); at most {limits.MAX_LADDER:,}")
+
+
+def _quadrature_nodes(v) -> int:
+    """How many nodes the engine integrates a task type's spread over (without long-context
+    thresholds, which add about a dozen)."""
+    from .engine.variation import Spread, node_rule
+
+    return len(node_rule(Spread(s=v.difficulty, t=v.tokens, r=v.tokens_follow_difficulty)).z)
 
 
 def load_policy(path: str | Path) -> Policy:
