@@ -72,6 +72,25 @@ def cases(d: Path) -> list[tuple[str, list]]:
     out.append(("at the limits: 1,024 cells x 48 phases x 20 attempts, compare (4 strategies)",
                 ["compare", *base, "--workload", lim, "--format", "csv"]))
 
+    var = d / "variation_calls.yaml"
+    var.write_text(yaml.safe_dump({
+        "version": 1, "name": "varied", "max_attempts": 5,
+        "variation": {"difficulty": 10, "tokens": 5, "tokens_follow_difficulty": 1},
+        "task_types": [{"name": "t", "share": 1.0, "phases": [
+            {"phase": "implement", "calls": 1000, "input_tokens": 10000, "output_tokens": 1000,
+             "difficulty": 60}]}]}))
+    out.append(("variation 10 with 1,000 calls x 5 attempts, compare",
+                ["compare", *base, "--workload", var]))
+    var_lim = d / "variation_limit.yaml"
+    var_lim.write_text(yaml.safe_dump({
+        "version": 1, "name": "varied", "max_attempts": 5,
+        "variation": {"difficulty": 10, "tokens": 5, "tokens_follow_difficulty": 1},
+        "task_types": [{"name": "t", "share": 1.0, "phases": [
+            {"phase": "implement", "calls": 130, "input_tokens": 10000, "output_tokens": 1000,
+             "difficulty": 60}]}]}))
+    out.append(("at the variation limit: 604 nodes x 5 attempts x 130 calls, compare",
+                ["compare", *base, "--workload", var_lim, "--format", "csv"]))
+
     log = d / "runs.csv"
     lines = (ROOT / "docs" / "examples" / "calibrate-runs.csv").read_text().splitlines()[:25]
     lines[2] = lines[2].replace(",implement,1,", ",implement,10000000,")
