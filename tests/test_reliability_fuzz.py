@@ -204,15 +204,38 @@ KIND = {PRICES: "prices", POLICY: "policy", WORKLOAD: "workload"}
 
 # --- YAML documents ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("seed", [PRICES, POLICY, WORKLOAD], ids=lambda p: p.stem)
+def _varied(doc: dict) -> dict:
+    """The workload seed with every newer field set: variation, a varying volume, a task
+    type's own variation."""
+    doc = copy.deepcopy(doc)
+    doc["variation"] = {"difficulty": 1.3, "tokens": 0.7, "tokens_follow_difficulty": 0.5}
+    doc["tasks_per_month"] = {"mean": 100, "cv": 0.3}
+    doc["task_types"][1]["variation"] = {"difficulty": 2.0, "tokens": 0.2}
+    return doc
+
+
+def _retry_none(doc: dict) -> dict:
+    doc = copy.deepcopy(doc)
+    doc["escalation"]["retry_context"] = "none"
+    return doc
+
+
+DATA_SEEDS = {"prices": (PRICES, SEED[PRICES]), "policy": (POLICY, SEED[POLICY]),
+              "policy-retry-none": (POLICY, _retry_none(SEED[POLICY])),
+              "workload": (WORKLOAD, SEED[WORKLOAD]),
+              "workload-varied": (WORKLOAD, _varied(SEED[WORKLOAD]))}
+
+
+@pytest.mark.parametrize("seed", sorted(DATA_SEEDS))
 @FUZZ
 @given(data=st.data())
 def test_fuzz_yaml_documents_as_data(tmp_path_factory, seed, data):
-    doc = data.draw(mutated_data(SEED[seed]))
-    p = tmp_path_factory.mktemp("fz") / seed.name
+    path, base = DATA_SEEDS[seed]
+    doc = data.draw(mutated_data(base))
+    p = tmp_path_factory.mktemp("fz") / path.name
     p.write_bytes(_yaml(doc))
-    _cli(data.draw(st.sampled_from(sorted(COMMANDS))), **{KIND[seed]: p})
-    _compare_api(**{KIND[seed]: p})
+    _cli(data.draw(st.sampled_from(sorted(COMMANDS))), **{KIND[path]: p})
+    _compare_api(**{KIND[path]: p})
 
 
 @pytest.mark.parametrize("seed", [PRICES, POLICY, WORKLOAD], ids=lambda p: p.stem)
