@@ -432,28 +432,14 @@ def _typed_rows() -> list[dict]:
 
 
 TYPED_ROWS = _typed_rows()
-RUNS_LOG_OWNER = ("runs-log reader: owned by the calibrate engineer (branch h-cal), who is "
-                  "rewriting it on DuckDB")
 JSONL_ODD_LINES = [b"true", b"null", b"[1,2]", b'"x"', b"1", b"{}", b"[" * 1000 + b"]" * 1000,
                    b'{"a":' * 1000 + b"1" + b"}" * 1000, b'{"task_id": "\\ud800"}']
-
-
-def _small_attempts(rows) -> bool:
-    """The in-suite fuzz keeps `attempt` small: a huge one makes today's reader allocate
-    gigabytes (issue 13 point 4, the calibrate engineer's; see test_reliability_regressions)."""
-    for r in rows:
-        try:
-            if abs(float(str(r.get("attempt", 1)).strip() or 1)) > 1000:
-                return False
-        except (TypeError, ValueError, OverflowError):
-            pass
-    return True
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 @settings(FUZZ_NO_SHRINK, max_examples=max(1, EXAMPLES * 5 // 8))
 @given(data=st.data())
-def test_fuzz_runs_logs(tmp_path_factory, fmt, data, request):
+def test_fuzz_runs_logs(tmp_path_factory, fmt, data):
     tmp = tmp_path_factory.mktemp("fz")
     compression = data.draw(st.sampled_from(["", "", "", ".gz", ".bz2", ".xz", ".zip", ".zst"]))
     how = data.draw(st.sampled_from(["data", "bytes", "odd"] if fmt != "parquet" else
@@ -465,11 +451,9 @@ def test_fuzz_runs_logs(tmp_path_factory, fmt, data, request):
         if how == "binary":      # a binary column
             col = data.draw(st.sampled_from(list(TYPED_ROWS[0])))
             rows = [{**r, col: str(r.get(col)).encode()} for r in rows]
-    assume(_small_attempts(rows))
     raw = _rows_bytes(fmt, rows) if how != "binary" else _rows_bytes("parquet", rows)
     if how == "bytes":
         raw = data.draw(mutated_bytes(raw))
-        assume(b"attempt" not in raw or _small_attempts(_maybe_rows(fmt, raw)))
     elif how == "odd":
         lines = raw.splitlines()
         at = data.draw(st.integers(0, len(lines)))
@@ -484,30 +468,5 @@ def test_fuzz_runs_logs(tmp_path_factory, fmt, data, request):
     p.write_bytes(raw)
     with memory_cap(3072):
         run = run_main("calibrate", p, "--min-samples", 1)
-    try:
-        _checked(run)
-    except AssertionError:
-        request.applymarker(pytest.mark.xfail(reason=RUNS_LOG_OWNER, strict=False))
-        raise
+    _checked(run)
 
-
-def _maybe_rows(fmt: str, raw: bytes) -> list[dict]:
-    """Rows of a byte-mutated CSV or JSONL text, as well as they can be read (for the attempt
-    filter only)."""
-    text = raw.decode("utf-8", "replace")
-    if fmt == "csv":
-        import csv
-
-        try:
-            return [dict(r) for r in csv.DictReader(io.StringIO(text))]
-        except csv.Error:
-            return []
-    out = []
-    for line in text.splitlines():
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out

@@ -1,10 +1,8 @@
-"""Issue 13's reproducers in parts other engineers own: runs logs (the calibrate engineer,
-branch h-cal, rewriting the reader on DuckDB), `budget` at 10^9 tasks a month (the engine
-engineer, merged) and `optimize` on a 3,000-model table (the search engineer, merged).
+"""Issue 13's reproducers for runs logs, `budget` at 10^9 tasks a month and `optimize` on a
+3,000-model table.
 
 Each asserts the same contract as the fuzzer (exit 0 or 2, one line, no `internal error`,
-bounded time and memory). Those that fail today are marked xfail(strict=False) naming the owner,
-so they turn into passes as the fixes land. Runs get a 2 GB address-space cap (and, in a child
+bounded time and memory). Runs get a 2 GB address-space cap (and, in a child
 process, a timeout), so a case that would take gigabytes or minutes costs the suite seconds.
 """
 
@@ -26,8 +24,6 @@ from reliability import ENTRY, Run, memory_cap, run_main
 ROOT = Path(__file__).parent.parent
 LOG = (ROOT / "docs" / "examples" / "calibrate-runs.csv").read_text().splitlines()[:25]
 HEADER = LOG[0]
-
-H_CAL = "runs-log reader: the calibrate engineer (branch h-cal) is rewriting it on DuckDB"
 
 
 def child(*argv, timeout: float = 20.0, cap_mb: int = 2048) -> Run:
@@ -69,21 +65,18 @@ def test_example_log_is_fine(tmp_path):
     calibrate(csv_log(tmp_path, LOG))
 
 
-@pytest.mark.xfail(strict=False, reason=H_CAL)
 def test_zip_that_is_not_a_zip(tmp_path):
     p = tmp_path / "runs.csv.zip"
     p.write_text("\n".join(LOG))
     assert calibrate(p).code == 2
 
 
-@pytest.mark.xfail(strict=False, reason=H_CAL)
 def test_zst_log(tmp_path):
     p = tmp_path / "runs.csv.zst"
     p.write_bytes(b"\x28\xb5\x2f\xfd" + "\n".join(LOG).encode())
     calibrate(p)
 
 
-@pytest.mark.xfail(strict=False, reason=H_CAL)
 def test_truncated_gz(tmp_path):
     p = tmp_path / "runs.csv.gz"
     p.write_bytes(gzip.compress(("\n".join(LOG) + "\n").encode())[:-12])
@@ -91,14 +84,12 @@ def test_truncated_gz(tmp_path):
     assert r.code == 2 and "Aborted" not in r.err
 
 
-@pytest.mark.xfail(strict=False, reason=H_CAL)
 def test_csv_field_over_131072_characters(tmp_path):
     lines = list(LOG)
     lines[1] = lines[1].replace("deepseek-v4-flash", "m" * 200_000)
     calibrate(csv_log(tmp_path, lines))
 
 
-@pytest.mark.xfail(strict=False, reason=H_CAL)
 @pytest.mark.parametrize("odd", ["true", "null", "[1,2]"])
 def test_jsonl_line_that_is_not_an_object(tmp_path, odd):
     rows = [json.dumps(r) for r in jsonl_rows()]
@@ -108,7 +99,6 @@ def test_jsonl_line_that_is_not_an_object(tmp_path, odd):
     assert calibrate(p).code == 2
 
 
-@pytest.mark.xfail(strict=False, reason=H_CAL)
 def test_jsonl_nested_1000_deep(tmp_path):
     rows = [json.dumps(r) for r in jsonl_rows()]
     rows.insert(3, '{"task_id": ' + "[" * 1000 + "]" * 1000 + "}")
@@ -140,13 +130,16 @@ def test_lone_surrogate_in_a_log(tmp_path):
     calibrate(p)
 
 
-@pytest.mark.xfail(strict=False, reason=H_CAL)
 @pytest.mark.parametrize("attempt", [10_000_000, 1_000_000_000, 10**12])
 def test_huge_attempt_fails_fast(tmp_path, attempt):
     lines = list(LOG)
-    lines[2] = lines[2].replace(",implement,1,", f",implement,{attempt},")
+    col = HEADER.split(",").index("attempt")
+    cells = lines[2].split(",")
+    cells[col] = str(attempt)
+    lines[2] = ",".join(cells)
     r = child("calibrate", csv_log(tmp_path, lines), "--min-samples", 1, timeout=10).check()
     assert r.code == 2 and r.seconds < 10
+    assert "attempt" in r.err and "ceiling" in r.err
 
 
 def test_row_with_one_extra_field(tmp_path):
