@@ -289,6 +289,50 @@ def create_new(path: str | Path, data: str | bytes) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """For a writer that needs a file name (DuckDB's COPY): yields a temporary path next to
+    ``path``'s real target; when the block ends without an error, the file written there is
+    fsynced and renamed over the target (mode kept), all or nothing, under the target's lock.
+    The same checks as :func:`atomic_write` come first; the temporary file is removed on any
+    failure and named so that a later run removes it if this process is killed."""
+    real = check_writable(path)
+    try:
+        with locked(real):
+            try:
+                old = os.stat(real)
+            except FileNotFoundError:
+                old = None
+            tmp = _temp_name(real)
+            try:
+                yield tmp
+                fd = os.open(tmp, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+                try:
+                    if old is not None:
+                        with contextlib.suppress(OSError):
+                            os.fchown(fd, old.st_uid, old.st_gid)
+                        os.fchmod(fd, stat.S_IMODE(old.st_mode))
+                    else:
+                        umask = os.umask(0)
+                        os.umask(umask)
+                        os.fchmod(fd, 0o666 & ~umask)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, real)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            _fsync_dir(real.parent)
+    except CostsimError:
+        raise
+    except OSError as exc:
+        what = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            what += " (the file was not changed)"
+        raise CostsimError(f"cannot write: {what}", str(path)) from None
+
+
 def atomic_write(path: str | Path, data: str | bytes, *, backup: bool = False) -> None:
     """Replace ``path`` with ``data`` (text is written as UTF-8), all or nothing.
 
