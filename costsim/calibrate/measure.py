@@ -289,8 +289,9 @@ class Measure:
                 raise CostsimError("no task in the log has an outcome (every success is "
                                    "empty): join outcomes with `costsim log import --outcomes "
                                    "FILE`", self.log.path)
-        joins += (" LEFT JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id"
-                  " WHERE u.task_id IS NULL")
+        if has_unknown:    # the anti-join costs a probe per row: only when there is one
+            joins += (" LEFT JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id"
+                      " WHERE u.task_id IS NULL")
         if self.log.call_rows == 0:
             # one row per attempt already (summaries are one row too): no grouping needed
             eng.materialize("cal_att", f"""
@@ -433,8 +434,13 @@ class Measure:
 
     def volume(self) -> tuple[int, float | None]:
         """Distinct task ids, and the days between the first and the last task's start."""
+        # cal_task holds every (run, task) with its first ts unless some tasks have no outcome
+        # (measured apart) or a task could have summary rows only: then the raw rows are
+        # grouped instead. From cal_task the GROUP BY reads a row per task, not per row.
+        exact = not self.no_outcome[0] and not self.log.summary_rows
+        src = "cal_task" if exact else self.R
         r = self.sql(f"""
-            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM {self.R} GROUP BY task_id)
+            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM {src} GROUP BY task_id)
             SELECT COUNT(*) AS n, MIN(ts) AS lo, MAX(ts) AS hi, COUNT(ts) AS nts FROM f""")
         n = int(r["n"].iloc[0])
         lo, hi, nts = r["lo"].iloc[0], r["hi"].iloc[0], int(r["nts"].iloc[0])

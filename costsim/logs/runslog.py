@@ -837,7 +837,7 @@ def _cross_checks(con, log: RunsLog) -> None:
     R = log.relation
     # One task, one task type.
     if _first_row(con, f"SELECT task_id FROM {R} GROUP BY task_id "
-                       f"HAVING COUNT(DISTINCT task_type) > 1 LIMIT 1"):
+                       f"HAVING MIN(task_type) <> MAX(task_type) LIMIT 1"):
         r = _first_row(con, f"""
             WITH bad AS (SELECT task_id FROM {R} GROUP BY task_id
                          HAVING COUNT(DISTINCT task_type) > 1),
