@@ -114,6 +114,8 @@ class Measurements:
     unpriced_rows: int = 0    # rows without cost_usd in a log that has the column
     span_days: float | None = None
     distinct_tasks: int = 0
+    first_days: object = None     # per UTC day: tasks first seen that day (day, n)
+    first_range: tuple | None = None   # (first, last) task start, epoch seconds
     pivot_phases: list = field(default_factory=list)   # phases of ``defects``' d0, d1 ...
     review_phase: str | None = None
     no_outcome_tasks: int = 0     # tasks whose rows all leave success empty (measured apart)
@@ -444,6 +446,19 @@ class Measure:
         span = (float(hi) - float(lo)) / 86400.0 * (nts + 1) / max(nts - 1, 1)
         return n, span
 
+    def first_days(self):
+        """Tasks per UTC day of their first timestamp (a task in several runs counts once),
+        and the first and last of those timestamps (epoch seconds); (None, None) without
+        timestamps. A few thousand rows however long the log."""
+        d = self.sql(f"""
+            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM {self.R} GROUP BY task_id)
+            SELECT CAST(FLOOR(ts / 86400) AS BIGINT) AS day, COUNT(*) AS n, MIN(ts) AS lo,
+                   MAX(ts) AS hi
+            FROM f WHERE ts IS NOT NULL GROUP BY 1 ORDER BY 1""")
+        if d.empty:
+            return None, None
+        return d[["day", "n"]], (float(d["lo"].min()), float(d["hi"].max()))
+
 
 # --- summary tables (plain arithmetic over the aggregates) ------------------------------------
 
@@ -611,6 +626,8 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
     if log.has_timestamps:
         ms.weekly = weekly_rows(M.day_table())
     ms.distinct_tasks, ms.span_days = M.volume()
+    if ms.span_days is not None:
+        ms.first_days, ms.first_range = M.first_days()
     ms.no_outcome_tasks, ms.no_outcome_spend = M.no_outcome
     ms.overall["tasks_without_outcome"] = ms.no_outcome_tasks
     ms.overall["spend_without_outcome"] = ms.no_outcome_spend
