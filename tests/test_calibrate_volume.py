@@ -133,3 +133,20 @@ def test_partial_first_and_last_months_count_for_their_exposure():
     # slivers of an edge month (under a tenth of it) are left out
     n2, f2 = month_table(list(ts) + [pd.Timestamp("2026-08-01T12:00", tz="UTC")])
     assert len(n2) == 7 and (n2 == n).all() and f2[-1] == pytest.approx(1.0, abs=0.001)
+
+
+def test_report_says_what_the_volume_fit_found_within_80_columns(tmp_path):
+    import helpers as H
+    from typer.testing import CliRunner
+
+    from costsim.cli import app
+
+    df, r = _calibrate(tmp_path, {"mean": 250, "cv": 0.4}, months=36, seed=3)
+    tpm = r.workload_data["tasks_per_month"]
+    out = H.invoke_at_widths(CliRunner(), app, ["calibrate", str(tmp_path / "runs.csv"),
+                                                "--prices", str(tmp_path / "prices.yaml")],
+                             widths=(80, 120))
+    for text in out.values():
+        flat = " ".join(text.split())
+        assert f"Tasks per month: mean {tpm['mean']:,.0f}" in flat
+        assert f"cv {tpm['cv']:.2f}" in flat and "36 calendar months" in flat
