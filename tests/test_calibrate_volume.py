@@ -141,7 +141,7 @@ def test_report_says_what_the_volume_fit_found_within_80_columns(tmp_path):
 
     from costsim.cli import app
 
-    df, r = _calibrate(tmp_path, {"mean": 250, "cv": 0.4}, months=36, seed=3)
+    df, r = _calibrate(tmp_path, {"mean": 60, "cv": 0.6}, months=24, seed=3)
     tpm = r.workload_data["tasks_per_month"]
     out = H.invoke_at_widths(CliRunner(), app, ["calibrate", str(tmp_path / "runs.csv"),
                                                 "--prices", str(tmp_path / "prices.yaml")],
@@ -149,4 +149,4 @@ def test_report_says_what_the_volume_fit_found_within_80_columns(tmp_path):
     for text in out.values():
         flat = " ".join(text.split())
         assert f"Tasks per month: mean {tpm['mean']:,.0f}" in flat
-        assert f"cv {tpm['cv']:.2f}" in flat and "36 calendar months" in flat
+        assert f"cv {tpm['cv']:.2f}" in flat and "24 calendar months" in flat
