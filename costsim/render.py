@@ -42,6 +42,8 @@ def to_json(data: Any) -> str:
         raise TypeError(type(o).__name__)
 
     def clean(o):
+        if type(o).__module__ == "numpy" and hasattr(o, "item"):
+            o = o.item()        # a NumPy scalar (np.bool_, np.float64) that slipped through
         if isinstance(o, float) and (math.isinf(o) or math.isnan(o)):
             return None
         if isinstance(o, dict):
