@@ -572,7 +572,9 @@ def workload_yaml(data: dict, source: str | None, from_base: list, notes: list =
              "per call,",
              "# difficulty (logistic rule) or success (map), system_tokens, cache_hit_rate,",
              "# feedback_gain, signal shares and difficulties, defect and catch rates, "
-             "max_attempts."]
+             "max_attempts,",
+             "# tasks_per_month (timestamps; {mean, cv} when the monthly counts vary more "
+             "than chance)."]
     if from_base:
         lines.append("# Not shown by the log, taken from the base workload (--workload):")
         for f, why in from_base:
