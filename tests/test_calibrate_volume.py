@@ -150,3 +150,24 @@ def test_report_says_what_the_volume_fit_found_within_80_columns(tmp_path):
         flat = " ".join(text.split())
         assert f"Tasks per month: mean {tpm['mean']:,.0f}" in flat
         assert f"cv {tpm['cv']:.2f}" in flat and "24 calendar months" in flat
+
+
+def test_budget_of_the_fitted_workload_varies_its_months(tmp_path):
+    """calibrate -> budget: the written {mean, cv} is what budget simulates (a month's count
+    varies by mean + (cv mean)^2, so the monthly spend's spread is far wider than a fixed
+    count's)."""
+    from costsim.budget import budget
+
+    df, r = _calibrate(tmp_path, {"mean": 60, "cv": 0.6}, months=24, seed=3)
+    wp = tmp_path / "fitted.yaml"
+    r.write_workload(wp)
+    tpm = r.workload_data["tasks_per_month"]
+    kw = dict(prices=tmp_path / "prices.yaml", policies=[], workload=wp, strategy="single:m",
+              months=2000, seed=1)
+    varying, fixed = budget(**kw), budget(**kw, tasks=round(tpm["mean"]))
+    assert varying.tasks_cv == tpm["cv"] and fixed.tasks_cv is None
+    var_v, var_f = np.var(varying.monthly_spend), np.var(fixed.monthly_spend)
+    # by hand: Var T = mean Var X + Var N m^2, Var N = mean + (cv mean)^2 against 0 for the
+    # fixed count (m = spend per task, exact)
+    m, mu, cv = fixed.spend_per_task, tpm["mean"], tpm["cv"]
+    assert var_v - var_f == pytest.approx((mu + (cv * mu) ** 2) * m * m, rel=0.15)
