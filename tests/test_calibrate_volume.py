@@ -127,6 +127,8 @@ def test_partial_first_and_last_months_count_for_their_exposure():
     assert len(n) == 7 and f[0] == pytest.approx(12 / 31, abs=0.01)
     assert f[-1] == pytest.approx(9 / 31, abs=0.01) and (f[1:-1] == 1).all()
     r = fit_volume(ts)
+    secs = (ts - pd.Timestamp(0, tz="UTC")).total_seconds()
+    assert fit_volume(np.asarray(secs)).counts == r.counts        # epoch seconds read alike
     expect = 10 * sum(f * np.array([31, 28, 31, 30, 31, 30, 31])) / f.sum()
     assert abs(r.mean - expect) < K_SE * math.sqrt(expect / f.sum())
     assert not r.varies

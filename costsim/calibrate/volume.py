@@ -69,11 +69,15 @@ class VolumeFit:
 
 
 def month_table(first_seen) -> tuple[np.ndarray, np.ndarray]:
-    """(tasks per calendar month, each month's covered share) from first timestamps (anything
-    ``pandas.to_datetime`` reads; naive values are UTC)."""
+    """(tasks per calendar month, each month's covered share) from first timestamps: numbers
+    are epoch seconds, anything else what ``pandas.to_datetime`` reads (naive values UTC)."""
     import pandas as pd
 
-    ts = pd.to_datetime(pd.Series(first_seen), utc=True).dropna()
+    raw = pd.Series(first_seen)
+    if pd.api.types.is_numeric_dtype(raw):
+        ts = pd.to_datetime(raw, unit="s", utc=True).dropna()
+    else:
+        ts = pd.to_datetime(raw, utc=True).dropna()
     if len(ts) == 0:
         return np.zeros(0), np.zeros(0)
     secs = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(float)
