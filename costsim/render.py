@@ -311,7 +311,7 @@ def _compare_columns() -> list[Column]:
         Column("completion"),
         Column("defects"),
         Column("savings"),
-        Column("monthly\nsavings"),
+        Column("monthly\nsavings", level=1),
         Column("pareto", level=1),
         Column("review\nmin", level=2),
         Column("spend per\ntask", level=3),

@@ -75,13 +75,6 @@ def test_a_backend_that_fails_is_one_line(tmp_path):
     assert "internal error" not in res.stderr
 
 
-#: Spark starts a JVM and runs every measurement query as a job: 40-90 s on two cores, a third
-#: of the suite's time. Run it with COSTSIM_TEST_SPARK=1 (the release check does).
-SPARK = pytest.mark.skipif(os.environ.get("COSTSIM_TEST_SPARK") != "1",
-                           reason="slow (a JVM): set COSTSIM_TEST_SPARK=1 to run it")
-
-
-@SPARK
 def test_pyspark_engine_gives_the_duckdb_numbers(tmp_path):
     pytest.importorskip("pyspark", reason="PySpark is not installed (pip install "
                         "'costsim[spark]')")
