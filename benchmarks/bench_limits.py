@@ -93,11 +93,14 @@ def cases(d: Path) -> list[tuple[str, list]]:
 
     log = d / "runs.csv"
     lines = (ROOT / "docs" / "examples" / "calibrate-runs.csv").read_text().splitlines()[:25]
-    lines[2] = lines[2].replace(",implement,1,", ",implement,10000000,")
+    col = lines[0].split(",").index("attempt")
+    cells = lines[2].split(",")
+    cells[col] = "10000000"
+    lines[2] = ",".join(cells)
     log.write_text("\n".join(lines) + "\n")
-    out.append(("runs log with attempt 10,000,000, calibrate [h-cal]",
+    out.append(("runs log with attempt 10,000,000, calibrate",
                 ["calibrate", log, "--min-samples", 1]))
-    out.append(("budget --tasks 10^9 [h-engine]", ["budget", "--tasks", 10**9]))
+    out.append(("budget --tasks 10^9", ["budget", "--tasks", 10**9]))
     table = d / "big.yaml"
     rows = ["version: 1", "as_of: 2026-11-20", "models:"]
     for i in range(3000):
@@ -105,7 +108,7 @@ def cases(d: Path) -> list[tuple[str, list]]:
         rows.append(f"  m{i}: {{provider: p{i % 7}, tier: {tier}, input: {1 + i % 50}.0, "
                     f"output: {2 + i % 70}.0, coding_score: {40 + i % 55}}}")
     table.write_text("\n".join(rows) + "\n")
-    out.append(("optimize on a 3,000-model table [h-search]", ["optimize", "--prices", table]))
+    out.append(("optimize on a 3,000-model table", ["optimize", "--prices", table]))
     return out
 
 
