@@ -344,23 +344,36 @@ class Measure:
 
     # --- aggregates over the materialised relations -----------------------------------
 
+    def _signals_of(self, alias: str) -> tuple[str, str]:
+        """(the task's signals, the join that brings them) for rows of ``alias``. A log without
+        a signals column has '' for every task: no join of every row with cal_task (every
+        attempt and phase run of cal_att/cal_phase has its task there, so the join drops none)."""
+        if not self.log.has_signals:
+            return "CAST('' AS VARCHAR)", ""
+        return "t.signals", (f"JOIN cal_task t ON t.run = {alias}.run AND "
+                             f"t.task_id = {alias}.task_id")
+
     def attempt_table(self):
         """Attempts and successes per (run, tt, phase, attempt, model, task signals)."""
-        return self.sql("""
-            SELECT a.run, a.task_type, a.phase, a.attempt, a.model, t.signals,
+        sig, join = self._signals_of("a")
+        by_sig = ", t.signals" if join else ""
+        return self.sql(f"""
+            SELECT a.run, a.task_type, a.phase, a.attempt, a.model, {sig} AS signals,
                    COUNT(*) AS n, SUM(a.success) AS k
-            FROM cal_att a JOIN cal_task t ON t.run = a.run AND t.task_id = a.task_id
+            FROM cal_att a {join}
             WHERE a.is_summary = 0
-            GROUP BY a.run, a.task_type, a.phase, a.attempt, a.model, t.signals""")
+            GROUP BY a.run, a.task_type, a.phase, a.attempt, a.model{by_sig}""")
 
     def start_table(self):
         """Phase runs per (run, tt, phase, signals, model of the first attempt, attempt at
         which it succeeded (NULL: ran out), last attempt)."""
-        return self.sql("""
-            SELECT cp.run, cp.task_type, cp.phase, t.signals, cp.start_model, cp.success_at,
-                   cp.last_attempt, COUNT(*) AS n
-            FROM cal_phase cp JOIN cal_task t ON t.run = cp.run AND t.task_id = cp.task_id
-            GROUP BY cp.run, cp.task_type, cp.phase, t.signals, cp.start_model, cp.success_at,
+        sig, join = self._signals_of("cp")
+        by_sig = ", t.signals" if join else ""
+        return self.sql(f"""
+            SELECT cp.run, cp.task_type, cp.phase, {sig} AS signals, cp.start_model,
+                   cp.success_at, cp.last_attempt, COUNT(*) AS n
+            FROM cal_phase cp {join}
+            GROUP BY cp.run, cp.task_type, cp.phase{by_sig}, cp.start_model, cp.success_at,
                      cp.last_attempt""")
 
     def task_table(self):
