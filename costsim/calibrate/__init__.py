@@ -77,6 +77,25 @@ def _matches(policy: Policy, inferred) -> bool:
     return True
 
 
+def _volume_info(vf, wl: Workload) -> dict | None:
+    """What the report says of the volume fit (None: the log's timestamps showed none)."""
+    if vf is None:
+        return None
+    import math
+
+    def num(x):
+        return None if x is None or not math.isfinite(x) else float(x)
+
+    return {"value": (wl.tasks_per_month.model_dump() if not isinstance(wl.tasks_per_month, int)
+                      else wl.tasks_per_month),
+            "mean": num(vf.mean), "mean_se": num(vf.se_mean),
+            "cv": num(vf.cv) if vf.varies else 0.0, "cv_se": num(vf.se_cv),
+            "cv_source": vf.source["cv"], "varies": bool(vf.varies),
+            "months": num(vf.months), "calendar_months": len(vf.counts),
+            "counts": [int(c) for c in vf.counts],
+            "likelihood_ratio": num(vf.lr)}
+
+
 def calibrate(log_path: str | Path, **kwargs) -> CalibrationResult:
     """Measure a runs log, fit a workload that reproduces it, check the fit, recommend.
 
@@ -87,6 +106,11 @@ def calibrate(log_path: str | Path, **kwargs) -> CalibrationResult:
     ``review_changes_below``: the recommendation rules (docs/calibrate.md); ``engine``:
     ``duckdb`` or ``ibis:URL``, where the measurement SQL runs (costsim/logs/engines.py).
     """
+    # SciPy carries its own OpenBLAS, loaded with scipy.linalg: load it first, since
+    # threadpool_limits only reaches the libraries already loaded. (Imported inside the fits,
+    # it escaped the limit on a process's first calibrate: the CLI's only one. Its threads
+    # made the L-BFGS fits take 5 s instead of 0.2 s on two busy cores.)
+    import scipy.optimize  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     # The fits are small: BLAS threads only spin against each other and DuckDB's.
@@ -263,6 +287,7 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
                  for run, m in tf.modes.items()},
         "defects": {k: v for k, v in fitted.defects.items() if k != "from_base"},
         "workload_notes": fitted.notes,
+        "tasks_per_month": _volume_info(fitted.volume, wl),
     }
     vf = fitted.variation
     if vf is not None:

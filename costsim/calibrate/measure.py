@@ -117,6 +117,8 @@ class Measurements:
     unpriced_rows: int = 0    # rows without cost_usd in a log that has the column
     span_days: float | None = None
     distinct_tasks: int = 0
+    first_days: object = None     # per UTC day: tasks first seen that day (day, n)
+    first_range: tuple | None = None   # (first, last) task start, epoch seconds
     pivot_phases: list = field(default_factory=list)   # phases of ``defects``' d0, d1 ...
     review_phase: str | None = None
     no_outcome_tasks: int = 0     # tasks whose rows all leave success empty (measured apart)
@@ -294,8 +296,9 @@ class Measure:
                 raise CostsimError("no task in the log has an outcome (every success is "
                                    "empty): join outcomes with `costsim log import --outcomes "
                                    "FILE`", self.log.path)
-        joins += (" LEFT JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id"
-                  " WHERE u.task_id IS NULL")
+        if has_unknown:    # the anti-join costs a probe per row: only when there is one
+            joins += (" LEFT JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id"
+                      " WHERE u.task_id IS NULL")
         if self.log.call_rows == 0:
             # one row per attempt already (summaries are one row too): no grouping needed
             eng.materialize("cal_att", f"""
@@ -316,6 +319,10 @@ class Measure:
                        SUM({spend}) AS pico
                 FROM {joins}
                 GROUP BY r.run, r.task_id, r.phase, r.attempt, r.is_summary""")
+        # route: the OR of the task's model bits (each a power of two). BIT_OR, not
+        # SUM(DISTINCT bit): a DISTINCT aggregate makes DuckDB group the attempts a second time
+        # by (run, task, bit) and join the two back, half of this query's time; sqlglot writes
+        # BIT_OR for Spark, Postgres, BigQuery and BITWISE_OR_AGG for Trino.
         # one row per phase run: whether it ended in success (its last attempt's outcome),
         # where it succeeded, its last attempt, the model that started it
         eng.materialize("cal_phase", """
@@ -333,7 +340,7 @@ class Measure:
                           SUM(CASE WHEN is_summary = 0 AND attempt > 1 THEN 1 ELSE 0 END)
                             AS retries,
                           MAX(signals) AS signals, MAX(changes) AS changes, MIN(ts) AS ts,
-                          MIN(pos) AS pos, SUM(DISTINCT bit) AS route
+                          MIN(pos) AS pos, BIT_OR(bit) AS route
                    FROM cal_att GROUP BY run, task_id)
             SELECT ag.run, ag.task_id, ag.task_type, COALESCE(ag.signals, '') AS signals,
                    pt.completed, ag.pico, ag.attempts, ag.retries, ag.changes, ag.ts, ag.pos,
@@ -342,14 +349,25 @@ class Measure:
 
     # --- aggregates over the materialised relations -----------------------------------
 
+    def _signals_of(self, alias: str) -> tuple[str, str]:
+        """(the task's signals, the join that brings them) for rows of ``alias``. A log without
+        a signals column has '' for every task: no join of every row with cal_task (every
+        attempt and phase run of cal_att/cal_phase has its task there, so the join drops none)."""
+        if not self.log.has_signals:
+            return "CAST('' AS VARCHAR)", ""
+        return "t.signals", (f"JOIN cal_task t ON t.run = {alias}.run AND "
+                             f"t.task_id = {alias}.task_id")
+
     def attempt_table(self):
         """Attempts and successes per (run, tt, phase, attempt, model, task signals)."""
-        return self.sql("""
-            SELECT a.run, a.task_type, a.phase, a.attempt, a.model, t.signals,
+        sig, join = self._signals_of("a")
+        by_sig = ", t.signals" if join else ""
+        return self.sql(f"""
+            SELECT a.run, a.task_type, a.phase, a.attempt, a.model, {sig} AS signals,
                    COUNT(*) AS n, SUM(a.success) AS k
-            FROM cal_att a JOIN cal_task t ON t.run = a.run AND t.task_id = a.task_id
+            FROM cal_att a {join}
             WHERE a.is_summary = 0
-            GROUP BY a.run, a.task_type, a.phase, a.attempt, a.model, t.signals""")
+            GROUP BY a.run, a.task_type, a.phase, a.attempt, a.model{by_sig}""")
 
     def attempt_records(self, limit: int):
         """One row per recorded attempt (summaries left out) of at most ``limit`` tasks (a
@@ -372,11 +390,13 @@ class Measure:
     def start_table(self):
         """Phase runs per (run, tt, phase, signals, model of the first attempt, attempt at
         which it succeeded (NULL: ran out), last attempt)."""
-        return self.sql("""
-            SELECT cp.run, cp.task_type, cp.phase, t.signals, cp.start_model, cp.success_at,
-                   cp.last_attempt, COUNT(*) AS n
-            FROM cal_phase cp JOIN cal_task t ON t.run = cp.run AND t.task_id = cp.task_id
-            GROUP BY cp.run, cp.task_type, cp.phase, t.signals, cp.start_model, cp.success_at,
+        sig, join = self._signals_of("cp")
+        by_sig = ", t.signals" if join else ""
+        return self.sql(f"""
+            SELECT cp.run, cp.task_type, cp.phase, {sig} AS signals, cp.start_model,
+                   cp.success_at, cp.last_attempt, COUNT(*) AS n
+            FROM cal_phase cp {join}
+            GROUP BY cp.run, cp.task_type, cp.phase{by_sig}, cp.start_model, cp.success_at,
                      cp.last_attempt""")
 
     def task_table(self):
@@ -454,18 +474,34 @@ class Measure:
             FROM cal_task WHERE ts IS NOT NULL
             GROUP BY FLOOR(ts / 86400), run, task_type""")
 
-    def volume(self) -> tuple[int, float | None]:
-        """Distinct task ids, and the days between the first and the last task's start."""
-        r = self.sql(f"""
-            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM {self.R} GROUP BY task_id)
-            SELECT COUNT(*) AS n, MIN(ts) AS lo, MAX(ts) AS hi, COUNT(ts) AS nts FROM f""")
-        n = int(r["n"].iloc[0])
-        lo, hi, nts = r["lo"].iloc[0], r["hi"].iloc[0], int(r["nts"].iloc[0])
-        if nts < 2 or lo is None or hi is None or not math.isfinite(float(hi) - float(lo)):
-            return n, None
+    def volume(self):
+        """Distinct task ids; the days between the first and the last task's start (None
+        without two timestamps); tasks per UTC day of their first timestamp (a task in several
+        runs counts once: columns day, n) and the first and last of those timestamps (epoch
+        seconds), None without timestamps. One pass; a few thousand rows however long the
+        log."""
+        # cal_task holds every (run, task) with its first ts unless some tasks have no outcome
+        # (measured apart) or a task could have summary rows only: then the raw rows are
+        # grouped instead. From cal_task the GROUP BY reads a row per task, not per row.
+        exact = not self.no_outcome[0] and not self.log.summary_rows
+        src = "cal_task" if exact else self.R
+        d = self.sql(f"""
+            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM {src} GROUP BY task_id)
+            SELECT CAST(FLOOR(ts / 86400) AS BIGINT) AS day, COUNT(*) AS n, MIN(ts) AS lo,
+                   MAX(ts) AS hi
+            FROM f GROUP BY 1 ORDER BY 1""")
+        n = int(d["n"].sum())
+        days = d[d["day"].notna()]
+        nts = int(days["n"].sum())
+        if nts < 1:
+            return n, None, None, None
+        lo, hi = float(days["lo"].min()), float(days["hi"].max())
+        first = (days[["day", "n"]].astype({"day": "int64"}), (lo, hi))
+        if nts < 2 or not math.isfinite(hi - lo):
+            return n, None, *first
         # n start times spread uniformly over D days span D * (n - 1) / (n + 1) on average.
-        span = (float(hi) - float(lo)) / 86400.0 * (nts + 1) / max(nts - 1, 1)
-        return n, span
+        span = (hi - lo) / 86400.0 * (nts + 1) / max(nts - 1, 1)
+        return n, span, *first
 
 
 # --- summary tables (plain arithmetic over the aggregates) ------------------------------------
@@ -634,7 +670,7 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
     ms.overall["rows"] = log.rows
     if log.has_timestamps:
         ms.weekly = weekly_rows(M.day_table())
-    ms.distinct_tasks, ms.span_days = M.volume()
+    ms.distinct_tasks, ms.span_days, ms.first_days, ms.first_range = M.volume()
     ms.no_outcome_tasks, ms.no_outcome_spend = M.no_outcome
     ms.overall["tasks_without_outcome"] = ms.no_outcome_tasks
     ms.overall["spend_without_outcome"] = ms.no_outcome_spend
