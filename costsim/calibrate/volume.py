@@ -25,7 +25,7 @@ exposures). The log gives ``{mean, cv}`` only when
 
 Otherwise the log's tasks per month is one number (the Poisson estimate: tasks / exposure).
 
-The estimator follows ``fit_volume`` of the replay work (h-replay, ``costsim/variation_fit.py``):
+The estimator follows ``fit_volume`` of the replay work (h-replay, ``costsim/calibrate/variation.py``):
 same name, signature and :class:`VolumeFit`; here it also tests the spread, gives standard
 errors, leaves out slivers of edge months and takes per-day counts from SQL
 (:func:`fit_volume_days`), so a long log never leaves DuckDB task by task.
