@@ -153,12 +153,14 @@ def test_difficulty_of_a_model_seen_after_escalation_is_not_read_as_a_first_try(
                if p["phase"] == "implement")
     assert abs(imp["difficulty"] - 73.5) < 1.0
     assert "success" not in imp
-    # Read as first tries, opus' successes at attempts 3-4 would say a difficulty 8 lower.
+    # Read as first tries, opus' successes at attempts 3-4 would put the difficulty far off
+    # (lower without variation; with the workload's variation those attempts run on the hardest
+    # tasks, so higher).
     opus = next(r for r in medium.by_model if (r["task_type"], r["phase"], r["model"]) ==
                 ("bugfix", "implement", "claude-opus-5"))
     p = opus["retry_success"]
     naive = 78.0 - 10 * math.log(p / (1 - p))
-    assert imp["difficulty"] - naive > 6
+    assert abs(imp["difficulty"] - naive) > 4
 
 
 def test_signals_shares_and_difficulty(medium):
