@@ -33,7 +33,7 @@ from .result import (RESULT_VERSION, Baseline, Infeasible, OptimizeResult, Polic
                      _describe, _explain, policy_label, policy_yaml, target_phrases)
 from .space import (AFTER_FAILURES, HANDOFF_MODES, Space, build_policy, plan_space,  # noqa: F401
                     policy_from_doc, search_space_size, single_policy_doc)
-from .tables import _combine, prepare, table_elements, task_tables
+from .tables import _combine, blas_one_thread, prepare, table_elements, task_tables
 
 DEFAULT_BASE_POLICY = "cheapest-routing.yaml"
 # Refuse spaces that would take more than about a minute (say so, and how to narrow it; never a
@@ -185,8 +185,7 @@ class Search:
             free = sum(1 for a in tp.axes if a >= nfix)
             half = max(free - max(1, tp.n // 2), max(1, tp.n // 2))
             sizes += [2 * len(tp.variants) * self.T ** free,
-                      tp.rank * self.T ** min(free, half) * 2,
-                      tp.rank * self.T ** min(free, 3) * tp.K]
+                      tp.rank * self.T ** min(free, half) * 3]
         return max(sizes)
 
     def blocks(self, threads: int | None = None):
@@ -195,7 +194,12 @@ class Search:
 
         Chunks of model combinations are computed on ``threads`` threads (default: up to 2,
         the cores NumPy's loops can use while they release the GIL), a couple of chunks ahead
-        of the consumer."""
+        of the consumer. BLAS runs on one thread meanwhile (its products are small; its own
+        threads would compete with these)."""
+        with blas_one_thread():
+            yield from self._blocks(threads)
+
+    def _blocks(self, threads: int | None):
         nthreads = threads if threads is not None else min(2, os.cpu_count() or 1)
         starts = range(0, self.sp.n_combos, self.mch)
         if nthreads <= 1 or len(starts) <= 1:
