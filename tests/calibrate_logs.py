@@ -23,14 +23,15 @@ def aider_rows() -> list[dict]:
     return yaml.safe_load((FIXTURES / "aider_polyglot_excerpt.yml").read_text())
 
 
-# Tokens of every attempt in the priced variant: 12k uncached input, 3k cached, 1.5k output.
+# Tokens of every attempt in the priced variant: 12k input of which 3k cached, 1.5k output.
 TOKENS = (12_000, 3_000, 1_500)
 
 
 def attempt_cost(prices: dict, model: str) -> float:
+    """input_tokens counts cached input too: 9k at input, 3k at cache_read, 1.5k at output."""
     p = prices["models"][model]
     i, c, o = TOKENS
-    return (i * p["input"] + c * p.get("cache_read", p["input"]) + o * p["output"]) / 1e6
+    return ((i - c) * p["input"] + c * p.get("cache_read", p["input"]) + o * p["output"]) / 1e6
 
 
 def aider_log(with_cost: bool, seed: int = 0) -> pd.DataFrame:
@@ -100,3 +101,69 @@ def routed_log(n: int = 200) -> pd.DataFrame:
         outcome = [True] if (k // 10) % 10 != 9 else [False, True]
         rows += _phase_rows(t, "docs", "docs", model, outcome, tokens=(1000, 0, 800))
     return pd.DataFrame(rows)
+
+
+# --- round trips: simulate a log with tests/logsim.py, calibrate it, compare --------------------
+
+ROOT = Path(__file__).parent.parent
+PRICES = ROOT / "pricing" / "default.yaml"
+BUNDLED_POLICIES = sorted((ROOT / "policies").glob("*.yaml"))
+CAL_FIXTURES = FIXTURES / "calibrate"
+
+# The issue's thresholds: the log's own policy, then every other strategy.
+OWN = {"cost": 0.03, "completion": 0.005, "defect_rel": 0.15, "defect_abs": 0.003}
+OTHER = {"cost": 0.05, "completion": 0.01}
+
+
+def roundtrip(tmp_path, workload, policy, *, rows="call", tasks=10_000, seed=0,
+              with_policy=False, single_models=None, policies=None, fmt="csv", **sim):
+    """Simulate ``tasks`` tasks of ``workload`` under ``policy``, calibrate the log, write the
+    fitted workload and the inferred policy, and compare every strategy on the fitted workload
+    with the same strategy on the true one (the engine on the true files is the reference: it is
+    checked against tests/reference_model.py). Returns (result, rows, paths)."""
+    from logsim import simulate_log, write_log
+
+    from costsim.api import compare
+    from costsim.calibrate import calibrate
+    from costsim.loader import load_policy
+
+    df = simulate_log(PRICES, workload, policy, tasks=tasks, seed=seed, rows=rows, **sim)
+    log = tmp_path / f"runs.{fmt}"
+    write_log(df, log)
+    res = calibrate(log, prices=PRICES, policies=[policy] if with_policy else None)
+    fitted = tmp_path / "fitted.yaml"
+    res.write_workload(fitted)
+    inferred = tmp_path / "inferred.yaml"
+    if res.policy_data is not None:
+        res.write_policy(inferred)
+    own = load_policy(policy)
+    pols = [Path(p) for p in (policies if policies is not None else BUNDLED_POLICIES)]
+    if Path(policy).resolve() not in {p.resolve() for p in pols}:
+        pols.append(Path(policy))
+    models = list(dict.fromkeys(single_models if single_models is not None
+                                else list(own.tiers.values())))
+    true = compare(prices=PRICES, policies=pols, workload=workload, models=models)
+    fit = compare(prices=PRICES, policies=pols, workload=fitted, models=models)
+    out = []
+    for s in true.strategies:
+        f = fit.get(s.name)
+        out.append({"name": s.name, "own": s.name == own.name,
+                    "cost": f.cost_per_completed_task / s.cost_per_completed_task - 1,
+                    "completion": f.completion_rate - s.completion_rate,
+                    "defect": f.defect_rate - s.defect_rate, "true_defect": s.defect_rate})
+    return res, out, {"log": log, "fitted": fitted, "inferred": inferred}
+
+
+def misses(rows) -> list[str]:
+    """Strategies outside the issue's thresholds, in words."""
+    bad = []
+    for r in rows:
+        lim = OWN if r["own"] else OTHER
+        if abs(r["cost"]) > lim["cost"]:
+            bad.append(f"{r['name']}: cost per completed task {r['cost']:+.2%}")
+        if abs(r["completion"]) > lim["completion"]:
+            bad.append(f"{r['name']}: completion {100 * r['completion']:+.2f} points")
+        if r["own"] and abs(r["defect"]) > lim["defect_abs"] and \
+                abs(r["defect"]) > lim["defect_rel"] * r["true_defect"]:
+            bad.append(f"{r['name']}: defect rate {100 * r['defect']:+.2f} points")
+    return bad

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import gzip
 import json
 
@@ -60,7 +59,10 @@ def test_bad_boolean_cites_the_line_the_user_sees(tmp_path):
      "expected an integer >= 0, got 'lots'"),
     ("t3,bugfix,,1,cheap,100,10,true", "phase", "required value missing"),
     ("t3,bugfix,implement,1,,100,10,true", "model", "required value missing"),
-    ("t3,bugfix,implement,1,cheap,100,10,", "success", "required value missing"),
+    # Empty success is an unknown outcome: fine for a task that has none (it is measured
+    # apart), an error on an attempt of a task whose other attempts have one (t2's attempt 1).
+    ("t2,bugfix,implement,2,cheap,100,10,", "success",
+     "required value missing (other attempts of the task have an outcome)"),
 ])
 def test_bad_values(tmp_path, row, column, message):
     rows = _good_rows(5)
@@ -149,22 +151,6 @@ def test_parquet_errors_name_the_row(tmp_path):
     assert err == f"{p}: row 7: attempt: expected an integer >= 1, got 'x'"
 
 
-def test_parquet_without_pyarrow(tmp_path, monkeypatch):
-    pytest.importorskip("pyarrow")  # the test writes Parquet itself
-    p = tmp_path / "runs.parquet"
-    routed_log(5).to_parquet(p)
-    real = builtins.__import__
-
-    def fake(name, *a, **kw):
-        if name.startswith("pyarrow"):
-            raise ImportError(name)
-        return real(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
-    with pytest.raises(CostsimError, match=r"pip install 'costsim\[parquet\]'"):
-        calibrate(p, prices=CAL_PRICES)
-
-
 def test_bad_options(tmp_path):
     p = tmp_path / "runs.csv"
     routed_log(20).to_csv(p, index=False)
@@ -193,9 +179,9 @@ def test_csv_jsonl_parquet_gzip_agree(tmp_path):
         df.to_csv(fh, index=False)
     results = [calibrate(p, prices=CAL_PRICES).to_dict() for p in paths]
     for r in results[1:]:
-        for key in ("overall", "by_model", "by_route", "weekly", "recommendations"):
+        for key in ("overall", "by_model", "by_route", "weekly", "recommendations", "fit"):
             assert json.dumps(r[key], sort_keys=True) == json.dumps(results[0][key],
-                                                                     sort_keys=True)
+                                                                     sort_keys=True), key
 
 
 def test_weeks(tmp_path):
@@ -233,7 +219,7 @@ task = st.tuples(st.sampled_from(["bugfix", "docs"]),
                           min_size=1, max_size=3, unique_by=lambda x: x[0]))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(st.lists(task, min_size=1, max_size=12))
 def test_measures_match_a_plain_python_reference(tmp_path_factory, tasks):
     rows = []

@@ -33,12 +33,12 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 def _register_subcommands() -> None:
     """Commands that live in their own modules (each imports its heavy parts lazily)."""
-    from . import budget, calibrate, compare, init, optimize
+    from . import budget, calibrate, compare, init, log, optimize
     from .pricetable import app as price_table_app
 
     compare.register(app)
     app.add_typer(price_table_app, name="price-table")
-    for mod in (budget, calibrate, optimize, init):
+    for mod in (budget, calibrate, log, optimize, init):
         mod.register(app)
 
 

@@ -1,4 +1,8 @@
-"""`costsim calibrate LOG`: parse flags, call costsim.calibrate.calibrate, render. Nothing else."""
+"""`costsim calibrate LOG`: parse flags, call costsim.calibrate.calibrate, render. Nothing else.
+
+Every table fits 80 columns: compact borders, text that wraps (model names, routes) and numbers
+that never do; details that need more room are behind ``--wide``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import (OutOpt, PolicyOpt, PricesOpt, ReportFormatOpt, WorkloadOpt, emit,
-                     guard_files, handle_errors, warn)
+from ..errors import CostsimError
+from .common import (OutOpt, PricesOpt, ReportFormatOpt, emit, guard_files, handle_errors,
+                     warn)
 
 # Keep in step with costsim.calibrate's DEFAULT_* (not imported: pandas stays out of start-up).
 _MIN_SAMPLES, _RAISE_BELOW, _LOWER_MAX_GAP, _REVIEW_BELOW = 30, 0.6, 0.05, 0.1
+
+
+# calibrate's own --policy and --workload: what they mean here and their real defaults.
+LogPolicyOpt = Annotated[Optional[list[Path]], typer.Option(
+    "--policy", "-p", metavar="FILE", help="The routing policy the log was made with: a YAML "
+    "file or a bundled name such as cheapest-routing. Default: read back from the log (each "
+    "run's own).")]
+BaseWorkloadOpt = Annotated[Optional[Path], typer.Option(
+    "--workload", "-w", metavar="FILE", help="Where what the log cannot show comes from: a "
+    "workload YAML file or a bundled name. Default: medium-team.", dir_okay=False)]
 
 
 def register(app: typer.Typer) -> None:
@@ -19,53 +34,115 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def calibrate(
         log: Annotated[Path, typer.Argument(
-            help="Runs log: .csv, .jsonl/.ndjson or .parquet (optionally .gz), one row per "
-                 "attempt (columns: see the README).")],
+            metavar="LOG",
+            help="Runs log: a .csv, .jsonl/.ndjson or .parquet file (optionally .gz, .bz2, "
+                 ".xz, .zip or .zst), a directory of them or a glob pattern; one row per call "
+                 "or per attempt (docs/calibrate.md).")],
         prices: PricesOpt = None,
-        policy: PolicyOpt = None,
-        workload: WorkloadOpt = None,
+        policy: LogPolicyOpt = None,
+        workload: BaseWorkloadOpt = None,
         write_workload: Annotated[Optional[Path], typer.Option(
-            "--write-workload", help="Write the workload fitted from the log to FILE "
-            "(atomically), for `costsim compare --workload FILE`.", dir_okay=False)] = None,
+            "--write-workload", metavar="FILE", help="Write the workload fitted from the log "
+            "to FILE (atomically), for `costsim compare --workload FILE`.",
+            dir_okay=False)] = None,
+        write_policy: Annotated[Optional[Path], typer.Option(
+            "--write-policy", metavar="FILE", help="Write the routing policy the log was made "
+            "with (inferred, or --policy) to FILE, for `costsim compare --policy FILE`.",
+            dir_okay=False)] = None,
         min_samples: Annotated[int, typer.Option(
-            help="Fewest first attempts (or reviewed tasks) a rule needs before it "
-                 "recommends.", min=1)] = _MIN_SAMPLES,
+            metavar="N", help="Fewest first attempts (or reviewed tasks) a rule needs before "
+            "it recommends.", min=1)] = _MIN_SAMPLES,
         raise_below: Annotated[float, typer.Option(
-            help="Raise a route whose first-attempt success is below this.",
-            min=0.0, max=1.0)] = _RAISE_BELOW,
+            metavar="P", help="Consider raising a route whose first-attempt success is below "
+            "P.", min=0.0, max=1.0)] = _RAISE_BELOW,
         lower_max_gap: Annotated[float, typer.Option(
-            help="Lower a route when a cheaper model's first-attempt success is at most this "
-                 "much lower (and the 95% intervals overlap).", min=0.0, max=1.0)] = _LOWER_MAX_GAP,
+            metavar="P", help="Consider lowering a route when a cheaper model's first-attempt "
+            "success on comparable tasks is at most P lower.",
+            min=0.0, max=1.0)] = _LOWER_MAX_GAP,
         review_changes_below: Annotated[float, typer.Option(
-            help="Lower a review route whose reviews led to reviewer changes in fewer than "
-                 "this share of tasks.", min=0.0, max=1.0)] = _REVIEW_BELOW,
+            metavar="P", help="Consider lowering a review route whose reviews led to reviewer "
+            "changes in fewer than P of the tasks.", min=0.0, max=1.0)] = _REVIEW_BELOW,
+        wide: Annotated[bool, typer.Option(
+            "--wide", help="Also show the per-model tokens and the routes tables (wider than "
+            "80 columns).")] = False,
         format: ReportFormatOpt = "table",
         out: OutOpt = None,
+        source: Annotated[Optional[str], typer.Option(
+            "--source", metavar="SOURCE", help="LOG is not a runs log but what an agent "
+            "wrote: import it first (claude-code, codex, otlp, litellm, openhands, "
+            "aider-bench; see `costsim log import`).")] = None,
+        outcomes: Annotated[Optional[Path], typer.Option(
+            "--outcomes", metavar="FILE", help="With --source: task outcomes to join (CSV or "
+            "JSON Lines: task_id, success, reviewer_changes).", dir_okay=False)] = None,
+        task_by: Annotated[str, typer.Option(
+            "--task-by", metavar="KEY",
+            help="With --source: session, branch or tag:NAME.")] = "session",
+        engine: Annotated[str, typer.Option(
+            "--engine", metavar="ENGINE", help="Where the measurement SQL runs: duckdb "
+            "(default, in process) or ibis:URL through Ibis (ibis:pyspark for local Spark, "
+            "ibis:duckdb://, any ibis.connect URL; pip install 'costsim[ibis]' or "
+            "'costsim[spark]').")] = "duckdb",
+        phase_by: Annotated[str, typer.Option(
+            "--phase-by", metavar="KEY", help="With --source: agent or tag:NAME.")] = "agent",
     ):
-        """Measure routing success from a runs log and recommend raising or lowering tiers.
+        """Learn a workload from a runs log, check it reproduces the log, recommend changes.
 
-        Reports first-attempt and retry success per (task type, phase, model); completion,
-        cost per completed task, retries and reviewer changes per (task type, route); overall
-        and per ISO week. --policy names the policy the log was produced with (default: the
-        routes seen in the log). Projections come from the analytic engine on the workload
-        fitted from the log.
+        Fits everything the log shows (tokens, success per model and attempt, signals,
+        defects, retries); what it cannot show comes from --workload (default: the bundled
+        medium-team) and is named in the report and in the written file. The fit check
+        evaluates the fitted workload under the log's own policy (--policy, else inferred
+        from the log) with the same engine as `costsim compare`. Recommendations are
+        projected by that engine and kept only when they pay.
         """
         from .. import paths
         from ..calibrate import calibrate as run
 
-        guard_files(reads={"LOG": log, "--prices": paths.resolve_prices_path(prices),
+        from ..logs.runslog import find_files
+
+        logs = [log] if source is not None else [Path(f) for f in find_files(str(log))]
+        guard_files(reads={"LOG": logs,
+                           "--prices": paths.resolve_prices_path(prices),
                            "--policy": [paths.resolve_policy_path(p) for p in policy or ()],
-                           "--workload": workload and paths.resolve_workload_path(workload)},
-                    writes={"--out": out, "--write-workload": write_workload})
-        result = run(log, prices=prices, policies=policy or None, workload=workload,
-                     min_samples=min_samples, raise_below=raise_below,
-                     lower_max_gap=lower_max_gap, review_changes_below=review_changes_below)
+                           "--workload": workload and paths.resolve_workload_path(workload),
+                           "--outcomes": outcomes},
+                    writes={"--out": out, "--write-workload": write_workload,
+                            "--write-policy": write_policy})
+
+        from ..logs.engines import check_engine
+
+        check_engine(engine)
+
+        def go(path):
+            return run(path, prices=prices, policies=policy or None, workload=workload,
+                       min_samples=min_samples, raise_below=raise_below,
+                       lower_max_gap=lower_max_gap, review_changes_below=review_changes_below,
+                       engine=engine)
+
+        if source is None:
+            if outcomes is not None:
+                raise CostsimError("--outcomes needs --source (an imported runs log already "
+                                   "carries its outcomes)")
+            result = go(log)
+        else:
+            from ..logs.importer import imported_log
+            from .log import render_summary
+
+            with imported_log(source, [log], outcomes=outcomes, task_by=task_by,
+                              phase_by=phase_by, prices=paths.resolve_prices_path(prices)) \
+                    as (path, summary):
+                typer.echo(render_summary(summary, head=f"imported {log}"), err=True)
+                result = go(path)
+                result.log = f"{log} ({source})"
         for w in result.warnings:
             warn(w)
+        text = render_calibration(result, getattr(format, "value", format), wide=wide)
         if write_workload is not None:
             result.write_workload(write_workload)
             typer.echo(f"wrote {write_workload}", err=True)
-        emit(render_calibration(result, getattr(format, "value", format)), out)
+        if write_policy is not None:
+            result.write_policy(write_policy)
+            typer.echo(f"wrote {write_policy}", err=True)
+        emit(text, out)
 
 
 # --- rendering (formatting only) ------------------------------------------------------------
@@ -76,100 +153,207 @@ def _pct(x, digits=1):
     return pct(x, digits) if x is not None else "-"
 
 
-def _ci(ci):
-    if not ci:
-        return "-"
-    return f"{100 * ci[0]:.0f}-{100 * ci[1]:.0f}%"
+def _money(x, digits=4):
+    from ..render import money
+
+    return money(x, digits) if x is not None else "-"
 
 
-def _tok(x):
-    return f"{x:,.0f}"
+def _arrow(a: str, b: str) -> str:
+    return f"{a} → {b}"
 
 
-OVERALL_COLUMNS = ["scope", "tasks", "completion", "cost/completed", "spend/task",
-                   "retries/task", "reviewer changes"]
-MODEL_COLUMNS = ["task type", "phase", "model", "attempts", "1st-try success", "95% CI",
-                 "retry success", "95% CI ", "in tok", "cached tok", "out tok", "spend"]
-ROUTE_COLUMNS = ["task type", "route", "tasks", "completion", "cost/completed", "spend/task",
-                 "retries/task", "reviewer changes"]
-FIT_COLUMNS = ["scope", "completion (log)", "completion (engine)", "cost/completed (log)",
-               "cost/completed (engine)"]
-REC_COLUMNS = ["action", "task type", "phase", "from", "to", "evidence",
-               "cost/completed before", "after", "change"]
+OVERALL_COLUMNS = ["scope", "tasks", "completion", "cost/completed", "spend/task", "defects"]
+RUN_COLUMNS = ["run", "strategy", "tasks", "completion", "cost/completed", "defects"]
+FIT_COLUMNS = ["scope", "completion", "cost/completed", "defects"]
+MODEL_COLUMNS = ["task type/phase", "model", "attempts", "1st try", "retry", "spend"]
+MODEL_WIDE_COLUMNS = ["task type/phase", "model", "calls", "in tok", "cached", "out tok"]
+ROUTE_COLUMNS = ["task type", "route", "tasks", "completion", "cost/completed"]
+REC_COLUMNS = ["#", "action", "task type/phase", "from → to", "cost/completed"]
+WEEK_COLUMNS = ["week", "tasks", "completion", "cost/completed", "defects"]
 
 
 def _summary_row(label, r):
-    from ..render import money
-
     return [label, f"{r['tasks']:,}", _pct(r["completion_rate"]),
-            money(r["cost_per_completed_task"]), money(r["spend_per_task"]),
-            f"{r['retries_per_task']:.2f}", _pct(r["reviewer_change_rate"])]
+            _money(r["cost_per_completed_task"]), _money(r["spend_per_task"]),
+            _pct(r.get("defect_rate"), 2)]
 
 
-def _rows(result):
-    from ..render import money
-
+def _rows(result, wide: bool):
     overall = [_summary_row("all tasks", result.overall)]
     overall += [_summary_row(r["task_type"], r) for r in result.by_task_type]
-    weekly = [_summary_row(r["week"], r) for r in result.weekly]
-    models = [[r["task_type"], r["phase"], r["model"], f"{r['attempts']:,}",
-               _pct(r["first_attempt_success"]), _ci(r["first_attempt_ci95"]),
-               _pct(r["retry_success"]), _ci(r["retry_ci95"]), _tok(r["mean_input_tokens"]),
-               _tok(r["mean_cached_input_tokens"]), _tok(r["mean_output_tokens"]),
-               money(r["spend"], 2)] for r in result.by_model]
-    routes = [[r["task_type"], r["route"]] + _summary_row("", r)[1:] for r in result.by_route]
-    recs = []
-    for r in result.recommendations:
+    runs = []
+    names = {s["run"]: s["name"] for s in result.strategies}
+    for r in result.by_run:
+        runs.append([r["run"] or "(none)", names.get(r["run"], "-"), f"{r['tasks']:,}",
+                     _pct(r["completion_rate"]), _money(r["cost_per_completed_task"]),
+                     _pct(r.get("defect_rate"), 2)])
+    fit = []
+    multi = len({r["run"] for r in result.fit}) > 1
+    for r in result.fit:
+        mark = " *" if r.get("flag_significant") else (" ~" if r["flag"] else "")
+        scope = (f"{r['run']}: " if multi else "") + r["scope"] + mark
+        fit.append([scope,
+                    _arrow(_pct(r["measured_completion_rate"]),
+                           _pct(r["engine_completion_rate"])),
+                    _arrow(_money(r["measured_cost_per_completed_task"]),
+                           _money(r["engine_cost_per_completed_task"])),
+                    _arrow(_pct(r["measured_defect_rate"], 2), _pct(r["engine_defect_rate"], 2))])
+    models = [[f"{r['task_type']}/{r['phase']}", r["model"], f"{r['attempts']:,}",
+               _pct(r["first_attempt_success"], 0), _pct(r["retry_success"], 0),
+               _money(r["spend"], 2)] for r in result.by_model]
+    models_wide = [[f"{r['task_type']}/{r['phase']}", r["model"],
+                    f"{r['calls_per_attempt']:.1f}" if r["calls_per_attempt"] else "-",
+                    f"{r['mean_input_tokens']:,.0f}", f"{r['mean_cached_input_tokens']:,.0f}",
+                    f"{r['mean_output_tokens']:,.0f}"] for r in result.by_model]
+    routes = [[r["task_type"], r["route"], f"{r['tasks']:,}", _pct(r["completion_rate"]),
+               _money(r["cost_per_completed_task"])] for r in result.by_route]
+    weekly = [[r["week"], f"{r['tasks']:,}", _pct(r["completion_rate"]),
+               _money(r["cost_per_completed_task"]), _pct(r.get("defect_rate"), 2)]
+              for r in result.weekly]
+    recs, rec_text = [], []
+    for i, r in enumerate(result.recommendations, start=1):
         p = r.get("projected") or {}
-        recs.append([r["action"], r["task_type"], r["phase"], r["from_model"], r["to_model"],
-                     r["reason"], money(p.get("cost_per_completed_task_before")),
-                     money(p.get("cost_per_completed_task_after")),
-                     _pct(p.get("delta_pct")) if p.get("delta_pct") is not None else "-"])
-    fit = [[r["scope"], _pct(r["measured_completion_rate"]), _pct(r["engine_completion_rate"]),
-            money(r["measured_cost_per_completed_task"]),
-            money(r["engine_cost_per_completed_task"])] for r in result.fit]
-    return overall, weekly, models, routes, recs, fit
+        recs.append([str(i), r["action"], f"{r['task_type']}/{r['phase']}",
+                     _arrow(r["from_model"], r["to_model"]),
+                     _arrow(_money(p.get("cost_per_completed_task_before")),
+                            _money(p.get("cost_per_completed_task_after")))])
+        rec_text.append(f"{i}. {r['reason']}; projected: {r['evidence']['trade']} "
+                        f"({p.get('change', '')}).")
+    return overall, runs, fit, models, models_wide, routes, weekly, recs, rec_text
 
 
-def render_calibration(result, fmt: str) -> str:
-    from ..render import render_rich, rich_table, to_json, to_markdown
+def _fitted_lines(result) -> list[str]:
+    f = result.fitted
+    forms = f.get("success_form_counts", {})
+    gain = f.get("feedback_gain")
+    se = f.get("feedback_gain_se")
+    lines = [
+        f"Fitted: system_tokens {f['system_tokens']:,}, cache hit rate "
+        f"{_pct(f['cache_hit_rate'])}, feedback_gain "
+        + ("-" if gain is None else f"{gain:.3f}" + (f" (± {se:.3f})" if se else ""))
+        + f"; success: logistic rule in {forms.get('logistic', 0)} phases, success map in "
+        f"{forms.get('map', 0)}.",
+    ]
+    for run, m in f.get("runs", {}).items():
+        who = f"run {run}" if run else "the log"
+        hand = (f"summary handoff ({m['summary_tokens']:,} tokens by {m['summarizer']})"
+                if m["handoff"] == "summary" else "full-history handoff")
+        lines.append(f"{who}: {hand}, retry context {m['retry_context']}.")
+    if result.from_base:
+        lines.append("From --workload (the log cannot show them): "
+                     + "; ".join(f for f, _ in result.from_base) + ".")
+    return lines
+
+
+def _table(title, headers, rows, right=(), wrap=()):
+    """A compact table: no vertical rules; text columns in ``wrap`` fold, numbers never do."""
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False,
+              title_justify="left", collapse_padding=True)
+    for i, h in enumerate(headers):
+        t.add_column(h, justify="right" if i in right else "left",
+                     no_wrap=i not in wrap, overflow="fold")
+    for r in rows:
+        t.add_row(*[str(v) for v in r])
+    return t
+
+
+def _width() -> int:
+    import shutil
+    import sys
+
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((100, 24)).columns
+    # Off a terminal: COLUMNS when set (tests pin it), else wide enough for --wide tables.
+    return shutil.get_terminal_size((160, 24)).columns
+
+
+def _render(items, width: int) -> str:
+    import io
+    import sys
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    tty = sys.stdout.isatty()
+    console = Console(file=buf, width=width, force_terminal=tty,
+                      color_system="auto" if tty else None, highlight=False, soft_wrap=False)
+    for r in items:
+        console.print(r)
+    return buf.getvalue()
+
+
+def render_calibration(result, fmt: str, wide: bool = False) -> str:
+    from ..render import to_json, to_markdown
 
     if fmt == "json":
         return to_json(result.to_dict())
-    overall, weekly, models, routes, recs, fit = _rows(result)
-    head = (f"{result.log}: {result.rows:,} attempts, {result.tasks:,} tasks; prices as of "
+    overall, runs, fit, models, models_wide, routes, weekly, recs, rec_text = _rows(result,
+                                                                                     wide)
+    head = (f"{result.log}: {result.rows:,} rows, {result.tasks:,} tasks; prices as of "
             f"{result.prices_as_of}; baseline: {result.baseline}")
+    fitted = _fitted_lines(result)
+    flags = list(result.fit_flags)
     notes = list(result.notes)
     if fmt == "markdown":
-        out = [f"**{head}**\n", "#### Overall\n", to_markdown(OVERALL_COLUMNS, overall)]
+        out = [f"**{head}**\n", "#### What the log shows\n", to_markdown(OVERALL_COLUMNS,
+                                                                           overall)]
+        if runs:
+            out += ["\n#### Per run\n", to_markdown(RUN_COLUMNS, runs)]
         if weekly:
-            out += ["\n#### Per week\n", to_markdown(OVERALL_COLUMNS, weekly)]
-        out += ["\n#### Per task type, phase and model\n", to_markdown(MODEL_COLUMNS, models),
-                "\n#### Per task type and route\n", to_markdown(ROUTE_COLUMNS, routes),
+            out += ["\n#### Per week\n", to_markdown(WEEK_COLUMNS, weekly)]
+        out += ["\n#### Fit check (log → engine): the fitted workload under the log's own "
+                "strategy\n",
+                to_markdown(FIT_COLUMNS, fit) if fit else "None.\n"]
+        out += ["\n" + "\n".join(f"- gap: {f}" for f in flags) + "\n"] if flags else []
+        out += ["\n#### Fitted workload\n", "\n".join(f"- {x}" for x in fitted) + "\n",
                 "\n#### Recommendations\n",
-                to_markdown(REC_COLUMNS, recs) if recs else "None.\n"]
-        if fit:
-            out += ["\n#### Fitted workload vs the log (current routes)\n",
-                    to_markdown(FIT_COLUMNS, fit)]
+                (to_markdown(REC_COLUMNS, recs) + "\n" + "\n".join(rec_text) + "\n")
+                if recs else "None.\n",
+                "\n#### Per task type, phase and model\n", to_markdown(MODEL_COLUMNS, models)]
+        if wide:
+            out += ["\n#### Tokens per attempt\n", to_markdown(MODEL_WIDE_COLUMNS, models_wide),
+                    "\n#### Per task type and route\n", to_markdown(ROUTE_COLUMNS, routes)]
         if notes:
             out += ["\n" + "\n".join(f"- {n}" for n in notes) + "\n"]
         return "\n".join(out)
-    items = [head, rich_table("overall", OVERALL_COLUMNS, overall, right=range(1, 7))]
+
+    from rich.text import Text
+
+    width = _width()
+    items = [Text(head),
+             _table("What the log shows", OVERALL_COLUMNS, overall, right=range(1, 6))]
+    if runs:
+        items.append(_table("Per run", RUN_COLUMNS, runs, right=range(2, 6), wrap=(1,)))
     if weekly:
-        items.append(rich_table("per ISO week (by each task's first timestamp)",
-                                OVERALL_COLUMNS, weekly, right=range(1, 7)))
-    items += [rich_table("per task type, phase and model", MODEL_COLUMNS, models,
-                         right=range(3, 12)),
-              rich_table("per task type and route (the models a task used)", ROUTE_COLUMNS,
-                         routes, right=range(2, 8))]
-    if recs:
-        items.append(rich_table("recommendations (projected by the analytic engine on the "
-                                "fitted workload)", REC_COLUMNS, recs, right=range(6, 9)))
-    else:
-        items.append("No recommendations: no route crosses a threshold with enough samples.")
+        items.append(_table("Per ISO week (of each task's first timestamp)", WEEK_COLUMNS,
+                            weekly, right=range(1, 5)))
     if fit:
-        items.append(rich_table("fitted workload vs the log, current routes (the engine resends "
-                                "context on retries)", FIT_COLUMNS, fit,
-                                right=range(1, 5)))
-    items += [f"note: {n}" for n in notes]
-    return render_rich(items)
+        items.append(_table("Fit check, log → engine: the fitted workload under the log's own "
+                            "strategy, evaluated as `costsim compare` does (* = a gap over 5% "
+                            "beyond the log's sampling error, ~ = within it)",
+                            FIT_COLUMNS, fit, right=range(1, 4)))
+    items += [Text(f"gap: {f}") for f in flags]
+    if fit and not any(r.get("flag_significant") for r in result.fit):
+        items.append(Text("No gap over 5% beyond sampling error: the fitted workload "
+                          "reproduces the log."))
+    items += [Text(x) for x in fitted]
+    if recs:
+        items.append(_table("Recommendations (projected by the engine on the fitted workload)",
+                            REC_COLUMNS, recs, right=(0, 4), wrap=(2, 3)))
+        items += [Text(x) for x in rec_text]
+    else:
+        items.append(Text("No recommendations: no route crosses a threshold with enough "
+                          "samples and a projection that pays."))
+    items.append(_table("Per task type, phase and model", MODEL_COLUMNS, models,
+                        right=range(2, 6), wrap=(0, 1)))
+    if wide:
+        items.append(_table("Tokens per attempt (means)", MODEL_WIDE_COLUMNS, models_wide,
+                            right=range(2, 6), wrap=(0, 1)))
+        items.append(_table("Per task type and route (the models a task used)",
+                            ROUTE_COLUMNS, routes, right=range(2, 5), wrap=(1,)))
+    items += [Text(f"note: {n}") for n in notes]
+    return _render(items, width)

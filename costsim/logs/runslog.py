@@ -1,365 +1,1099 @@
-"""Read and validate a runs log (SPEC.md §2.4): CSV, JSON Lines or Parquet, one row per attempt.
+"""Read and validate a runs log into DuckDB (the runs-log format: docs/calibrate.md, SPEC.md §2.4).
 
-Everything is vectorised: a column is parsed as a whole and the first bad value is located with
-``argmax`` over a mask. Only the error path does per-line work, to turn a row index into the line
-number the user sees in the file (CSV: the header is line 1, so the first data row is line 2;
-JSON Lines: the first object is line 1; Parquet has no lines, so errors say ``row N`` counting
-from 1).
+A log is CSV, JSON Lines or Parquet (optionally ``.gz``, ``.bz2``, ``.xz``, a one-file ``.zip``,
+or ``.zst`` when the ``zstandard`` package is installed), a directory of such files, or a glob
+pattern. Each file is loaded into DuckDB
+as text (Parquet keeps its types), every column is validated in SQL, and the rows of all files
+become one normalised relation, ``runs`` (see :data:`RUNS_COLUMNS`). Measurements then run SQL
+against that relation through :class:`LogEngine`, so the same text can later run on another
+engine.
+
+Errors are one located line: ``file:line: column: what is wrong`` (CSV: the header is line 1, so
+the first data row is line 2; JSON Lines: the first object is line 1; blank lines count as lines
+but hold no row). Parquet has no lines: errors say ``row N``, counting data rows from 1. Only an
+error walks a file line by line, to turn a row index into the line the user sees.
+
+Nothing is allocated in proportion to a value in the file: ``attempt`` is checked against
+``costsim.limits.MAX_ATTEMPTS`` before anything is grouped by it, and token counts against
+``MAX_LOG_TOKENS``.
 """
 
 from __future__ import annotations
 
+import csv
+import glob as globmod
 import json
-from dataclasses import dataclass
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CostsimError
+from ..limits import MAX_ATTEMPTS
 
 REQUIRED = ("task_id", "task_type", "phase", "attempt", "model", "input_tokens", "output_tokens",
             "success")
-OPTIONAL = ("cached_input_tokens", "cost_usd", "reviewer_changes", "timestamp")
+OPTIONAL = ("call", "calls", "cached_input_tokens", "cost_usd", "kind", "signals",
+            "reviewer_changes", "timestamp", "run")
+KNOWN = REQUIRED + OPTIONAL
 
-_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
+# Ceilings on what one row may say (checked before use; see costsim/limits.py for the idea).
+MAX_LOG_TEXT = 1024               # characters in an id, phase, model, run or signals value
+MAX_LOG_TOKENS = 10**12           # tokens in one row
+MAX_LOG_CALLS = 100_000           # calls in one attempt (`call` index or `calls`)
+
+#: The normalised relation every measurement reads (one row per call or per attempt).
+RUNS_COLUMNS = {
+    "src": "file index (0-based, in the order the files were read)",
+    "row": "data row within its file (0-based)",
+    "pos": "src * 2^40 + row: file order",
+    "run": "the run ('' when the log has no run column)",
+    "task_id": "text", "task_type": "text", "phase": "text", "model": "text",
+    "attempt": "integer >= 1",
+    "call": "1-based call number on a call row, NULL on an attempt row",
+    "calls": "calls the row stands for: 1 on a call row, `calls` (default 1) on an attempt row",
+    "is_summary": "1 for a summarizer call (kind: summary), else 0",
+    "input_tokens": "all input, cached included", "cached_input_tokens": "0 when absent",
+    "output_tokens": "integer",
+    "success": "1, 0 or NULL (NULL: not on this row; summary rows)",
+    "cost_usd": "NULL when absent",
+    "signals": "the row's signals as written, trimmed (NULL when empty; a task's signals "
+               "are the non-empty value on any of its rows, none when every row is empty)",
+    "reviewer_changes": "NULL when absent",
+    "ts": "seconds since 1970-01-01 UTC, NULL when absent",
+}
+
 _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
             ".parquet": "parquet", ".pq": "parquet"}
+_NATIVE = (".gz",)                               # DuckDB decompresses these itself
+_UNPACK = (".bz2", ".xz", ".zip", ".zst")        # Python unpacks these to a temporary file
+_COMPRESSED = _NATIVE + _UNPACK
 
 _TRUE = ("true", "t", "yes", "y", "1", "1.0")
 _FALSE = ("false", "f", "no", "n", "0", "0.0")
 
 
+# --- the engine interface -------------------------------------------------------------------
+
+class LogEngine:
+    """Runs SQL over the normalised relation. ``relation`` names it; ``sql`` returns a pandas
+    DataFrame; ``materialize`` keeps a query's result as a relation later queries can read.
+    Measurement SQL is portable (GROUP BY, CASE, window functions, VALUES lists): another
+    backend implements these three members and runs the same text."""
+
+    relation: str = "runs"
+
+    def sql(self, query: str):  # -> pandas.DataFrame
+        raise NotImplementedError
+
+    def materialize(self, name: str, query: str) -> None:
+        raise NotImplementedError
+
+
+class DuckDBEngine(LogEngine):
+    def __init__(self, con, relation: str = "runs"):
+        self.con = con
+        self.relation = relation
+
+    def sql(self, query: str):
+        df = self.con.execute(query).df()
+        for c in df.columns:     # ENUM columns come back as categories: plain text here
+            if str(df[c].dtype) == "category":
+                df[c] = df[c].astype(object).where(df[c].notna(), None)
+        return df
+
+    def materialize(self, name: str, query: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+# --- the result -----------------------------------------------------------------------------
+
 @dataclass
 class RunsLog:
-    """The validated log: one row per attempt, columns normalised (see :func:`read_log`)."""
+    """The validated log, held by an engine as the relation ``engine.relation``."""
 
-    frame: object            # pandas.DataFrame
-    path: str
-    fmt: str                 # csv | jsonl | parquet
-    has_cost: bool           # a cost_usd column with at least one value
-    has_changes: bool
-    has_timestamps: bool
-    locator: object = None   # cites file:line for a row index (see _Locator.error)
+    engine: LogEngine
+    path: str                       # what the user named (file, directory or pattern)
+    files: list[str]
+    fmt: str                        # csv | jsonl | parquet | mixed
+    rows: int
+    columns: frozenset[str]         # the optional columns present in at least one file
+    has_cost: bool = False          # some row has a cost_usd
+    has_changes: bool = False       # some row has reviewer_changes
+    has_timestamps: bool = False
+    has_signals: bool = False       # a signals column exists (values may all be empty)
+    has_runs: bool = False          # more than one distinct run
+    call_rows: int = 0              # rows with a `call` (per-call rows)
+    summary_rows: int = 0
+    locators: list = field(default_factory=list)
+    _tmp: object = None             # temporary directory for unpacked files
+
+    @property
+    def relation(self) -> str:
+        return self.engine.relation
+
+    def sql(self, query: str):
+        return self.engine.sql(query)
+
+    def error(self, src: int, row: int, column: str | None, message: str) -> CostsimError:
+        """A located error for data row ``row`` (0-based) of file ``src``."""
+        return self.locators[int(src)].error(int(row), column, message)
+
+    def close(self) -> None:
+        close = getattr(self.engine, "close", None)
+        if close:
+            close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
 
-def log_format(path: str | Path) -> str:
-    p = Path(path)
-    suffixes = [s.lower() for s in p.suffixes]
-    if suffixes and suffixes[-1] in _COMPRESSED:
-        suffixes = suffixes[:-1]
-    ext = suffixes[-1] if suffixes else ""
-    if ext not in _FORMATS:
-        raise CostsimError(f"unknown runs-log format '{ext or '(no extension)'}' (expected .csv, "
-                           f".jsonl/.ndjson/.json or .parquet, optionally compressed)", str(path))
-    return _FORMATS[ext]
+# --- locating rows in files -----------------------------------------------------------------
+
+def _open_text(path: str):
+    low = path.lower()
+    if low.endswith(".gz"):
+        import gzip
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
 
 
 class _Locator:
-    """Turns a 0-based data-row index into ``file:line`` (computed only when there is an error)."""
+    """Turns a 0-based data-row index into ``file:line`` (work done only on an error)."""
 
-    def __init__(self, path: str, fmt: str):
-        self.path, self.fmt = path, fmt
+    def __init__(self, shown: str, actual: str, fmt: str):
+        self.shown, self.actual, self.fmt = shown, actual, fmt
 
-    def error(self, row: int, column: str, message: str) -> CostsimError:
+    def error(self, row: int, column: str | None, message: str) -> CostsimError:
         if self.fmt == "parquet":
-            return CostsimError(message, self.path, path=f"row {row + 1}: {column}")
-        return CostsimError(message, self.path, self._line(row), column)
+            return CostsimError(message, self.shown,
+                                path=f"row {row + 1}" + (f": {column}" if column else ""))
+        line = self.line(row)
+        if line is None:
+            return CostsimError(message, self.shown,
+                                path=f"row {row + 1}" + (f": {column}" if column else ""))
+        return CostsimError(message, self.shown, line, column)
 
-    def _open_text(self):
-        import pandas as pd  # noqa: F401  (compression handling below mirrors pandas')
-        p = self.path
-        low = p.lower()
-        if low.endswith(".gz"):
-            import gzip
-            return gzip.open(p, "rt", encoding="utf-8", newline="")
-        if low.endswith(".bz2"):
-            import bz2
-            return bz2.open(p, "rt", encoding="utf-8", newline="")
-        if low.endswith(".xz"):
-            import lzma
-            return lzma.open(p, "rt", encoding="utf-8", newline="")
-        return open(p, encoding="utf-8", newline="")
-
-    def _line(self, row: int) -> int | None:
+    def line(self, row: int) -> int | None:
         try:
-            with self._open_text() as fh:
+            with _open_text(self.actual) as fh:
                 if self.fmt == "csv":
-                    import csv
-
+                    csv.field_size_limit(2**31 - 1)
                     reader = csv.reader(fh)
                     start = 1
                     seen = -1           # the header is record -1
                     for rec in reader:
-                        if rec:         # pandas skips blank lines
+                        if rec:         # DuckDB skips blank lines
                             if seen == row:
                                 return start
                             seen += 1
                         start = reader.line_num + 1
                     return None
                 seen = 0
-                for n, line in enumerate(fh, start=1):
-                    if line.strip():
+                for n, text in enumerate(fh, start=1):
+                    if text.strip():
                         if seen == row:
                             return n
                         seen += 1
-        except (OSError, UnicodeDecodeError, ValueError):
+        except (OSError, UnicodeDecodeError, ValueError, ImportError, EOFError, csv.Error):
             return None
         return None
 
 
-def _read_raw(path: str, fmt: str):
-    import pandas as pd
+def _show(value) -> str:
+    """A value as the user wrote it, on one line: numbers bare, anything else quoted."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    s = str(value)
+    t = s.strip()
+    if re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", t):
+        return t
+    if len(s) > 60:
+        s = s[:57] + "..."
+    return repr(s).encode("ascii", "backslashreplace").decode("ascii")
 
+
+def _q(name: str) -> str:
+    """A SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+# --- finding the files ----------------------------------------------------------------------
+
+def _kind(path: str) -> tuple[str, str | None]:
+    """(format, compression suffix or None) from the file name."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    comp = None
+    if suffixes and suffixes[-1] in _COMPRESSED:
+        comp = suffixes[-1]
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    if ext not in _FORMATS:
+        raise CostsimError(f"unknown runs-log format '{ext or '(no extension)'}' (expected .csv, "
+                           f".jsonl/.ndjson/.json or .parquet, optionally compressed)", path)
+    if Path(path).suffix.lower() in (".bz", ".lz4", ".7z", ".rar", ".tar"):
+        raise CostsimError("this compression is not supported (use .gz or .zst)", path)
+    return _FORMATS[ext], comp
+
+
+def log_format(path: str | Path) -> str:
+    return _kind(str(path))[0]
+
+
+def _is_log_name(name: str) -> bool:
+    try:
+        _kind(name)
+        return True
+    except CostsimError:
+        return False
+
+
+def find_files(path: str) -> list[str]:
+    """The files a path names: itself, the runs-log files of a directory, or a glob's matches."""
     p = Path(path)
+    if any(ch in path for ch in "*?[") and not p.exists():
+        files = sorted(f for f in globmod.glob(path, recursive=True) if Path(f).is_file())
+        if not files:
+            raise CostsimError("no file matches this pattern", path)
+        return files
     if not p.exists():
         raise CostsimError("file not found", path)
     if p.is_dir():
-        raise CostsimError("is a directory, expected a runs log", path)
+        files = sorted(str(f) for f in p.iterdir() if f.is_file() and _is_log_name(f.name))
+        if not files:
+            raise CostsimError("is a directory with no runs-log files in it (.csv, .jsonl, "
+                               ".parquet, optionally compressed)", path)
+        return files
+    if not p.is_file():
+        raise CostsimError("not a regular file", path)
+    return [path]
+
+
+def _unpack(path: str, comp: str, tmpdir: str) -> str:
+    """Decompress ``path`` into ``tmpdir``; return the new path."""
+    name = Path(path).name[: -len(comp)]
+    out = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}-{name}")
     try:
-        if p.stat().st_size == 0:
-            raise CostsimError("file is empty (expected a runs log with a header row)", path)
-    except OSError as exc:
-        raise CostsimError(f"cannot read file: {exc.strerror}", path) from None
-    try:
-        if fmt == "csv":
-            return pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False,
-                               skipinitialspace=True)
-        if fmt == "jsonl":
-            return _read_jsonl(path)
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise CostsimError("reading Parquet needs pyarrow: pip install 'costsim[parquet]'",
-                               path) from None
-        return pq.read_table(path).to_pandas()
+        if comp == ".zip":
+            import zipfile
+
+            try:
+                zf = zipfile.ZipFile(path)
+            except zipfile.BadZipFile:
+                raise CostsimError("not a valid .zip file", path) from None
+            with zf:
+                members = [i for i in zf.infolist() if not i.is_dir()]
+                if len(members) != 1:
+                    raise CostsimError(f"a .zip runs log must hold exactly one file, this one "
+                                       f"holds {len(members)}", path)
+                with zf.open(members[0]) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            return out
+        if comp == ".zst":
+            try:
+                import zstandard as mod
+            except ImportError:
+                raise CostsimError("reading .zst needs the zstandard package (pip install "
+                                   "zstandard), or decompress the file first", path) from None
+        elif comp == ".bz2":
+            import bz2 as mod
+        else:
+            import lzma as mod
+        with mod.open(path, "rb") as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        return out
     except CostsimError:
         raise
-    except pd.errors.EmptyDataError:
-        raise CostsimError("file is empty (expected a runs log with a header row)", path) from None
-    except pd.errors.ParserError as exc:
-        raise CostsimError(f"not valid CSV: {str(exc).strip()}", path) from None
-    except UnicodeDecodeError:
-        raise CostsimError("not a text file (expected UTF-8)", path) from None
-    except PermissionError as exc:
-        raise CostsimError(f"cannot read file: {exc.strerror}", path) from None
+    except (OSError, EOFError, ValueError, Exception) as exc:  # lzma.LZMAError, zlib errors
+        what = {".bz2": "bzip2", ".xz": "xz", ".zip": "zip", ".zst": "zstd"}[comp]
+        raise CostsimError(f"not a valid {what} file, or truncated ({_reason(exc)})",
+                           path) from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.encode("ascii", "backslashreplace").decode("ascii")[:200]
+
+
+# --- loading one file into a raw table -----------------------------------------------------
+
+@dataclass
+class _Raw:
+    source: str           # SQL relation with the file's rows
+    rowid: str            # expression for the 0-based row index in the file
+    columns: dict         # known column -> (SQL expression for its raw value, DuckDB type, ...)
+    fmt: str
+    shown: str            # the file as the user named it
+    actual: str           # the file DuckDB reads (unpacked when compressed by Python)
+    header: list = field(default_factory=list)   # CSV: the header's column names
+
+
+def _csv_header(shown: str, actual: str) -> list[str]:
+    """The header's column names (the first non-blank record; only that line is decoded)."""
+    import gzip
+
+    try:
+        opener = gzip.open if actual.lower().endswith(".gz") else open
+        with opener(actual, "rb") as fh:
+            for raw in fh:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise CostsimError("the header is not UTF-8 text", shown, 1) from None
+                if line.startswith("\ufeff"):
+                    line = line[1:]
+                if not line.strip():
+                    continue
+                rec = next(csv.reader([line]))
+                return [c.strip() for c in rec]
+    except (EOFError, OSError) as exc:
+        raise CostsimError(f"cannot read the file: {_reason(exc)}", shown) from None
+    except csv.Error as exc:
+        raise CostsimError(f"not valid CSV: {_reason(exc)}", shown, 1) from None
+    raise CostsimError("file is empty (expected a runs log with a header row)", shown)
+
+
+def _duck_error(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    first = re.sub(r"^[A-Za-z ]+Error: ", "", first)
+    return first.encode("ascii", "backslashreplace").decode("ascii")[:200]
+
+
+def _locate_csv_problem(shown: str, actual: str, width: int) -> CostsimError | None:
+    """The first record DuckDB could not take: wrong field count or bad bytes."""
+    try:
+        with open(actual, "rb") as fh:
+            if actual.lower().endswith(".gz"):
+                import gzip
+
+                fh = gzip.open(actual, "rb")
+            line_no = 0
+            for raw in fh:
+                line_no += 1
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return CostsimError("not UTF-8 text (a byte sequence that is not valid "
+                                        "UTF-8, e.g. a lone surrogate)", shown, line_no)
+    except EOFError:
+        return CostsimError("the compressed file is truncated", shown)
     except OSError as exc:
-        raise CostsimError(f"cannot read file: {exc.strerror or exc}", path) from None
-    except Exception as exc:  # pyarrow's ArrowInvalid and friends: a file that isn't Parquet
-        if fmt == "parquet":
-            raise CostsimError(f"not a valid Parquet file: {exc}", path) from None
-        raise
-
-
-def _read_jsonl(path: str):
-    import pandas as pd
-
+        if "gzip" in str(exc).lower() or "compressed" in str(exc).lower():
+            return CostsimError(f"not a valid gzip file ({_reason(exc)})", shown)
+        return None
     try:
-        df = pd.read_json(path, lines=True, dtype=False)
-    except ValueError as exc:
-        loc = _Locator(path, "jsonl")
-        line = _first_bad_json_line(loc)
-        raise CostsimError(f"not valid JSON Lines: {line[1] if line else exc}", path,
-                           line[0] if line else None) from None
-    if len(df.columns) and all(isinstance(c, int) for c in df.columns):
-        raise CostsimError("not JSON Lines of objects (each line must be a {...} object)", path, 1)
-    return df
+        with _open_text(actual) as fh:
+            csv.field_size_limit(2**31 - 1)
+            reader = csv.reader(fh, strict=True)
+            start = 1
+            header = True
+            for rec in reader:
+                if rec:
+                    if header:
+                        header = False
+                    elif len(rec) != width:
+                        return CostsimError(f"this row has {len(rec)} fields, the header has "
+                                            f"{width}", shown, start)
+                start = reader.line_num + 1
+    except csv.Error as exc:
+        return CostsimError(f"not valid CSV: {_reason(exc)}", shown, start)
+    except (OSError, UnicodeDecodeError, EOFError, ImportError):
+        return None
+    return None
 
 
-def _first_bad_json_line(loc: _Locator):
+# The fast path: DuckDB's CSV parser types these columns itself (any value it cannot parse as
+# that type fails the read, and the file is read again as text for a located error).
+# Integer columns are read as DOUBLE: DuckDB would round '1.5' into a BIGINT column.
+_CSV_TYPES = {"attempt": "DOUBLE", "call": "DOUBLE", "calls": "DOUBLE", "input_tokens": "DOUBLE",
+              "cached_input_tokens": "DOUBLE", "output_tokens": "DOUBLE",
+              "reviewer_changes": "DOUBLE", "cost_usd": "DOUBLE", "success": "BOOLEAN",
+              "timestamp": "TIMESTAMPTZ"}
+
+
+def _load_csv(i: int, shown: str, actual: str) -> _Raw:
+    header = _csv_header(shown, actual)
+    if not header:
+        raise CostsimError("file is empty (expected a runs log with a header row)", shown)
+    seen: dict[str, int] = {}
+    for k, name in enumerate(header):
+        if name in seen and name:
+            raise CostsimError(f"column '{name}' appears twice in the header (columns "
+                               f"{seen[name] + 1} and {k + 1})", shown, 1, name)
+        seen[name] = k
+    columns = {name: (f"c{k}", "VARCHAR") for name, k in seen.items() if name in KNOWN}
+    return _Raw(source="", rowid="rowid", columns=columns, fmt="csv", shown=shown,
+                actual=actual, header=header)
+
+
+def _csv_source(raw: _Raw, typed: bool) -> str:
+    """read_csv of the file; ``typed`` lets DuckDB parse the numeric columns itself (fast; any
+    value it cannot parse fails the whole read, and the file is read again as text)."""
+    types = {f"c{k}": "VARCHAR" for k in range(len(raw.header))}
+    if typed:
+        for name, (c, _) in raw.columns.items():
+            if name in _CSV_TYPES:
+                types[c] = _CSV_TYPES[name]
+    cols = "{" + ", ".join(f"'{c}': '{t}'" for c, t in types.items()) + "}"
+    return (f"read_csv({_lit(raw.actual)}, columns={cols}, header=true, auto_detect=false, "
+            f"delim=',', quote='\"', escape='\"', strict_mode=true, null_padding=false, "
+            f"max_line_size=4194304)")
+
+
+def _csv_failure(raw: _Raw, exc: BaseException) -> CostsimError:
+    err = _locate_csv_problem(raw.shown, raw.actual, len(raw.header))
+    if err is not None:
+        return err
+    return CostsimError(f"not a valid CSV file: {_duck_error(exc)}", raw.shown)
+
+
+def _locate_json_problem(shown: str, actual: str) -> CostsimError | None:
     try:
-        with loc._open_text() as fh:
+        with _open_text(actual) as fh:
             for n, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
                 try:
                     obj = json.loads(line)
+                except RecursionError:
+                    return CostsimError("JSON nested too deeply", shown, n)
                 except ValueError as exc:
-                    return n, f"line is not JSON ({exc.msg})"
+                    return CostsimError(f"not valid JSON Lines: line is not JSON "
+                                        f"({getattr(exc, 'msg', exc)})", shown, n)
                 if not isinstance(obj, dict):
-                    return n, f"expected a JSON object, got {type(obj).__name__}"
-    except (OSError, UnicodeDecodeError):
+                    return CostsimError(f"not valid JSON Lines: expected a JSON object, got "
+                                        f"{_json_kind(obj)}", shown, n)
+                try:
+                    json.dumps(obj, ensure_ascii=False).encode("utf-8")
+                except UnicodeEncodeError:
+                    return CostsimError("text with a lone surrogate (\\ud800-\\udfff): not "
+                                        "valid Unicode", shown, n)
+                except RecursionError:
+                    return CostsimError("JSON nested too deeply", shown, n)
+    except UnicodeDecodeError:
+        return CostsimError("not a UTF-8 text file", shown)
+    except EOFError:
+        return CostsimError("the compressed file is truncated", shown)
+    except (OSError, ImportError):
         return None
     return None
 
 
-# --- column parsing -------------------------------------------------------------------------
-
-def _first(mask) -> int | None:
-    import numpy as np
-
-    m = np.asarray(mask, dtype=bool)
-    if not m.any():
-        return None
-    return int(m.argmax())
-
-
-def _show(value) -> str:
-    return repr(value.item() if hasattr(value, "item") else value)
+def _json_kind(obj) -> str:
+    if obj is None:
+        return "null"
+    if isinstance(obj, bool):
+        return "true" if obj else "false"
+    if isinstance(obj, list):
+        return "an array"
+    if isinstance(obj, (int, float)):
+        return "a number"
+    return "a string"
 
 
-def _text(df, col: str, loc: _Locator):
-    s = df[col]
-    missing = s.isna()
-    if s.dtype == object or str(s.dtype).startswith("str") or str(s.dtype) == "string":
-        s = s.astype("string").str.strip()
-        missing = missing | (s == "")
-    else:
-        s = s.astype("string")
-    bad = _first(missing)
-    if bad is not None:
-        raise loc.error(bad, col, "required value missing")
-    return s
+def _load_jsonl(con, i: int, shown: str, actual: str) -> _Raw:
+    table = f"raw{i}"
+    try:
+        con.execute(f"CREATE TEMP TABLE {table} AS SELECT json AS j FROM "
+                    f"read_ndjson_objects({_lit(actual)})")
+    except Exception as exc:
+        err = _locate_json_problem(shown, actual)
+        if err is not None:
+            raise err from None
+        raise CostsimError(f"not valid JSON Lines: {_duck_error(exc)}", shown) from None
+    loc = _Locator(shown, actual, "jsonl")
+    bad = con.execute(f"SELECT min(rowid), min(json_type(j)) FROM {table} "
+                      f"WHERE json_type(j) <> 'OBJECT'").fetchone()
+    if bad[0] is not None:
+        r = int(bad[0])
+        got = con.execute(f"SELECT CAST(j AS VARCHAR) FROM {table} WHERE rowid = {r}").fetchone()
+        try:
+            kind = _json_kind(json.loads(got[0]))
+        except (ValueError, RecursionError):
+            kind = "something else"
+        raise loc.error(r, None, f"not valid JSON Lines: expected a JSON object, got {kind}")
+    keys = [k for (k,) in con.execute(
+        f"SELECT DISTINCT unnest(json_keys(j)) FROM {table}").fetchall()]
+    dup = con.execute(f"SELECT min(rowid) FROM {table} WHERE "
+                      f"len(json_keys(j)) <> len(list_distinct(json_keys(j)))").fetchone()[0]
+    if dup is not None:
+        ks = con.execute(f"SELECT json_keys(j) FROM {table} WHERE rowid = {int(dup)}"
+                         ).fetchone()[0]
+        name = next(k for k in ks if ks.count(k) > 1)
+        raise loc.error(int(dup), name, "key appears twice in the object")
+    columns = {}
+    for k in keys:
+        if k in KNOWN:
+            path = _lit('$."' + k.replace('"', '\\"') + '"')
+            columns[k] = (f"json_extract_string(j, {path})", "JSON", f"json_type(j, {path})")
+    return _Raw(source=table, rowid="rowid", columns=columns, fmt="jsonl", shown=shown,
+                actual=actual)
 
 
-def _number(df, col: str, loc: _Locator, *, integer: bool, minimum: float, required: bool,
-            what: str):
-    import numpy as np
-    import pandas as pd
+def _load_parquet(con, i: int, shown: str, actual: str) -> _Raw:
+    source = f"read_parquet({_lit(actual)}, file_row_number=true)"
+    try:
+        desc = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    except Exception as exc:
+        raise CostsimError(f"not a valid Parquet file: {_duck_error(exc)}", shown) from None
+    columns = {}
+    seen = set()
+    for name, typ, *_ in desc:
+        if name == "file_row_number":
+            continue
+        key = name.strip()
+        if key in seen and key in KNOWN:
+            raise CostsimError(f"column '{key}' appears twice", shown, path=key)
+        seen.add(key)
+        if key not in KNOWN:
+            continue
+        t = str(typ).upper()
+        if t.endswith("]") or t.startswith(("STRUCT", "MAP", "UNION", "LIST")):
+            raise CostsimError(f"expected a column of plain values, got a {t.lower()} column "
+                               f"(lists and structs are not supported)", shown, path=key)
+        if t in ("BLOB", "BIT") or t.startswith("GEOMETRY"):
+            raise CostsimError(f"expected text or numbers, got binary data ({t.lower()})",
+                               shown, path=key)
+        columns[key] = (_q(name), t)
+    return _Raw(source=source, rowid="file_row_number", columns=columns, fmt="parquet",
+                shown=shown, actual=actual)
 
-    raw = df[col]
-    if raw.dtype == bool:
-        bad = 0 if len(raw) else None
-        raise loc.error(bad, col, f"expected {what}, got {_show(raw.iloc[bad])}")
-    num = pd.to_numeric(raw, errors="coerce") if raw.dtype.kind not in "iuf" else raw
-    num = num.astype("float64")
-    missing = raw.isna().to_numpy()
-    unparsed = num.isna().to_numpy() & ~missing
+
+# --- validation and normalisation -----------------------------------------------------------
+
+_INT_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+              "UBIGINT", "HUGEINT", "UHUGEINT")
+_FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
+
+
+@dataclass
+class _Col:
+    value: str            # typed SQL expression over the parsed columns (NULL when absent)
+    checks: list          # [(predicate over the parsed columns, message or callable)]
+    pre: dict = field(default_factory=dict)   # parsed column name -> SQL over the raw row
+
+
+def _text_expr(expr: str, typ: str) -> str:
+    if typ in ("VARCHAR", "JSON"):
+        return f"NULLIF(TRIM({expr}), '')"
+    return f"NULLIF(TRIM(CAST({expr} AS VARCHAR)), '')"
+
+
+def _is_number_type(typ: str) -> bool:
+    return typ in _INT_TYPES or typ in _FLOAT_TYPES or typ.startswith("DECIMAL")
+
+
+def _text_col(raw: _Raw, name: str, required: bool) -> _Col:
+    expr, typ = raw.columns[name][:2]
+    t = f"_t_{name}"
+    pre = {t: _text_expr(expr, typ)}
+    checks = []
+    if raw.fmt == "jsonl":
+        pre[f"_j_{name}"] = f"{raw.columns[name][2]} IN ('ARRAY', 'OBJECT')"
+        checks.append((f"_j_{name}", lambda v: f"expected text, got {_show(v)}"))
     if required:
-        bad = _first(missing)
-        if bad is not None:
-            raise loc.error(bad, col, "required value missing")
-    values = num.to_numpy()
-    problems = unparsed | (~missing & ~np.isfinite(np.where(missing, 0.0, values)))
+        checks.append((f"{t} IS NULL", "required value missing"))
+    checks.append((f"length({t}) > {MAX_LOG_TEXT}",
+                   f"text longer than {MAX_LOG_TEXT:,} characters"))
+    return _Col(t, checks, pre)
+
+
+def _num_col(raw: _Raw, name: str, *, integer: bool, minimum: float, maximum: float | None,
+             required: bool, what: str, over=None) -> _Col:
+    expr, typ = raw.columns[name][:2]
+    d = f"_d_{name}"
+    pre = {}
+    if typ in _INT_TYPES and integer:
+        # already integers: only the range can be wrong
+        pre[d] = f"CAST({expr} AS BIGINT)"
+        checks = [(f"{d} IS NULL", "required value missing")] if required else []
+        checks.append((f"{d} < {minimum}", lambda v: f"expected {what}, got {_show(v)}"))
+        if maximum is not None:
+            checks.append((f"{d} > {maximum}",
+                           over or (lambda v: f"expected {what}, at most {maximum:,.0f}, got "
+                                              f"{_show(v)}")))
+        return _Col(d, checks, pre)
+    if _is_number_type(typ):
+        pre[d] = f"CAST({expr} AS DOUBLE)"
+        missing = f"{d} IS NULL"
+        unparsed = "false"
+    elif typ == "BOOLEAN":
+        pre[d] = "CAST(NULL AS DOUBLE)"
+        pre[f"_m_{name}"] = f"{expr} IS NULL"
+        missing = f"_m_{name}"
+        unparsed = f"NOT _m_{name}"
+    else:
+        m = f"_m_{name}"
+        pre[d] = f"TRY_CAST({expr} AS DOUBLE)"
+        pre[m] = (f"CASE WHEN {pre[d]} IS NOT NULL THEN false "
+                  f"ELSE {_text_expr(expr, typ)} IS NULL END")
+        missing = m
+        unparsed = f"({d} IS NULL AND NOT {m})"
+    checks = []
+    if required:
+        checks.append((missing, "required value missing"))
+    bad = f"{unparsed} OR NOT isfinite({d})"
     if integer:
-        with np.errstate(invalid="ignore"):
-            problems |= ~missing & (np.floor(values) != values)
-    bad = _first(problems)
-    if bad is not None:
-        raise loc.error(bad, col, f"expected {what}, got {_show(raw.iloc[bad])}")
-    with np.errstate(invalid="ignore"):
-        low = ~missing & (values < minimum)
-    bad = _first(low)
-    if bad is not None:
-        raise loc.error(bad, col, f"expected {what}, got {_show(raw.iloc[bad])}")
-    return num
+        bad += f" OR floor({d}) <> {d}"
+    bad += f" OR {d} < {minimum}"
+    checks.append((bad, lambda v: f"expected {what}, got {_show(v)}"))
+    if maximum is not None:
+        checks.append((f"{d} > {maximum}",
+                       over or (lambda v: f"expected {what}, at most {maximum:,.0f}, got "
+                                          f"{_show(v)}")))
+    value = f"TRY_CAST({d} AS BIGINT)" if integer else d
+    return _Col(value, checks, pre)
 
 
-def _boolean(df, col: str, loc: _Locator):
-    import numpy as np
-    import pandas as pd
-
-    raw = df[col]
-    if raw.dtype == bool:
-        return raw.to_numpy()
-    missing = raw.isna().to_numpy()
-    bad = _first(missing)
-    if bad is not None:
-        raise loc.error(bad, col, "required value missing")
-    if raw.dtype.kind in "iuf":
-        v = raw.to_numpy(dtype=float)
-        bad = _first((v != 0) & (v != 1))
-        if bad is not None:
-            raise loc.error(bad, col, f"expected a boolean, got {_show(raw.iloc[bad])}")
-        return v == 1
-    text = raw.astype("string").str.strip().str.lower()
-    is_true = text.isin(_TRUE).to_numpy(dtype=bool)
-    is_false = text.isin(_FALSE).to_numpy(dtype=bool)
-    bad = _first(~(is_true | is_false))
-    if bad is not None:
-        raise loc.error(bad, col, f"expected a boolean (true/false, 1/0, yes/no), got "
-                        f"{_show(raw.iloc[bad])}")
-    del pd
-    return is_true
+def _bool_col(raw: _Raw, name: str) -> _Col:
+    expr, typ = raw.columns[name][:2]
+    b = f"_b_{name}"
+    msg = (lambda v: f"expected a boolean (true/false, 1/0, yes/no), got {_show(v)}")
+    if typ == "BOOLEAN":
+        return _Col(b, [], {b: f"CAST({expr} AS INTEGER)"})
+    if _is_number_type(typ):
+        v = f"CAST({expr} AS DOUBLE)"
+        return _Col(f"TRY_CAST({b} AS INTEGER)", [(f"{b} NOT IN (0, 1)", msg)], {b: v})
+    t = f"_t_{name}"
+    trues = ", ".join(_lit(x) for x in _TRUE)
+    falses = ", ".join(_lit(x) for x in _FALSE)
+    pre = {t: f"lower({_text_expr(expr, typ)})"}
+    pre[b] = f"CASE WHEN {pre[t]} IN ({trues}) THEN 1 WHEN {pre[t]} IN ({falses}) THEN 0 END"
+    return _Col(b, [(f"{t} IS NOT NULL AND {b} IS NULL", msg)], pre)
 
 
-def _timestamp(df, col: str, loc: _Locator):
-    import pandas as pd
+def _ts_col(raw: _Raw, name: str) -> _Col:
+    expr, typ = raw.columns[name][:2]
+    s = f"_s_{name}"
+    msg = (lambda v: f"expected an ISO 8601 timestamp, got {_show(v)}")
+    if typ.startswith("TIMESTAMP") or typ == "DATE":
+        return _Col(s, [], {s: f"epoch(CAST({expr} AS TIMESTAMPTZ))"})
+    if _is_number_type(typ) or typ == "BOOLEAN":
+        return _Col("NULL", [(f"{s} IS NOT NULL", msg)], {s: expr})
+    t = f"_t_{name}"
+    pre = {t: _text_expr(expr, typ)}
+    # ISO 8601: DuckDB's parser; a bare number is not a timestamp.
+    pre[s] = (f"CASE WHEN TRY_CAST({pre[t]} AS DOUBLE) IS NULL THEN "
+              f"epoch(TRY_CAST({pre[t]} AS TIMESTAMPTZ)) END")
+    return _Col(s, [(f"{t} IS NOT NULL AND {s} IS NULL", msg)], pre)
 
-    raw = df[col]
-    missing = raw.isna()
-    if raw.dtype.kind == "M":
-        ts = raw.dt.tz_localize("UTC") if raw.dt.tz is None else raw.dt.tz_convert("UTC")
-        return ts
-    text = raw.astype("string").str.strip()
-    missing = missing | (text == "")
-    ts = pd.to_datetime(text.where(~missing), errors="coerce", utc=True, format="ISO8601")
-    bad = _first(ts.isna().to_numpy() & ~missing.to_numpy())
-    if bad is not None:
-        raise loc.error(bad, col, f"expected an ISO 8601 timestamp, got {_show(raw.iloc[bad])}")
-    return ts
+
+def _kind_col(raw: _Raw) -> _Col:
+    expr, typ = raw.columns["kind"][:2]
+    t = "_t_kind"
+    pre = {t: f"lower({_text_expr(expr, typ)})"}
+    return _Col(f"CASE WHEN {t} = 'summary' THEN 1 ELSE 0 END",
+                [(f"{t} IS NOT NULL AND {t} NOT IN ('attempt', 'summary')",
+                  lambda v: f"expected 'attempt' or 'summary', got {_show(v)}")], pre)
 
 
-def read_log(path: str | Path):
-    """Read and validate ``path``; return a :class:`RunsLog` whose frame has the columns
-    ``task_id, task_type, phase, model`` (categorical), ``attempt`` (int64), ``input_tokens,
-    cached_input_tokens, output_tokens`` (int64, cached 0 when absent), ``success`` (bool),
-    ``cost_usd, reviewer_changes`` (float, NaN when absent), ``timestamp`` (UTC, NaT when
-    absent) and ``row`` (0-based position in the file, used to cite lines)."""
-    import numpy as np
-    import pandas as pd
+def _columns(raw: _Raw) -> dict[str, _Col]:
+    has = raw.columns
+    cols: dict[str, _Col] = {}
+    for name in ("task_id", "task_type", "phase", "model"):
+        cols[name] = _text_col(raw, name, required=True)
+    cols["attempt"] = _num_col(
+        raw, "attempt", integer=True, minimum=1, maximum=MAX_ATTEMPTS, required=True,
+        what="an integer >= 1",
+        over=lambda v: f"attempt {_show(v)} is above the ceiling of {MAX_ATTEMPTS} attempts per "
+                       f"phase")
+    for name in ("input_tokens", "output_tokens"):
+        cols[name] = _num_col(raw, name, integer=True, minimum=0, maximum=MAX_LOG_TOKENS,
+                              required=True, what="an integer >= 0")
+    if "cached_input_tokens" in has:
+        cols["cached_input_tokens"] = _num_col(
+            raw, "cached_input_tokens", integer=True, minimum=0, maximum=MAX_LOG_TOKENS,
+            required=False, what="an integer >= 0")
+    cols["success"] = _bool_col(raw, "success")
+    if "call" in has:
+        cols["call"] = _num_col(raw, "call", integer=True, minimum=1, maximum=MAX_LOG_CALLS,
+                                required=False, what="an integer >= 1")
+    if "calls" in has:
+        cols["calls"] = _num_col(raw, "calls", integer=True, minimum=1, maximum=MAX_LOG_CALLS,
+                                 required=False, what="an integer >= 1")
+    if "kind" in has:
+        cols["kind"] = _kind_col(raw)
+    if "cost_usd" in has:
+        cols["cost_usd"] = _num_col(raw, "cost_usd", integer=False, minimum=0, maximum=1e12,
+                                    required=False, what="a number >= 0")
+    if "reviewer_changes" in has:
+        cols["reviewer_changes"] = _num_col(raw, "reviewer_changes", integer=True, minimum=0,
+                                            maximum=1e9, required=False,
+                                            what="an integer >= 0")
+    if "timestamp" in has:
+        cols["timestamp"] = _ts_col(raw, "timestamp")
+    if "signals" in has:
+        cols["signals"] = _text_col(raw, "signals", required=False)
+    if "run" in has:
+        cols["run"] = _text_col(raw, "run", required=False)
+    if "cached_input_tokens" in has:
+        # input_tokens counts cached input too, so the cached part cannot be larger.
+        cols["cached_input_tokens"].checks.append((
+            "_d_cached_input_tokens > _d_input_tokens",
+            lambda v: f"{_show(v)} cached tokens is more than input_tokens (input_tokens "
+                      f"counts all input, cached included)"))
+    return cols
 
-    path = str(path)
-    fmt = log_format(path)
-    raw = _read_raw(path, fmt)
-    raw.columns = [str(c).strip() for c in raw.columns]
-    missing = [c for c in REQUIRED if c not in raw.columns]
-    if missing:
-        have = ", ".join(raw.columns[:12]) or "none"
-        raise CostsimError(f"missing required column{'s' if len(missing) > 1 else ''} "
-                           f"{', '.join(missing)} (columns found: {have})", path,
-                           1 if fmt != "parquet" else None)
-    if len(raw) == 0:
-        raise CostsimError("no rows (the log has a header but no attempts)", path)
-    loc = _Locator(path, fmt)
-    n = len(raw)
-    out = pd.DataFrame(index=pd.RangeIndex(n))
-    out["row"] = np.arange(n, dtype=np.int64)
-    for col in ("task_id", "task_type", "phase", "model"):
-        out[col] = _text(raw, col, loc).astype("category")
-    out["attempt"] = _number(raw, "attempt", loc, integer=True, minimum=1, required=True,
-                             what="an integer >= 1").astype("int64")
-    for col in ("input_tokens", "output_tokens"):
-        out[col] = _number(raw, col, loc, integer=True, minimum=0, required=True,
-                           what="an integer >= 0").astype("int64")
-    if "cached_input_tokens" in raw.columns:
-        out["cached_input_tokens"] = _number(raw, "cached_input_tokens", loc, integer=True,
-                                             minimum=0, required=False,
-                                             what="an integer >= 0").fillna(0).astype("int64")
-    else:
-        out["cached_input_tokens"] = np.zeros(n, dtype=np.int64)
-    out["success"] = _boolean(raw, "success", loc)
-    has_cost = has_changes = has_ts = False
-    if "cost_usd" in raw.columns:
-        out["cost_usd"] = _number(raw, "cost_usd", loc, integer=False, minimum=0,
-                                  required=False, what="a number >= 0")
-        has_cost = bool(out["cost_usd"].notna().any())
-    else:
-        out["cost_usd"] = np.full(n, np.nan)
-    if "reviewer_changes" in raw.columns:
-        out["reviewer_changes"] = _number(raw, "reviewer_changes", loc, integer=True, minimum=0,
-                                          required=False, what="an integer >= 0")
-        has_changes = bool(out["reviewer_changes"].notna().any())
-    else:
-        out["reviewer_changes"] = np.full(n, np.nan)
-    if "timestamp" in raw.columns:
-        out["timestamp"] = _timestamp(raw, "timestamp", loc)
-        has_ts = bool(out["timestamp"].notna().any())
-    else:
-        out["timestamp"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
 
+def _checks(cols: dict[str, _Col]) -> list[tuple[str, str, object]]:
+    """Every check of a file, in the order a row reports them: (column, predicate, message)."""
+    return [(name, pred, msg) for name, c in cols.items() for pred, msg in c.checks]
+
+
+def _normalised_select(i: int, raw: _Raw, cols: dict[str, _Col], checks: list,
+                       enums: dict) -> str:
+    """Two stages: the inner SELECT parses each raw value once; the outer one builds the
+    normalised columns and ``_bad``, the number of the first check the row fails (0: none).
+    ``enums``: text column -> the ENUM type it is stored as."""
+    def get(name, default):
+        value = cols[name].value if name in cols else default
+        if name in enums and name != "run":
+            return f"CAST({value} AS {enums[name]})"
+        return value
+
+    pre = {k: v for c in cols.values() for k, v in c.pre.items()}
+    inner = ", ".join([f"{raw.rowid} AS _r"] + [f"{v} AS {k}" for k, v in pre.items()])
+    call = get("call", "NULL")
+    calls = get("calls", "NULL")
+    bad = "0"
+    if checks:
+        bad = "CASE " + " ".join(f"WHEN {p} THEN {k + 1}" for k, (_, p, _) in
+                                 enumerate(checks)) + " ELSE 0 END"
+    out = [
+        f"{i} AS src", "CAST(_r AS BIGINT) AS row",
+        f"CAST({i} AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS pos",
+        (f"CAST(COALESCE({get('run', 'NULL')}, '') AS {enums['run']}) AS run" if "run" in enums
+         else f"COALESCE({get('run', 'NULL')}, '') AS run"),
+        f"{cols['task_id'].value} AS task_id", f"{get('task_type', None)} AS task_type",
+        f"{get('phase', None)} AS phase", f"{get('model', None)} AS model",
+        f"TRY_CAST({cols['attempt'].value} AS INTEGER) AS attempt",
+        f"TRY_CAST({call} AS INTEGER) AS call",
+        f"TRY_CAST(CASE WHEN {call} IS NOT NULL THEN 1 ELSE COALESCE({calls}, 1) END AS INTEGER)"
+        f" AS calls",
+        f"CAST({get('kind', '0')} AS INTEGER) AS is_summary",
+        f"{cols['input_tokens'].value} AS input_tokens",
+        f"COALESCE({get('cached_input_tokens', '0')}, 0) AS cached_input_tokens",
+        f"{cols['output_tokens'].value} AS output_tokens",
+        f"CAST({cols['success'].value} AS INTEGER) AS success",
+        f"CAST({get('cost_usd', 'NULL')} AS DOUBLE) AS cost_usd",
+        (f"{get('signals', 'NULL')} AS signals" if "signals" in enums
+         else f"CAST({get('signals', 'NULL')} AS VARCHAR) AS signals"),
+        f"{get('reviewer_changes', 'NULL')} AS reviewer_changes",
+        f"CAST({get('timestamp', 'NULL')} AS DOUBLE) AS ts",
+        f"{bad} AS _bad",
+    ]
+    return f"SELECT {', '.join(out)} FROM (SELECT {inner} FROM {raw.source})"
+
+
+def _raw_value(con, raw: _Raw, row: int, column: str):
+    """The value of ``column`` in data row ``row`` as written (error messages only)."""
+    try:
+        if raw.fmt == "parquet":
+            expr = raw.columns[column][0]
+            return con.execute(f"SELECT {expr} FROM {raw.source} WHERE {raw.rowid} = {row}"
+                               ).fetchone()[0]
+        if raw.fmt == "jsonl":
+            expr = raw.columns[column][0]
+            return con.execute(f"SELECT {expr} FROM {raw.source} WHERE {raw.rowid} = {row}"
+                               ).fetchone()[0]
+        k = raw.header.index(column)
+        with _open_text(raw.actual) as fh:
+            csv.field_size_limit(2**31 - 1)
+            seen = -1
+            for rec in csv.reader(fh):
+                if rec:
+                    if seen == row:
+                        return rec[k] if k < len(rec) else None
+                    seen += 1
+    except Exception:  # only a nicer message is lost
+        return None
+    return None
+
+
+def _first_row(con, query: str):
+    r = con.execute(query).fetchone()
+    return None if r is None or r[0] is None else r
+
+
+def _cross_checks(con, log: RunsLog) -> None:
+    """Checks across rows: one task type per task, no repeated attempt or call, one model and
+    one outcome per attempt, every attempt says whether it succeeded. Each is a GROUP BY; the
+    offending row is looked for only when one fails."""
+    R = log.relation
     # One task, one task type.
-    pairs = out[["task_id", "task_type"]].drop_duplicates()
-    dup = pairs["task_id"].duplicated().to_numpy()
-    bad = _first(dup)
-    if bad is not None:
-        r = int(pairs.index[bad])
-        tid = out["task_id"].iloc[r]
-        raise loc.error(r, "task_type", f"task '{tid}' already appeared with task type "
-                        f"'{out['task_type'][out['task_id'] == tid].iloc[0]}'")
-    # An attempt index appears once per task and phase.
-    dup = out.duplicated(["task_id", "phase", "attempt"]).to_numpy()
-    bad = _first(dup)
-    if bad is not None:
-        raise loc.error(bad, "attempt", f"attempt {int(out['attempt'].iloc[bad])} of task "
-                        f"'{out['task_id'].iloc[bad]}' phase '{out['phase'].iloc[bad]}' appears "
-                        f"twice")
-    return RunsLog(frame=out, path=path, fmt=fmt, has_cost=has_cost, has_changes=has_changes,
-                   has_timestamps=has_ts, locator=loc)
+    if _first_row(con, f"SELECT task_id FROM {R} GROUP BY task_id "
+                       f"HAVING COUNT(DISTINCT task_type) > 1 LIMIT 1"):
+        r = _first_row(con, f"""
+            WITH bad AS (SELECT task_id FROM {R} GROUP BY task_id
+                         HAVING COUNT(DISTINCT task_type) > 1),
+                 rows AS (SELECT r.* FROM {R} r JOIN bad USING (task_id)),
+                 first AS (SELECT task_id, task_type, row_number() OVER (PARTITION BY task_id
+                           ORDER BY pos) AS k FROM rows)
+            SELECT r.src, r.row, r.task_id, f.task_type FROM rows r JOIN first f
+              ON f.task_id = r.task_id AND f.k = 1 AND r.task_type <> f.task_type
+            ORDER BY r.pos LIMIT 1""")
+        raise log.error(r[0], r[1], "task_type", f"task '{r[2]}' already appeared with task "
+                        f"type '{r[3]}'")
+    # Per attempt (summaries apart): repeated attempt rows or calls, attempt and call rows
+    # mixed, more than one model, a success and a failure, or no outcome at all. One GROUP BY;
+    # the offending row is looked for only when one fails.
+    # A task whose rows all leave success empty has no outcome (a usage log imported without
+    # outcomes): allowed, and measured apart (spend yes, success rates no). A task with an
+    # outcome must give one on every attempt (``known``: the task has one somewhere).
+    known = (f"SELECT run, task_id, MAX(success) AS known FROM {R} WHERE is_summary = 0 "
+             f"GROUP BY run, task_id")
+    agg = f"""
+          SELECT g.*, tk.known FROM (
+            SELECT run, task_id, phase, attempt, is_summary,
+                   SUM(CASE WHEN call IS NULL THEN 1 ELSE 0 END) AS attempt_rows,
+                   COUNT(call) AS call_rows, COUNT(DISTINCT call) AS calls_distinct,
+                   MIN(model) AS m_lo, MAX(model) AS m_hi,
+                   MIN(success) AS lo, MAX(success) AS hi, MAX(pos) AS last_pos
+            FROM {R} GROUP BY run, task_id, phase, attempt, is_summary) g
+          JOIN ({known}) tk ON tk.run = g.run AND tk.task_id = g.task_id"""
+    cond = ("(a.is_summary = 1 AND (a.attempt_rows + a.call_rows) > 1) OR "
+            "(a.is_summary = 0 AND (a.attempt_rows > 1 OR a.call_rows > a.calls_distinct OR "
+            "(a.attempt_rows > 0 AND a.call_rows > 0) OR a.m_lo <> a.m_hi OR a.lo <> a.hi "
+            "OR (a.hi IS NULL AND a.known IS NOT NULL)))")
+    if log.call_rows == 0:
+        # Per-attempt rows: a row is an attempt, so only repeats and missing outcomes can be
+        # wrong (cheaper than the full per-attempt aggregate).
+        dup = _first_row(con, f"SELECT 1 FROM {R} GROUP BY run, task_id, phase, attempt, "
+                              f"is_summary HAVING COUNT(*) > 1 LIMIT 1")
+        miss = _first_row(con, f"SELECT 1 FROM {R} WHERE is_summary = 0 AND success IS NULL "
+                               f"LIMIT 1")
+        if miss:       # only an error in a task that has an outcome elsewhere
+            miss = _first_row(con, f"SELECT 1 FROM {R} r JOIN ({known}) tk ON tk.run = r.run "
+                                   f"AND tk.task_id = r.task_id WHERE r.is_summary = 0 AND "
+                                   f"r.success IS NULL AND tk.known IS NOT NULL LIMIT 1")
+        if not dup and not miss:
+            return
+    elif not _first_row(con, f"SELECT 1 FROM ({agg}) a WHERE {cond} LIMIT 1"):
+        return
+    key = ("run, task_id, phase, is_summary, CASE WHEN is_summary = 1 THEN 0 ELSE attempt END, "
+           "call")
+    r = _first_row(con, f"""
+        SELECT src, row, attempt, task_id, phase, call, is_summary FROM (
+          SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY pos) AS k
+          FROM {R}) WHERE k > 1 ORDER BY pos LIMIT 1""")
+    if r:
+        src, row, attempt, tid, ph, call, summ = r
+        if summ:
+            raise log.error(src, row, "kind", f"a second summary of task '{tid}' phase '{ph}'")
+        if call is not None:
+            raise log.error(src, row, "call", f"call {call} of attempt {attempt} of task "
+                            f"'{tid}' phase '{ph}' appears twice")
+        raise log.error(src, row, "attempt", f"attempt {attempt} of task '{tid}' phase '{ph}' "
+                        f"appears twice")
+    r = _first_row(con, f"""
+        WITH a AS ({agg})
+        SELECT r.src, r.row, CASE
+                 WHEN a.attempt_rows > 0 AND a.call_rows > 0 THEN 'mixed'
+                 WHEN a.m_lo <> a.m_hi THEN 'models'
+                 WHEN a.lo <> a.hi THEN 'conflict'
+                 ELSE 'missing' END, a.attempt, a.task_id, a.phase, a.attempt_rows
+        FROM a JOIN {R} r ON r.pos = a.last_pos
+        WHERE a.is_summary = 0 AND ((a.attempt_rows > 0 AND a.call_rows > 0)
+              OR a.m_lo <> a.m_hi OR a.lo <> a.hi OR (a.hi IS NULL AND a.known IS NOT NULL))
+        ORDER BY r.pos LIMIT 1""")
+    src, row, what, attempt, tid, ph, attempt_rows = r
+    name = f"attempt {attempt} of task '{tid}' phase '{ph}'"
+    if what == "mixed":
+        raise log.error(src, row, "call", f"{name} has both a per-attempt row (no call) "
+                        f"and per-call rows")
+    if what == "models":
+        raise log.error(src, row, "model", f"{name} names more than one model")
+    if what == "conflict":
+        raise log.error(src, row, "success", f"{name} is both a success and a failure")
+    raise log.error(src, row, "success", "required value missing (other attempts of the task "
+                    "have an outcome)" if attempt_rows
+                    else f"required value missing: no row of {name} says whether it "
+                         f"succeeded (other attempts of the task do)")
+
+
+_ENUMS = ("run", "task_type", "phase", "model", "signals")
+MAX_ENUM = 100_000
+
+
+def _enum_types(con, raws: list, colsets: list) -> dict:
+    """The low-cardinality text columns are stored as DuckDB ENUMs (dictionary codes): every
+    GROUP BY and join of the measurements runs on small integers instead of strings, about a
+    third faster. They read and compare as text. A column with more than MAX_ENUM distinct
+    values stays text. One DISTINCT over the raw values per column; the trimming is done on
+    the distinct values only."""
+    enums = {}
+    for col in _ENUMS:
+        values: set = set()
+        too_many = False
+        for raw, cols in zip(raws, colsets):
+            if col not in cols:
+                continue
+            expr = raw.columns[col][0]
+            rows = con.execute(
+                f"SELECT DISTINCT NULLIF(TRIM(CAST(v AS VARCHAR)), '') FROM (SELECT DISTINCT "
+                f"{expr} AS v FROM {raw.source} LIMIT {MAX_ENUM * 4 + 1})").fetchall()
+            values |= {r[0] for r in rows if r[0] is not None}
+            if len(rows) > MAX_ENUM * 4 or len(values) > MAX_ENUM:
+                too_many = True
+                break
+        if col == "run":
+            values.add("")
+        if too_many or not values:
+            continue
+        con.execute(f"CREATE TYPE enum_{col} AS ENUM "
+                    f"({', '.join(_lit(v) for v in sorted(values))})")
+        enums[col] = f"enum_{col}"
+    return enums
+
+
+def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
+    """Read, validate and normalise ``path`` (a file, a directory of logs or a glob pattern).
+
+    Returns a :class:`RunsLog` whose engine holds the relation ``runs`` with the columns of
+    :data:`RUNS_COLUMNS`. Every problem is a :class:`CostsimError` naming file, line and column.
+    The caller closes it (:meth:`RunsLog.close`) when done.
+    """
+    from .engines import check_engine
+
+    check_engine(engine)
+    import duckdb
+
+    shown_path = str(path)
+    files = find_files(shown_path)
+    threads = int(os.environ.get("COSTSIM_DUCKDB_THREADS", 0)) or max(1, min(os.cpu_count()
+                                                                             or 1, 8))
+    con = duckdb.connect(config={"threads": threads})
+    # No progress bar: on a long query DuckDB draws one on stdout, into the report.
+    con.execute("SET enable_progress_bar = false")
+    # Memory stays flat however long the log: past this DuckDB spills to the temp directory
+    # (a 50M-row log calibrates within 1.5 GB all told; docs/performance.md).
+    con.execute(f"SET memory_limit = {_lit(os.environ.get('COSTSIM_DUCKDB_MEMORY', '800MB'))}")
+    tmp = tempfile.TemporaryDirectory(prefix="costsim-log-")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET temp_directory = {_lit(os.path.join(tmp.name, 'spill'))}")
+        locators, raws, fmts, tables = [], [], set(), []
+        for i, shown in enumerate(files):
+            fmt, comp = _kind(shown)
+            fmts.add(fmt)
+            try:
+                size = os.stat(shown).st_size
+            except OSError as exc:
+                raise CostsimError(f"cannot read file: {exc.strerror}", shown) from None
+            if size == 0:
+                raise CostsimError("file is empty (expected a runs log with a header row)",
+                                   shown)
+            if not os.access(shown, os.R_OK):
+                raise CostsimError("cannot read file: permission denied", shown)
+            actual = _unpack(shown, comp, tmp.name) if comp in _UNPACK else shown
+            if fmt == "csv":
+                raw = _load_csv(i, shown, actual)
+                table = f"raw{i}"
+                # Materialised: its rowid is the row's position in the file.
+                try:
+                    con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM "
+                                f"{_csv_source(raw, typed=True)}")
+                    for name, (c, _) in raw.columns.items():
+                        if name in _CSV_TYPES:
+                            raw.columns[name] = (c, _CSV_TYPES[name])
+                except Exception:
+                    try:
+                        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM "
+                                    f"{_csv_source(raw, typed=False)}")
+                    except Exception as exc:
+                        raise _csv_failure(raw, exc) from None
+                raw.source = table
+                tables.append(table)
+            elif fmt == "jsonl":
+                raw = _load_jsonl(con, i, shown, actual)
+                tables.append(raw.source)
+            else:
+                raw = _load_parquet(con, i, shown, actual)
+            missing = [c for c in REQUIRED if c not in raw.columns]
+            if missing:
+                found = ", ".join(list(raw.columns)[:12]) or "none of the known ones"
+                raise CostsimError(f"missing required column{'s' if len(missing) > 1 else ''} "
+                                   f"{', '.join(missing)} (columns found: {found})", shown,
+                                   1 if fmt != "parquet" else None)
+            locators.append(_Locator(shown, actual, fmt))
+            raws.append(raw)
+        all_cols = frozenset(c for raw in raws for c in raw.columns if c in OPTIONAL)
+
+        # One pass per file: typed values plus the number of the first check the row fails.
+        # Materialised (Parquet too): every measurement reads it several times.
+        view = False
+        checks = []
+        selects = []
+        colsets = [_columns(raw) for raw in raws]
+        enums = _enum_types(con, raws, colsets)
+        for i, (raw, cols) in enumerate(zip(raws, colsets)):
+            checks.append(_checks(cols))
+            selects.append(_normalised_select(i, raw, cols, checks[-1], enums))
+        if view:
+            con.execute(f"CREATE TEMP VIEW runs AS {' UNION ALL '.join(selects)}")
+        else:
+            for i, (raw, sel) in enumerate(zip(raws, selects)):
+                verb = "CREATE TEMP TABLE runs AS" if i == 0 else "INSERT INTO runs"
+                try:
+                    con.execute(f"{verb} {sel}")
+                except Exception as exc:
+                    raise CostsimError(f"cannot read the file: {_duck_error(exc)}",
+                                       raw.shown) from None
+        per_file = con.execute("""SELECT src, count(*), count(cost_usd), count(reviewer_changes),
+                count(ts), MIN(run), MAX(run), count(call), SUM(is_summary), MAX(_bad)
+                FROM runs GROUP BY src""").fetchall()
+        counts = {r[0]: r[1] for r in per_file}
+        for i, raw in enumerate(raws):
+            if counts.get(i, 0) == 0:
+                raise CostsimError("no rows (the log has a header but no attempts)", raw.shown)
+        runs_lo = min(r[5] for r in per_file)
+        runs_hi = max(r[6] for r in per_file)
+        stats = [sum(r[1] for r in per_file), sum(r[2] for r in per_file),
+                 sum(r[3] for r in per_file), sum(r[4] for r in per_file),
+                 2 if runs_lo != runs_hi else 1, sum(r[7] for r in per_file),
+                 sum(r[8] or 0 for r in per_file), max(r[9] for r in per_file)]
+        for i, raw in enumerate(raws):
+            if counts.get(i, 0) == 0:
+                raise CostsimError("no rows (the log has a header but no attempts)", raw.shown)
+        if stats[7]:
+            src, row, k = con.execute("SELECT src, row, _bad FROM runs WHERE _bad > 0 "
+                                      "ORDER BY pos LIMIT 1").fetchone()
+            column, _, msg = checks[src][k - 1]
+            if callable(msg):
+                msg = msg(_raw_value(con, raws[src], row, column))
+            raise locators[src].error(row, column, msg)
+        for table in tables:
+            con.execute(f"DROP TABLE {table}")
+        log = RunsLog(
+            engine=DuckDBEngine(con), path=shown_path, files=files,
+            fmt=next(iter(fmts)) if len(fmts) == 1 else "mixed", rows=int(stats[0]),
+            columns=all_cols, has_cost=stats[1] > 0, has_changes=stats[2] > 0,
+            has_timestamps=stats[3] > 0, has_signals="signals" in all_cols,
+            has_runs=stats[4] > 1, call_rows=int(stats[5]), summary_rows=int(stats[6] or 0),
+            locators=locators, _tmp=tmp)
+        _cross_checks(con, log)
+        if engine != "duckdb":       # measurements run elsewhere: costsim/logs/engines.py
+            from .engines import hand_over
+
+            log.engine = hand_over(con, engine, tmp.name, list(RUNS_COLUMNS))
+            con.close()
+        return log
+    except BaseException:
+        con.close()
+        tmp.cleanup()
+        raise

@@ -1,0 +1,291 @@
+"""Token structure of a log -> calls, input and output tokens per phase, system tokens, cache hit
+rate, handoff and retry context (the cost model's §3.2, read backwards).
+
+Every call row of attempt k of phase i says, on average (means are unbiased even when a task's
+size varies around 1):
+
+    input(k, j) = system + prior_i + retry * (k - 1) * n_i * g_i + (j - 1) * g_i + in_i
+
+with ``g_i = in_i + out_i`` the growth per call, ``prior_i`` the context handed over (full
+history: the sum of ``n_q * g_q`` over earlier phases; summary: ``summary_tokens`` after the
+first phase) and ``retry`` 1 or 0 (``retry_context: none``). An attempt row is the sum of its
+calls; a summary row's input is ``system + prior_i + k * n_i * g_i`` (``n_i * g_i`` without
+retry context). All of this is linear in ``system`` and the ``g_i``: one weighted least-squares
+fit over the aggregates, with ``out_i`` and ``n_i`` measured directly. What the log cannot
+separate (a null direction of the fit) keeps the base workload's value and is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunMode:
+    handoff: str                   # summary | full_history
+    summary_tokens: int | None = None
+    summarizer: str | None = None
+    retry_context: str = "full"    # full | none | unknown (no retries seen)
+
+
+@dataclass
+class TokenFit:
+    system_tokens: int
+    cache_hit_rate: float
+    phases: dict                   # (tt, phase) -> {"calls", "input_tokens", "output_tokens", "g"}
+    modes: dict                    # run -> RunMode
+    from_base: list = field(default_factory=list)   # (field, why)
+    residual: float = 0.0          # weighted RMS residual of the input fit, tokens
+
+    def growth(self) -> dict:
+        return {k: v["g"] for k, v in self.phases.items()}
+
+
+def _calls_and_output(tok) -> dict:
+    """(tt, phase) -> (calls per attempt, output tokens per call, attempts)."""
+    import numpy as np
+
+    a = tok[tok["is_summary"] == 0]
+    is_call = a["call"].notna().to_numpy()
+    n = a["n"].to_numpy(dtype=float)
+    calls = np.where(is_call, 1.0, a["calls"].to_numpy(dtype=float, na_value=1.0))
+    first = np.where(is_call, (a["call"].to_numpy(dtype=float, na_value=0.0) == 1) * n, n)
+    d = a[["task_type", "phase"]].assign(calls=calls * n, att=first,
+                                         output=a["output"].to_numpy(dtype=float))
+    g = d.groupby(["task_type", "phase"], sort=True)[["calls", "att", "output"]].sum()
+    out = {}
+    for (tt, ph), r in g.iterrows():
+        att = r["att"] if r["att"] > 0 else 1.0
+        out[(str(tt), str(ph))] = (r["calls"] / att, r["output"] / r["calls"] if r["calls"]
+                                   else 0.0, att)
+    return out
+
+
+def _run_modes(tok) -> dict:
+    modes = {}
+    for run, grp in tok.groupby("run"):
+        s = grp[grp["is_summary"] == 1]
+        if len(s) and float(s["n"].sum()) > 0:
+            n = float(s["n"].sum())
+            by_model = s.groupby("model")["n"].sum().sort_values(ascending=False)
+            modes[str(run)] = RunMode("summary", int(round(float(s["output"].sum()) / n)),
+                                      str(by_model.index[0]))
+        else:
+            modes[str(run)] = RunMode("full_history")
+    return modes
+
+
+def _design(tok, order, co, modes, retry, N):
+    """Rows of the weighted least-squares problem: (x, y, w) with x over [system, g...]."""
+    import numpy as np
+
+    index = {}
+    for tt, phases in order.items():
+        for ph in phases:
+            index[(tt, ph)] = 1 + len(index)
+    P = 1 + len(index)
+    rows, ys, ws = [], [], []
+    pos = {(tt, ph): i for tt, phases in order.items() for i, ph in enumerate(phases)}
+    for r in tok.itertuples(index=False):
+        key = (r.task_type, r.phase)
+        if key not in index or r.n <= 0:
+            continue
+        run = str(r.run)
+        mode = modes[run]
+        rflag = 0.0 if retry.get(run) == "none" else 1.0
+        i = pos[key]
+        tt = r.task_type
+        x = np.zeros(P)
+        x[0] = 1.0                                        # system
+        # prior
+        prior_const = 0.0
+        if mode.handoff == "summary":
+            prior_const = float(mode.summary_tokens or 0) if i > 0 else 0.0
+        else:
+            for q in order[tt][:i]:
+                x[index[(tt, q)]] += N[(tt, q)]
+        gi = index[key]
+        n_i = N[key]
+        out_i = co[key][1]
+        k = float(r.attempt)
+        mean_in = float(r.input) / float(r.n)
+        if r.is_summary == 1:
+            mult = (k if rflag else 1.0) * n_i
+            x[gi] += mult
+            y = mean_in - prior_const
+        elif not (isinstance(r.call, float) and math.isnan(r.call)) and r.call is not None \
+                and not _isna(r.call):
+            j = float(r.call)
+            x[gi] += rflag * (k - 1) * n_i + j
+            y = mean_in + out_i - prior_const
+        else:
+            c = float(r.calls)
+            x = x * c
+            x[gi] += c * rflag * (k - 1) * n_i + c + c * (c - 1) / 2
+            y = mean_in + c * out_i - c * prior_const
+        rows.append(x)
+        ys.append(y)
+        ws.append(float(r.n))
+    return np.array(rows).reshape(-1, P), np.array(ys), np.array(ws), index
+
+
+def _isna(v) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _solve(X, y, w, lower=None):
+    """Weighted least squares with lower bounds (``system >= 0``, ``g_i >= out_i``: a call
+    never adds fewer tokens than it writes). Returns (theta, weighted RSS)."""
+    import numpy as np
+    from scipy.optimize import lsq_linear
+
+    sw = np.sqrt(w / w.max())
+    A = X * sw[:, None]
+    b = y * sw
+    scale = np.maximum(np.abs(A).max(axis=0), 1e-12)
+    lb = np.full(X.shape[1], -np.inf) if lower is None else np.asarray(lower) * scale
+    res = lsq_linear(A / scale, b, bounds=(lb, np.full(X.shape[1], np.inf)), method="bvls",
+                     tol=1e-12)
+    theta = res.x / scale
+    r = b - A @ theta
+    return theta, float(r @ r)
+
+
+def _null_basis(X, w, tol: float = 1e-7):
+    """Orthonormal basis (rows) of the null space of the weighted design, in parameter units."""
+    import numpy as np
+
+    sw = np.sqrt(w / w.max())
+    A = X * sw[:, None]
+    if A.shape[0] == 0:
+        return np.eye(X.shape[1])
+    _, s, vt = np.linalg.svd(A, full_matrices=True)
+    smax = s.max() if s.size else 0.0
+    rank = int((s > tol * max(smax, 1e-300)).sum())
+    return vt[rank:]
+
+
+def _null_params(X, w, tol: float = 1e-7) -> set:
+    """Indices of parameters with a component in the null space of the weighted design."""
+    import numpy as np
+
+    sw = np.sqrt(w / w.max())
+    A = X * sw[:, None]
+    scale = np.maximum(np.abs(A).max(axis=0), 1e-12)
+    A = A / scale
+    if A.shape[0] == 0:
+        return set(range(X.shape[1]))
+    _, s, vt = np.linalg.svd(A, full_matrices=True)
+    smax = s.max() if s.size else 0.0
+    rank = int((s > tol * max(smax, 1e-300)).sum())
+    null = vt[rank:]
+    if null.size == 0:
+        return set()
+    return {j for j in range(X.shape[1]) if np.abs(null[:, j]).max() > 1e-6}
+
+
+def fit_tokens(tok, order: dict, base=None) -> TokenFit:
+    """Fit §3.2's token structure to the token aggregates ``tok`` (Measure.token_table)."""
+    import numpy as np
+
+    co = _calls_and_output(tok)
+    N = {k: max(1, int(round(v[0]))) for k, v in co.items()}
+    modes = _run_modes(tok)
+    runs = sorted(modes)
+    att = tok[tok["is_summary"] == 0]
+
+    # Retry context per run: try both readings, keep the one that fits (a run without retries
+    # cannot tell, and it does not matter for its rows).
+    retried = {str(r) for r in att.loc[att["attempt"] > 1, "run"].unique()}
+    retry = {run: "full" for run in runs}
+
+    def solve(rmap):
+        X, y, w, index = _design(tok, order, co, modes, rmap, N)
+        lower = np.zeros(X.shape[1])
+        for key, j in index.items():
+            lower[j] = co[key][1]
+        theta, rss = _solve(X, y, w, lower)
+        return X, y, w, index, lower, theta, rss
+
+    X, y, w, index, lower, theta, rss = solve(retry)
+    for _ in range(2):
+        changed = False
+        for run in runs:
+            if run not in retried:
+                continue
+            alt = dict(retry)
+            alt[run] = "none" if retry[run] == "full" else "full"
+            cand = solve(alt)
+            if cand[-1] < rss * (1 - 1e-6) - 1e-9 * max(float(cand[2].sum()), 1.0):
+                retry = alt
+                X, y, w, index, lower, theta, rss = cand
+                changed = True
+        if not changed:
+            break
+    for run in runs:
+        modes[run].retry_context = retry[run] if run in retried else "unknown"
+
+    from_base = []
+    null = _null_basis(X, w)
+    unknown = sorted(j for j in range(X.shape[1])
+                     if null.size and np.abs(null[:, j]).max() > 1e-6)
+    if unknown:
+        # What the log cannot separate moves, along the fit's null directions only, to the
+        # base workload's values (the data's fit is unchanged).
+        base_g = _base_growth(base)
+        inv = {v: k for k, v in index.items()}
+        anchor = theta.copy()
+        for j in unknown:
+            if j == 0:
+                anchor[j] = float(base.system_tokens) if base is not None else 0.0
+                from_base.append(("system_tokens", "the log cannot separate the system prompt "
+                                  "from the phases' own input"))
+            else:
+                key = inv[j]
+                anchor[j] = base_g.get(key, 2.0 * co[key][1])
+                from_base.append((f"{key[0]}/{key[1]} input_tokens",
+                                  "the log cannot separate this phase's new input from the "
+                                  "context it resends"))
+        c, *_ = np.linalg.lstsq(null.T[unknown], (anchor - theta)[unknown], rcond=None)
+        theta = np.maximum(theta + null.T @ c, lower)
+    res = (y - X @ theta) * np.sqrt(w)
+    residual = float(np.sqrt((res @ res) / max(w.sum(), 1.0)))
+
+    system = max(0, int(round(float(theta[0]))))
+    phases = {}
+    for key, j in index.items():
+        g = float(theta[j])
+        out = int(round(co[key][1]))
+        inp = max(0, int(round(g - co[key][1])))
+        phases[key] = {"calls": N[key], "input_tokens": inp, "output_tokens": out,
+                       "g": float(inp + out)}
+
+    # Cache hit rate: cached / resent context, over attempt rows (summaries are not cached).
+    ctx = cached = 0.0
+    for r in att.itertuples(index=False):
+        key = (r.task_type, r.phase)
+        if key not in phases:
+            continue
+        calls = float(r.n) if not _isna(r.call) else float(r.calls) * float(r.n)
+        ctx += float(r.input) - calls * phases[key]["input_tokens"]
+        cached += float(r.cached)
+    if ctx > 0 and cached >= 0:
+        hit = min(max(cached / ctx, 0.0), 1.0)
+    else:
+        hit = float(base.cache_hit_rate) if base is not None else 0.0
+        from_base.append(("cache_hit_rate", "the log resends no context"))
+    return TokenFit(system_tokens=system, cache_hit_rate=hit, phases=phases, modes=modes,
+                    from_base=from_base, residual=residual)
+
+
+def _base_growth(base) -> dict:
+    if base is None:
+        return {}
+    return {(t.name, ph.phase): float(ph.input_tokens + ph.output_tokens)
+            for t in base.task_types for ph in t.phases}

@@ -1,0 +1,102 @@
+"""`costsim calibrate` at the command line: readable at 80 and 120 columns, files written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from calibrate_logs import PRICES, ROOT
+from costsim.cli import app
+from costsim.loader import load_policy, load_workload
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory):
+    from logsim import simulate_log, write_log
+
+    p = tmp_path_factory.mktemp("cli") / "runs.csv"
+    write_log(simulate_log(PRICES, ROOT / "workloads" / "medium-team.yaml",
+                           ROOT / "policies" / "cheapest-routing.yaml", tasks=3_000, seed=7,
+                           rows="call"), p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def result(log):
+    from costsim.calibrate import calibrate
+
+    return calibrate(log, prices=PRICES)
+
+
+def test_the_command_prints_the_report(log, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    res = runner.invoke(app, ["calibrate", str(log), "--prices", str(PRICES)])
+    assert res.exit_code == 0, res.output
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80
+    assert "Fit check, log → engine" in res.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("wide", [False, True])
+def test_tables_fit_the_terminal_without_cutting_numbers(result, monkeypatch, columns, wide):
+    from costsim.cli.calibrate import render_calibration
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    text = render_calibration(result, "table", wide=wide)
+    lines = text.splitlines()
+    if not wide:
+        assert max(len(line) for line in lines) <= columns
+    assert not any("…" in line for line in lines)
+    for heading in ("What the log shows", "Fit check, log → engine", "Per task type, phase"):
+        assert heading in text
+    # model names are never cut
+    assert "claude-sonnet-5" in text and "deepseek-v4-flash" in text
+
+
+def test_writes_the_workload_and_the_policy(log, tmp_path):
+    w, p = tmp_path / "fitted.yaml", tmp_path / "inferred.yaml"
+    res = runner.invoke(app, ["calibrate", str(log), "--prices", str(PRICES),
+                              "--write-workload", str(w), "--write-policy", str(p), "-f",
+                              "json"])
+    assert res.exit_code == 0, res.output
+    assert f"wrote {w}" in res.stderr and f"wrote {p}" in res.stderr
+    data = json.loads(res.stdout)
+    assert data["version"] == 1 and data["fit"] and "from_workload" in data
+    wl = load_workload(w)
+    pol = load_policy(p)
+    assert pol.name == "inferred" and wl.name == "calibrated-runs"
+    assert yaml.safe_load(p.read_text())["handoff"]["mode"] == "summary"
+    out = runner.invoke(app, ["compare", "--prices", str(PRICES), "--workload", str(w),
+                              "--policy", str(p)])
+    assert out.exit_code == 0, out.output
+
+
+def test_markdown_and_help(result):
+    from costsim.cli.calibrate import render_calibration
+
+    md = render_calibration(result, "markdown")
+    assert "#### Fit check (log → engine)" in md and "| scope |" in md
+    h = runner.invoke(app, ["calibrate", "--help"])
+    assert h.exit_code == 0
+    assert "--write-policy" in h.stdout and "SPEC" not in h.stdout
+
+
+def test_the_docs_example_log_runs(tmp_path):
+    """The per-call example of docs/calibrate.md is a valid log, read as documented."""
+    import re
+
+    from costsim.calibrate import calibrate
+
+    doc = (ROOT / "docs" / "calibrate.md").read_text()
+    block = re.search(r"```csv\n(.*?)```", doc, re.S).group(1)
+    p = tmp_path / "example.csv"
+    p.write_text(block)
+    res = calibrate(p, prices=PRICES)
+    assert res.rows == 5 and res.tasks == 1
+    assert res.summaries[0]["mean_output_tokens"] == 1500
+    assert res.fitted["runs"][""]["handoff"] == "summary"

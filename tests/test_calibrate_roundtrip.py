@@ -1,0 +1,129 @@
+"""Round trips: logs simulated by tests/logsim.py (its own implementation of the cost model),
+calibrated, then `compare` on the fitted workload against `compare` on the true workload.
+
+The issue's thresholds: the policy the log was made with within 3% on cost per completed task,
+0.5 points on completion and 15% (or 0.3 points) on defect rate; every other bundled policy and
+the single models within 5% and 1 point. The full matrix (30,000 tasks, every bundled workload and
+policy, both row modes) runs in benchmarks/fidelity_calibrate.py; its errors are in
+docs/fidelity.md. These are a representative subset, at 8,000 tasks or fewer to stay fast,
+retry_context none included.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from calibrate_logs import CAL_FIXTURES, PRICES, ROOT, misses, roundtrip
+from costsim.cli import app
+
+MEDIUM = ROOT / "workloads" / "medium-team.yaml"
+SMALL = ROOT / "workloads" / "small-team.yaml"
+LARGE = ROOT / "workloads" / "large-team.yaml"
+POL = ROOT / "policies"
+runner = CliRunner()
+
+
+def test_summary_handoff_per_call_rows_policy_inferred(tmp_path):
+    """The default story: a three-tier policy with summaries and signal escalations; the
+    log has per-call rows; no --policy: the policy is read back from the log."""
+    res, rows, paths = roundtrip(tmp_path, MEDIUM, POL / "cheapest-routing.yaml", rows="call",
+                                 tasks=8_000, seed=1)
+    assert misses(rows) == []
+    assert not any(r["flag_significant"] for r in res.fit), res.fit_flags
+    s = res.strategies[0]
+    assert s["kind"] == "routed" and s["agreement"] > 0.99
+    pol = s["policy"]
+    assert pol["tiers"] == {"budget": "deepseek-v4-flash", "midrange": "claude-sonnet-5",
+                            "premium": "claude-opus-5"}
+    assert pol["escalation"]["after_failures"] == 2
+    assert pol["handoff"] == {"mode": "summary", "summary_tokens": 1500,
+                              "summarizer": "deepseek-v4-flash"}
+    assert pol["signals"]["cross_file"] == {"raise": 1}
+    # The log's summaries are the policy's: the workload keeps --workload's full history.
+    assert res.workload.handoff.mode == "full_history"
+    assert ("handoff" in [f for f, _ in res.from_base])
+
+
+def test_full_history_per_attempt_rows_with_policy(tmp_path):
+    """premium-review-only has no handoff block: with --policy the workload takes the log's
+    (full history) handoff; per-attempt rows."""
+    res, rows, _ = roundtrip(tmp_path, SMALL, POL / "premium-review-only.yaml",
+                             rows="attempt", tasks=8_000, seed=2, with_policy=True)
+    assert misses(rows) == []
+    assert res.baseline.startswith("policy premium-review-only")
+    assert res.workload.max_attempts == 3
+
+
+def test_other_models_success_map_signals_per_task_type(tmp_path):
+    """A workload unlike the bundled ones: long-context models, a success map keyed by tier
+    class, a task type with its own signals and max_attempts, after_failures 1; success only
+    on an attempt's last call, signals on a task's first row, reviewer changes on review rows."""
+    res, rows, _ = roundtrip(tmp_path, CAL_FIXTURES / "workload_maps.yaml",
+                             CAL_FIXTURES / "policy_fast.yaml", rows="call", tasks=8_000, seed=5,
+                             success_on="last", signals_on="first", changes_on="review")
+    assert misses(rows) == []
+    assert res.fitted["success_form"]["bug/verify"] == "map"
+    assert res.fitted["success_form"]["bug/code"] == "logistic"
+    chore = next(t for t in res.workload.task_types if t.name == "chore")
+    assert chore.max_attempts == 2 and res.workload.max_attempts == 3
+    assert set(chore.signals) == {"cross_file"}
+    assert res.workload.defects.phases == ["code", "verify"]
+
+
+def test_fit_check_agrees_with_compare_on_the_written_files(tmp_path):
+    """The fit-check row for all tasks is what `costsim compare --workload FITTED --policy
+    INFERRED` prints for that policy."""
+    res, _, paths = roundtrip(tmp_path, LARGE, POL / "two-tier.yaml", rows="attempt",
+                              tasks=5_000, seed=3)
+    out = runner.invoke(app, ["compare", "--prices", str(PRICES), "--workload",
+                              str(paths["fitted"]), "--policy", str(paths["inferred"]),
+                              "-f", "json"])
+    assert out.exit_code == 0, out.output
+    s = next(x for x in json.loads(out.stdout)["strategies"] if x["name"] == "inferred")
+    row = next(r for r in res.fit if r["scope"] == "all tasks")
+    assert row["engine_cost_per_completed_task"] == pytest.approx(
+        s["cost_per_completed_task"], rel=1e-12)
+    assert row["engine_completion_rate"] == pytest.approx(s["completion_rate"], rel=1e-12)
+    assert row["engine_defect_rate"] == pytest.approx(s["defect_rate"], rel=1e-12)
+
+
+def test_per_call_and_per_attempt_rows_fit_the_same_workload(tmp_path):
+    """logsim plays the same runs for both row modes with one seed: the fitted workloads are
+    the same, number for number."""
+    import yaml
+
+    a = tmp_path / "a"
+    c = tmp_path / "c"
+    a.mkdir()
+    c.mkdir()
+    ra, _, pa = roundtrip(a, MEDIUM, POL / "aggressive-escalation.yaml", rows="attempt",
+                          tasks=2_000, seed=4, single_models=[], policies=[])
+    rc, _, pc = roundtrip(c, MEDIUM, POL / "aggressive-escalation.yaml", rows="call",
+                          tasks=2_000, seed=4, single_models=[], policies=[])
+    wa = yaml.safe_load(pa["fitted"].read_text())
+    wc = yaml.safe_load(pc["fitted"].read_text())
+    wa.pop("description")
+    wc.pop("description")
+    assert wa == wc
+    assert ra.overall["cost_per_completed_task"] == pytest.approx(
+        rc.overall["cost_per_completed_task"], rel=1e-9)
+
+
+def test_retries_that_start_afresh(tmp_path):
+    """retry_context: none (a retry resends nothing): read back from the tokens, in the inferred
+    policy, and the round trip holds."""
+    pol = yaml.safe_load((POL / "cheapest-routing.yaml").read_text())
+    pol["name"] = "fresh-retries"
+    pol["escalation"]["retry_context"] = "none"
+    p = tmp_path / "fresh.yaml"
+    p.write_text(yaml.safe_dump(pol))
+    res, rows, _ = roundtrip(tmp_path, MEDIUM, p, rows="attempt", tasks=6_000, seed=9)
+    assert misses(rows) == []
+    assert res.fitted["runs"][""]["retry_context"] == "none"
+    assert res.strategies[0]["policy"]["escalation"] == {"after_failures": 2,
+                                                         "retry_context": "none"}
+    assert not any(r["flag_significant"] for r in res.fit), res.fit_flags
