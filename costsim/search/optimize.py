@@ -42,6 +42,7 @@ MAX_POLICIES = 60_000_000
 TIE_RTOL = 1e-9                   # points this close to the best are re-checked by the engine
 _BLOCK = 1 << 18                  # elements per working array (2 MiB: stays in cache)
 _TABLE_BLOCK = 1 << 23            # elements of the per-phase tables built at once
+_BATCH = 1 << 17                  # policies the optimizer checks against targets at once
 
 
 # --- the search --------------------------------------------------------------------------------
@@ -223,6 +224,30 @@ class Search:
                     ahead.append(pool.submit(self._chunk_blocks_list, nxt))
                 yield from blocks
 
+    def batches(self, points: int = _BATCH, threads: int | None = None):
+        """:meth:`blocks` merged into runs of consecutive configs over the same routes, of about
+        ``points`` policies each: what the consumer does per block (targets, frontiers) then
+        costs the same whatever the block size the combine step prefers."""
+        run: list[Block] = []
+
+        def merged() -> Block:
+            if len(run) == 1:
+                return run[0]
+            b0 = run[0]
+            return Block(g0=b0.g0, g1=run[-1].g1, r0=b0.r0, nr=b0.nr, routes_n=b0.routes_n,
+                         **{k: np.concatenate([getattr(b, k) for b in run])
+                            for k in ("E", "C", "D", "RV")})
+
+        size = 0
+        for b in self.blocks(threads):
+            if run and (b.r0 != run[0].r0 or b.g0 != run[-1].g1 or size + b.E.size > points):
+                yield merged()
+                run, size = [], 0
+            run.append(b)
+            size += b.E.size
+        if run:
+            yield merged()
+
     def _chunk_blocks_list(self, mu0: int) -> list["Block"]:
         return list(self._chunk_blocks(mu0))
 
@@ -348,7 +373,7 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
     fr_d: list[tuple] = []
     fr_a: list[tuple] = []
     limit = [256, 256, 256]
-    for b in S.blocks():
+    for b in S.batches():
         E, C = b.E, b.C
         live = C > 0
         cpct, dr, rvm = S.metrics(E, C, b.D, b.RV)
