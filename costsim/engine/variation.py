@@ -335,8 +335,14 @@ def expected_cost(base, delta, theta, mu, sigma):
     live = np.isfinite(theta) & (delta != 0.0)
     if delta.shape[-1] == 0 or not live.any():
         return out
-    where = np.nonzero(live)                       # only the calls that have a threshold
-    extra = delta[where][:, None] * size_above(theta[where][:, None], mu, sigma)   # [L, Q]
-    flat = out.reshape(-1, out.shape[-1])          # a view: out is C-contiguous
-    np.add.at(flat, np.ravel_multi_index(where[:-1], base.shape), extra)
+    # only the calls that have a threshold; E[u 1{u > θ}] once per distinct θ (calls of many
+    # models share their thresholds), added call by call in order (as np.add.at would)
+    uq, inv = np.unique(theta[live], return_inverse=True)
+    above = size_above(uq[:, None], mu, sigma)                                  # [U, Q]
+    pos = np.zeros(theta.shape, int)
+    pos[live] = inv.ravel()
+    for j in range(delta.shape[-1]):
+        lj = live[..., j]
+        if lj.any():
+            out[lj] += delta[..., j][lj][:, None] * above[pos[..., j][lj]]
     return out

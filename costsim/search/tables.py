@@ -28,6 +28,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ..engine.analytic import attempt_reach
 from ..engine.compile import CompileCache, Rates, _Cfg, _lookup, start_tier
 from ..engine.variation import Spread, node_success
 from ..models import Policy, PriceTable, Workload
@@ -349,8 +350,7 @@ def _variant_tables(tp: TaskPrep, v: _Variant, lad, summ, G, H, T) -> _TaskTable
 
         p = v.p[:, i][:, kk, uniq]                                          # [Ex, U, K, Q]
         q = 1.0 - p
-        F = np.ones_like(p)
-        F[:, :, 1:] = np.cumprod(q[:, :, :-1], axis=2)
+        F = attempt_reach(q, axis=2)
         Pu = 1.0 - F[:, :, -1] * q[:, :, -1]                                 # [Ex, U, Q]
         Fp = F * p
         by_config(P)[:, :, :, i] = routed(Pu)
