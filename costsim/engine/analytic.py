@@ -50,6 +50,18 @@ def attempt_reach(q: np.ndarray, axis: int = -1) -> np.ndarray:
     return F
 
 
+def sum_last(x: np.ndarray) -> np.ndarray:
+    """``x.sum(-1)`` bit for bit, faster along a short last axis: below 8 elements NumPy adds
+    them one after the other, and so do these slices (without its per-row overhead)."""
+    n = x.shape[-1]
+    if n >= 8 or n == 0:
+        return x.sum(-1)
+    out = x[..., 0].copy()
+    for k in range(1, n):
+        out += x[..., k]
+    return out
+
+
 def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
                  nodes: bool = False) -> CellStats:
     """§3.4 for ladders ``p``/``cost``/``summ_cost`` of shape ``[c, P, K]`` (``nodes=False``) or
@@ -63,7 +75,7 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     q = 1.0 - p
     F = attempt_reach(q)
     P = 1.0 - F[..., -1] * q[..., -1]
-    E_phase = (F * cost).sum(-1) + (F * p * summ_cost).sum(-1)
+    E_phase = sum_last(F * cost) + sum_last(F * p * summ_cost)
     R = np.ones_like(P)
     R[..., 1:] = np.cumprod(P[..., :-1], axis=-1)
     E = (R * E_phase).sum(-1)
@@ -95,7 +107,7 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     surv = 1.0 - per_cell(L.catch)                                           # [..., K]
     is_def = per_cell(L.is_defect_phase)[..., D]
     defect_D = per_cell(L.defect)[..., D, :]
-    rho = np.where(is_def, (w_at(F[..., D, :], p[..., D, :], P[..., D]) * defect_D).sum(-1),
+    rho = np.where(is_def, sum_last(w_at(F[..., D, :], p[..., D, :], P[..., D]) * defect_D),
                    0.0)                                                      # [..., |D|]
     terms = 1.0 - surv[..., None, :] * rho[..., :, None]                     # [..., |D|, K]
     # A review phase that is also a defect phase: its defect comes from the same succeeding
@@ -108,7 +120,7 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
         terms = np.where(at[..., None], own, terms)
     # ship = sum_k' w_rev[k'] * (1 - prod_i terms): equal to 1 - noship since the w_rev sum to 1,
     # but exactly 0 when nothing can carry a defect (the w_rev sum to 1 only up to rounding).
-    ship = (w_rev * (1.0 - terms.prod(axis=-2))).sum(-1)
+    ship = sum_last(w_rev * (1.0 - terms.prod(axis=-2)))
     defect = np.where(Cc > 0, ship, 0.0)
     defect = np.clip(defect, 0.0, 1.0)
     review = per_cell(L.review_base) + per_cell(L.review_per_defect) * defect

@@ -627,15 +627,21 @@ class CompileCache:
 
     def intercepts(self, key: tuple, rule: NodeRule, s: float, p: np.ndarray) -> np.ndarray:
         """``b`` of every element of ``p`` on ``rule`` (solved once per distinct value)."""
-        known = self._b.setdefault(key, {})
+        ps, bs = self._b.get(key, (np.empty(0), np.empty(0)))   # solved so far, sorted by p
         flat = p.ravel()
         uniq = np.unique(flat)
-        new = [x for x in uniq.tolist() if x not in known]
-        if new:
-            for x, b in zip(new, solve_intercepts(np.array(new), s, rule).tolist()):
-                known[x] = b
-        table = np.array([known[x] for x in uniq.tolist()])
-        return table[np.searchsorted(uniq, flat)].reshape(p.shape)
+        at = np.searchsorted(ps, uniq)
+        found = np.zeros(len(uniq), bool)
+        inside = at < len(ps)
+        found[inside] = ps[at[inside]] == uniq[inside]
+        if not found.all():
+            new = uniq[~found]
+            ps = np.concatenate([ps, new])
+            bs = np.concatenate([bs, solve_intercepts(new, s, rule)])
+            order = np.argsort(ps, kind="stable")
+            ps, bs = ps[order], bs[order]
+            self._b[key] = (ps, bs)
+        return bs[np.searchsorted(ps, flat)].reshape(p.shape)
 
     def node_costs(self, t_idx: int, cfg: TableConfig, key: tuple, rule: NodeRule,
                    ids) -> _ModelTable:

@@ -294,7 +294,10 @@ def node_success(p: np.ndarray, b: np.ndarray, s: float, z: np.ndarray) -> np.nd
     x = np.asarray(b, float)[..., None] - s * z
     with np.errstate(invalid="ignore"):
         out = logistic(x)
-    return np.where(p <= 0.0, 0.0, np.where(p >= 1.0, 1.0, out))
+    lo, hi = p <= 0.0, p >= 1.0
+    if lo.any() or hi.any():
+        out = np.where(lo, 0.0, np.where(hi, 1.0, out))
+    return out
 
 
 # --- size ------------------------------------------------------------------------------------
