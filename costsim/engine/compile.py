@@ -844,26 +844,41 @@ class NodeBlock:
     summ_cost: np.ndarray        # [c, Q, P, K]
 
 
-def node_blocks(L: Ladders, max_elements: int = 1 << 20):
+def node_blocks(L: Ladders, max_elements: int = 1 << 17):
     """Yield :class:`NodeBlock` s covering every cell, each of about ``max_elements`` entries
-    (cells of one task type share a block's node rule)."""
+    (1 MiB a working array: the evaluation makes ~30 passes over them, which stay in cache;
+    blocks of 8 MiB took 2.5x longer). The cells of a block share one node rule: consecutive
+    small task types on the same rule (the workload's own ``variation``) go in one block."""
     C, P, K = L.p.shape
     types = L.variation.types if L.variation is not None else [None] * len(L.workload.task_types)
-    starts = _type_ranges(L)
-    for t_idx, (c0, c1) in enumerate(starts):
+    group: list[tuple[TypeNodes, int, int]] = []
+
+    def flush():
+        if group:
+            yield _materialise(L, list(group))
+            group.clear()
+
+    for t_idx, (c0, c1) in enumerate(_type_ranges(L)):
         tn = types[t_idx]
         if c1 <= c0:
             continue
         Q = 1 if tn is None else len(tn.rule)
         step = max(1, max_elements // max(1, Q * P * K))
-        for a in range(c0, c1, step):
-            b = min(c1, a + step)
-            sl = slice(a, b)
-            if tn is None:
-                yield NodeBlock(sl, L.weight[sl][:, None], np.ones(1), L.p[sl][:, None],
-                                L.cost[sl][:, None], L.summ_cost[sl][:, None])
-                continue
-            yield _materialise(L, tn, sl, t_idx)
+        if tn is None or c1 - c0 > step:
+            yield from flush()
+            for a in range(c0, c1, step):
+                b = min(c1, a + step)
+                sl = slice(a, b)
+                if tn is None:
+                    yield NodeBlock(sl, L.weight[sl][:, None], np.ones(1), L.p[sl][:, None],
+                                    L.cost[sl][:, None], L.summ_cost[sl][:, None])
+                else:
+                    yield _materialise(L, [(tn, a, b)])
+            continue
+        if group and (group[0][0].rule is not tn.rule or c1 - group[0][1] > step):
+            yield from flush()
+        group.append((tn, c0, c1))
+    yield from flush()
 
 
 def _type_ranges(L: Ladders) -> list[tuple[int, int]]:
@@ -877,26 +892,32 @@ def _type_ranges(L: Ladders) -> list[tuple[int, int]]:
     return out
 
 
-def _materialise(L: Ladders, tn: TypeNodes, sl: slice, t_idx: int) -> NodeBlock:
+def _materialise(L: Ladders, parts: list[tuple[TypeNodes, int, int]]) -> NodeBlock:
+    """The node ladders of consecutive cells ``[(type nodes, first cell, end)]`` on one rule."""
     C, P, K = L.p.shape
-    rule = tn.rule
+    rule = parts[0][0].rule
     Q = len(rule)
-    lo = sl.start - tn.cells.start
-    hi = sl.stop - tn.cells.start
-    n = hi - lo
-    p = node_success(L.p[sl], tn.b[lo:hi], tn.spread.s, rule.z)           # [n, P, K, Q]
-    Pt, Kt = tn.cost.shape[:2]
-    model = L.model[sl, :Pt, :Kt]
-    valid = L.valid[sl, :Pt, :Kt]
-    ii = np.arange(Pt)[None, :, None]
-    kk = np.arange(Kt)[None, None, :]
-    c = tn.cost[ii, kk, np.where(valid, model, 0)]                          # [n, Pt, Kt, Q]
+    c0, c1 = parts[0][1], parts[-1][2]
+    n = c1 - c0
+    p = np.empty((n, Q, P, K))
     cost = np.zeros((n, Q, P, K))
-    cost[:, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], c, 0.0), -1, 1)
     summ = np.zeros((n, Q, P, K))
-    summ[:, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], tn.summ[None], 0.0), -1, 1)
-    return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size,
-                     np.ascontiguousarray(np.moveaxis(p, -1, 1)), cost, summ)
+    for tn, a, b in parts:
+        lo, hi = a - tn.cells.start, b - tn.cells.start
+        at = slice(a - c0, b - c0)
+        x = node_success(L.p[a:b], tn.b[lo:hi], tn.spread.s, rule.z)        # [m, P, K, Q]
+        p[at] = np.moveaxis(x, -1, 1)
+        Pt, Kt = tn.cost.shape[:2]
+        model = L.model[a:b, :Pt, :Kt]
+        valid = L.valid[a:b, :Pt, :Kt]
+        ii = np.arange(Pt)[None, :, None]
+        kk = np.arange(Kt)[None, None, :]
+        c = tn.cost[ii, kk, np.where(valid, model, 0)]                      # [m, Pt, Kt, Q]
+        cost[at, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], c, 0.0), -1, 1)
+        summ[at, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], tn.summ[None], 0.0),
+                                            -1, 1)
+    sl = slice(c0, c1)
+    return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size, p, cost, summ)
 
 
 def _lookup(mapping: dict, mid: str, tier: str) -> float:
