@@ -792,10 +792,22 @@ class SizePieces:
     r: np.ndarray                # [C]
 
 
-@dataclass
 class VariationLadders:
-    types: list[TypeNodes | None]    # per task type (None: that type has no variation)
-    pieces: SizePieces
+    """Per task type node parts (None: that type has no variation), and every cell's
+    :class:`SizePieces` -- built on first use (the Monte Carlo engine and budget need them;
+    the analytic engine does not)."""
+
+    def __init__(self, types: list[TypeNodes | None], build_pieces):
+        self.types = types
+        self._build = build_pieces
+        self._pieces: SizePieces | None = None
+
+    @property
+    def pieces(self) -> SizePieces:
+        if self._pieces is None:
+            self._pieces = self._build()
+            self._build = None
+        return self._pieces
 
 
 @dataclass
@@ -1055,19 +1067,18 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
                      dtab.arrays["catch"][cache.cell_type[:, None], dcol[np.arange(C), ri]], 0.0)
     type_nodes: list[TypeNodes | None] = []
     if varied:
-        J = max(info.max_calls for info in cache.types)
-        pc = SizePieces(base=np.zeros((C, P, K)), delta=np.zeros((C, P, K, J)),
-                        theta=np.full((C, P, K, J), math.inf), summ_base=np.zeros((C, P, K)),
-                        summ_delta=np.zeros((C, P, K)), summ_theta=np.full((C, P, K), math.inf),
-                        b=np.zeros((C, P, K)), s=np.zeros(C), t=np.zeros(C), r=np.zeros(C))
         for t_idx, info in enumerate(cache.types):
             if info.stop <= info.start:
                 type_nodes.append(None)
                 continue
             sl = slice(info.start, info.stop)
             type_nodes.append(_type_nodes(cache, t_idx, cfg, ids, spreads[t_idx], sl,
-                                          chosen[sl, :info.phases, :info.attempts], p, cost,
-                                          summ_cost, summarizer, index, pc))
+                                          chosen[sl, :info.phases, :info.attempts], p,
+                                          summ_cost, summarizer, index))
+
+        def build_pieces() -> SizePieces:
+            return _size_pieces(cache, cfg, ids, spreads, chosen, cost, summ_cost, summarizer,
+                                index, type_nodes)
     return Ladders(
         strategy=strategy, workload=workload, rates=rates, cells=cells,
         phase_names=[[ph.phase for ph in t.phases] for t in tts],
@@ -1079,53 +1090,36 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
         has_review=cache.has_review, review_index=cache.review_index,
         review_base=cache.review_base, review_per_defect=cache.review_per_defect,
         tokens=tokens, summ_tokens=summ_tokens,
-        variation=VariationLadders(type_nodes, pc) if varied else None,
+        variation=VariationLadders(type_nodes, build_pieces) if varied else None,
         retry_context="full" if retry else "none", phase_ids=cache.phase_ids,
         phase_list=cache.phase_list)
 
 
 def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str], spread: Spread,
-                sl: slice, chosen: np.ndarray, p: np.ndarray, cost: np.ndarray,
-                summ_cost: np.ndarray, summarizer: str | None, index: dict,
-                pc: SizePieces) -> TypeNodes | None:
-    """The §3.5 parts of one task type: its node rule, intercepts and per-node cost tables;
-    and its cells' size pieces for the Monte Carlo engine."""
+                sl: slice, chosen: np.ndarray, p: np.ndarray, summ_cost: np.ndarray,
+                summarizer: str | None, index: dict) -> TypeNodes | None:
+    """The §3.5 parts of one task type: its node rule, intercepts and per-node cost tables."""
     info = cache.types[t_idx]
     Pt, Kt = info.phases, info.attempts
     ii = np.arange(Pt)[None, :, None]
     kk = np.arange(Kt)[None, None, :]
-    pc.s[sl], pc.t[sl], pc.r[sl] = spread.s, spread.t, spread.r
-    if spread.is_zero or spread.t == 0.0:
-        # unit size: the cost is the §3.2 cost itself, exactly
-        pc.base[sl] = cost[sl]
-        pc.summ_base[sl] = summ_cost[sl]
     if spread.is_zero:
-        pc.b[sl] = np.nan
         return None
     thresholds = np.zeros(0)
     if spread.t > 0.0:
         pz = cache.pieces(t_idx, cfg, ids)
         a = pz.arrays
         col = pz.index(ids)
-        gcol = col[chosen]
-        pc.base[sl, :Pt, :Kt] = a["base"][ii, kk, gcol]
-        J = a["delta"].shape[-1]
-        pc.delta[sl, :Pt, :Kt, :J] = a["delta"][ii, kk, gcol]
-        pc.theta[sl, :Pt, :Kt, :J] = a["theta"][ii, kk, gcol]
-        if summarizer is not None:
-            sc = col[index[summarizer]]
-            live = summ_cost[sl, :Pt, :Kt] > 0
-            pc.summ_base[sl, :Pt, :Kt] = np.where(live, a["summ_base"][None, :, :, sc], 0.0)
-            pc.summ_delta[sl, :Pt, :Kt] = np.where(live, a["summ_delta"][None, :, :, sc], 0.0)
-            pc.summ_theta[sl, :Pt, :Kt] = np.where(live, a["summ_theta"][None, :, :, sc],
-                                                   math.inf)
         used = np.zeros((Pt, Kt, len(ids)), bool)
         used[np.broadcast_to(ii, chosen.shape), np.broadcast_to(kk, chosen.shape), chosen] = True
-        thresholds = np.concatenate([a["theta"][:, :, col][used].ravel(),
-                                     pc.summ_theta[sl, :Pt, :Kt].ravel()])
+        summ_theta = np.full((sl.stop - sl.start, Pt, Kt), math.inf)
+        if summarizer is not None:
+            live = summ_cost[sl, :Pt, :Kt] > 0
+            summ_theta = np.where(live, a["summ_theta"][None, :, :, col[index[summarizer]]],
+                                  math.inf)
+        thresholds = np.concatenate([a["theta"][:, :, col][used].ravel(), summ_theta.ravel()])
     key, rule = cache.node_rule(spread, thresholds)
     b = cache.intercepts(key, rule, spread.s, p[sl])
-    pc.b[sl] = b
     if spread.t == 0.0:
         tab = cache.costs(cfg, len(ids) == 1, ids)
         c = tab.arrays["cost"][t_idx, :Pt, :Kt][:, :, tab.index(ids)]
@@ -1139,3 +1133,49 @@ def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str
         else:
             node_summ = np.zeros((Pt, Kt, len(rule)))
     return TypeNodes(spread=spread, rule=rule, cells=sl, b=b, cost=node_cost, summ=node_summ)
+
+
+def _size_pieces(cache: CompileCache, cfg: TableConfig, ids: list[str], spreads: list[Spread],
+                 chosen: np.ndarray, cost: np.ndarray, summ_cost: np.ndarray,
+                 summarizer: str | None, index: dict,
+                 type_nodes: list[TypeNodes | None]) -> SizePieces:
+    """Every cell's ladder as a function of the task (:class:`SizePieces`, for sampling)."""
+    C, P, K = cost.shape
+    J = max(info.max_calls for info in cache.types)
+    pc = SizePieces(base=np.zeros((C, P, K)), delta=np.zeros((C, P, K, J)),
+                    theta=np.full((C, P, K, J), math.inf), summ_base=np.zeros((C, P, K)),
+                    summ_delta=np.zeros((C, P, K)), summ_theta=np.full((C, P, K), math.inf),
+                    b=np.zeros((C, P, K)), s=np.zeros(C), t=np.zeros(C), r=np.zeros(C))
+    for t_idx, info in enumerate(cache.types):
+        if info.stop <= info.start:
+            continue
+        sl = slice(info.start, info.stop)
+        spread = spreads[t_idx]
+        Pt, Kt = info.phases, info.attempts
+        ii = np.arange(Pt)[None, :, None]
+        kk = np.arange(Kt)[None, None, :]
+        pc.s[sl], pc.t[sl], pc.r[sl] = spread.s, spread.t, spread.r
+        if spread.is_zero or spread.t == 0.0:
+            # unit size: the cost is the §3.2 cost itself, exactly
+            pc.base[sl] = cost[sl]
+            pc.summ_base[sl] = summ_cost[sl]
+        tn = type_nodes[t_idx]
+        pc.b[sl] = np.nan if tn is None else tn.b
+        if spread.is_zero or spread.t == 0.0:
+            continue
+        pz = cache.pieces(t_idx, cfg, ids)
+        a = pz.arrays
+        col = pz.index(ids)
+        gcol = col[chosen[sl, :Pt, :Kt]]
+        pc.base[sl, :Pt, :Kt] = a["base"][ii, kk, gcol]
+        Jt = a["delta"].shape[-1]
+        pc.delta[sl, :Pt, :Kt, :Jt] = a["delta"][ii, kk, gcol]
+        pc.theta[sl, :Pt, :Kt, :Jt] = a["theta"][ii, kk, gcol]
+        if summarizer is not None:
+            sc = col[index[summarizer]]
+            live = summ_cost[sl, :Pt, :Kt] > 0
+            pc.summ_base[sl, :Pt, :Kt] = np.where(live, a["summ_base"][None, :, :, sc], 0.0)
+            pc.summ_delta[sl, :Pt, :Kt] = np.where(live, a["summ_delta"][None, :, :, sc], 0.0)
+            pc.summ_theta[sl, :Pt, :Kt] = np.where(live, a["summ_theta"][None, :, :, sc],
+                                                   math.inf)
+    return pc
