@@ -306,7 +306,9 @@ def mark_savings_and_pareto(results: list[StrategyResult], baseline: str | None)
         first = next(o for o in order if _same_figures(o, r))
         if first is not r:
             r.same_as = first.name
-        r.pareto = r.same_as is None and not any(better(o, r) for o in results if o is not r)
+        # A strategy that never completes a task is no trade-off: it is never efficient.
+        r.pareto = bool(r.completion_rate > 0) and r.same_as is None and not any(
+            better(o, r) for o in results if o is not r)
 
 
 ENGINES = ("analytic", "montecarlo")
@@ -385,9 +387,19 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
     warnings = price_warnings(table) + [w for p in pols for w in policy_warnings(p, wl)]
     return CompareResult(prices=prices_path, prices_as_of=str(table.as_of), workload=wl_path,
                          workload_name=wl.name, engine=engine, strategies=results,
-                         warnings=warnings, settings=settings,
-                         tasks_per_month=wl.monthly_tasks, baseline=base_name,
-                         baseline_chosen_by=chosen_by)
+                         warnings=warnings + input_warnings(table, wl, strategies, results),
+                         settings=settings, tasks_per_month=wl.monthly_tasks,
+                         baseline=base_name, baseline_chosen_by=chosen_by)
+
+
+def input_warnings(table: PriceTable, wl: Workload, strategies: Sequence[Strategy],
+                   results: Sequence[StrategyResult] = ()) -> list[str]:
+    """Well-formed nonsense in the inputs a run uses (costsim.checks): one line each."""
+    from .checks import price_table_warnings, result_warnings, workload_warnings
+
+    used = {m for s in strategies for m in s.models()}
+    return (price_table_warnings(table, used) + workload_warnings(wl)
+            + result_warnings(list(results)))
 
 
 def price_warnings(table: PriceTable) -> list[str]:

@@ -209,7 +209,7 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
         raise CostsimError(f"tasks must be at least 1, got {tasks}", path="--tasks")
     if months is not None and months < 1:
         raise CostsimError(f"months must be at least 1, got {months}", path="--months")
-    if budget_usd is not None and (budget_usd < 0 or math.isnan(budget_usd)):
+    if budget_usd is not None and not (0 <= budget_usd < math.inf):
         raise CostsimError(f"budget must be a non-negative amount, got {budget_usd}",
                            path="--budget")
     table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload)

@@ -35,7 +35,22 @@ class CostsimError(Exception):
         if self.path:
             parts.append(self.path)
         parts.append(self.message)
-        return ": ".join(parts)
+        return one_line(": ".join(parts))
+
+
+# C0 and C1 controls, DEL, Unicode line/paragraph separators and lone surrogates (which no
+# terminal encoding can print).
+_CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), *range(0x7F, 0xA0)]}
+_CONTROL.update({i: f"\\u{i:04x}" for i in [0x2028, 0x2029, *range(0xD800, 0xE000)]})
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (``\\n``, ``\\x00``), so
+    that a message echoing a user's value stays on one line of a terminal."""
+    if text.isprintable():
+        return text
+    return text.translate(_CONTROL)
 
 
 def format_path(loc: tuple | list) -> str:

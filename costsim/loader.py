@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from . import limits
 from .errors import CostsimError, format_path
 from .models import TIER_CLASSES, FileModel, Policy, PriceTable, Workload
 from .paths import resolve_named
@@ -28,8 +29,29 @@ def _message(err: dict, model_cls) -> str:
         return f"unsupported version {err.get('input')!r} (this costsim reads version 1)"
     msg = err["msg"]
     if kind.endswith("_type") and "input" in err:
-        msg += f", got {type(err['input']).__name__} {err['input']!r}"
+        msg += f", got {type(err['input']).__name__} {_short(err['input'])}"
+    if kind in ("less_than_equal", "less_than", "greater_than_equal", "greater_than") \
+            and "input" in err:
+        msg += f", got {_short(err['input'])}"
+    if kind in ("less_than_equal", "too_long") and _is_limit((err.get("ctx") or {}).get(
+            "le", (err.get("ctx") or {}).get("max_length"))):
+        msg += " (costsim's limit, far above any real workload)"
     return msg[0].lower() + msg[1:] if msg else msg
+
+
+_LIMITS = {v for k, v in vars(limits).items() if k.startswith("MAX_")}
+
+
+def _is_limit(value) -> bool:
+    try:
+        return value in _LIMITS or -value in _LIMITS
+    except TypeError:
+        return False
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _validate(doc: Document, model_cls: type[M]) -> M:
@@ -104,7 +126,65 @@ def load_workload(path: str | Path) -> Workload:
         if t.name in seen:
             raise wl.error(("task_types", i, "name"), f"duplicate task type '{t.name}'")
         seen.add(t.name)
+    check_workload_size(wl)
     return wl
+
+
+def check_workload_size(wl: Workload) -> None:
+    """Bounds that involve several fields (costsim.limits), checked before anything is compiled:
+    the number of cells (task types x signal combinations), the compiled ladder size and the
+    difficulty of a phase with every signal active."""
+    cells = cell_phases = 0
+    phases = attempts = 1
+    for i, t in enumerate(wl.task_types):
+        sigs = t.signals if t.signals is not None else wl.signals
+        where = ("task_types", i, "signals") if t.signals is not None else ("signals",)
+        cells += 2 ** len(sigs)
+        cell_phases += 2 ** len(sigs) * len(t.phases)
+        phases = max(phases, len(t.phases))
+        attempts = max(attempts, t.max_attempts or wl.max_attempts)
+        if cells > limits.MAX_CELLS:
+            raise wl.error(where, f"task types x signal combinations come to {cells:,} cells "
+                           f"(each task type counts 2^signals); at most {limits.MAX_CELLS:,}")
+        if cell_phases > limits.MAX_CELL_PHASES:
+            raise wl.error(("task_types", i, "phases"), f"cells x phases come to "
+                           f"{cell_phases:,} (2^signals x phases per task type); at most "
+                           f"{limits.MAX_CELL_PHASES:,}")
+        extra = sum(s.difficulty for s in sigs.values() if s.difficulty > 0)
+        for j, ph in enumerate(t.phases):
+            if ph.difficulty is not None and ph.difficulty + extra > limits.MAX_DIFFICULTY:
+                raise wl.error(("task_types", i, "phases", j, "difficulty"),
+                               f"difficulty {ph.difficulty:g} with every signal active "
+                               f"({extra:+g}) is {ph.difficulty + extra:g}; at most "
+                               f"{limits.MAX_DIFFICULTY:g}")
+    varied = 0
+    for i, t in enumerate(wl.task_types):
+        v = wl.variation_of(t)
+        if v is not None and not v.is_zero:
+            k = t.max_attempts or wl.max_attempts
+            calls = len(t.phases) * k * max(ph.calls for ph in t.phases)
+            nodes = _quadrature_nodes(v)
+            varied += nodes * calls
+            if varied > limits.MAX_VARIED_WORK:
+                where = ("task_types", i, "variation") if t.variation is not None \
+                    else ("variation",)
+                raise wl.error(where, f"with this variation every call is evaluated at {nodes} "
+                               f"quadrature nodes: nodes x phases x attempts x calls come to "
+                               f"{varied:,} (summed over task types); at most "
+                               f"{limits.MAX_VARIED_WORK:,} (fewer calls or attempts, or a "
+                               "smaller variation.difficulty)")
+    size = cells * phases * attempts
+    if size > limits.MAX_LADDER:
+        raise wl.error(("max_attempts",), f"cells x phases x attempts come to {size:,} "
+                       f"({cells:,} x {phases} x {attempts}); at most {limits.MAX_LADDER:,}")
+
+
+def _quadrature_nodes(v) -> int:
+    """How many nodes the engine integrates a task type's spread over (without long-context
+    thresholds, which add about a dozen)."""
+    from .engine.variation import Spread, node_rule
+
+    return len(node_rule(Spread(s=v.difficulty, t=v.tokens, r=v.tokens_follow_difficulty)).z)
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -194,7 +274,9 @@ def policy_warnings(pol: Policy, workload: Workload) -> list[str]:
 
 
 def check_workload_against(workload: Workload, prices: PriceTable) -> None:
-    """Keys of success/defect maps must name a model in the table or a tier class."""
+    """Keys of success/defect maps must name a model in the table or a tier class; the
+    workload's size must be within costsim.limits (also for a workload built in memory)."""
+    check_workload_size(workload)
     def check_keys(mapping: dict, loc: tuple) -> None:
         for key in mapping:
             if key not in prices.models and key not in TIER_CLASSES:
@@ -224,6 +306,5 @@ def _where(table: PriceTable) -> str:
 
 
 __all__ = ["load_prices", "load_policy", "load_workload", "prices_from_dict", "prices_from_text",
-           "policy_warnings",
-           "check_policy", "check_policy_against", "check_workload_against", "CostsimError",
-           "format_path"]
+           "policy_warnings", "check_policy", "check_policy_against",
+           "check_workload_against", "check_workload_size", "CostsimError", "format_path"]

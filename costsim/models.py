@@ -7,9 +7,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from . import limits as L
+
 TIER_CLASSES = ("budget", "midrange", "premium")
 
-Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Upper bounds (costsim.limits) keep every later computation finite and every array small.
+Price = Annotated[float, Field(ge=0, le=L.MAX_PRICE, allow_inf_nan=False)]
+Tokens = Annotated[int, Field(ge=0, le=L.MAX_TOKENS)]
+ContextTokens = Annotated[int, Field(ge=1, le=L.MAX_CONTEXT_TOKENS)]
+Attempts = Annotated[int, Field(ge=1, le=L.MAX_ATTEMPTS)]
+Difficulty = Annotated[float, Field(ge=-L.MAX_DIFFICULTY, le=L.MAX_DIFFICULTY,
+                                    allow_inf_nan=False)]
+Minutes = Annotated[float, Field(ge=0, le=L.MAX_MINUTES, allow_inf_nan=False)]
 Prob = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 NonNegInt = Annotated[int, Field(ge=0)]
 # Dates may be written bare (2026-11-20, a YAML date) or quoted ("2026-11-20").
@@ -44,7 +53,7 @@ class FileModel(Strict):
 # --- price table (§2.1) -------------------------------------------------------------------
 
 class LongContext(Strict):
-    above: PosInt
+    above: ContextTokens
     input: Price | None = None
     output: Price | None = None
     cache_read: Price | None = None
@@ -68,7 +77,7 @@ class ModelPrice(Strict):
     cache_read: Price | None = None
     cache_write: Price | None = None
     long_context: LongContext | None = None
-    context_window: PosInt | None = None
+    context_window: ContextTokens | None = None
     coding_score: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
     source: str | None = None
     note: str | None = None
@@ -88,19 +97,19 @@ class PriceTable(FileModel):
     as_of: Date
     currency: Literal["USD"] = "USD"
     sources: list[Source] = Field(default_factory=list)
-    models: dict[str, ModelPrice]
+    models: dict[str, ModelPrice] = Field(max_length=L.MAX_MODELS)
 
 
 # --- routing policy (§2.2) ----------------------------------------------------------------
 
 class Handoff(Strict):
     mode: Literal["summary", "full_history"]
-    summary_tokens: NonNegInt = 1500
+    summary_tokens: Tokens = 1500
     summarizer: str | None = None
 
 
 class Escalation(Strict):
-    after_failures: PosInt = 2
+    after_failures: Attempts = 2
     # full: a retry resends the failed attempts of the phase; none: it starts afresh from the
     # phase's own input (a new session, e.g. on a new model).
     retry_context: Literal["full", "none"] = "full"
@@ -108,7 +117,7 @@ class Escalation(Strict):
 
 class PolicySignal(Strict):
     min_tier: str | None = None
-    raise_: NonNegInt = Field(0, alias="raise")
+    raise_: Annotated[int, Field(ge=0, le=1000)] = Field(0, alias="raise")
     phases: list[str] | None = None
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
@@ -129,12 +138,12 @@ class Policy(FileModel):
 
 class WorkloadSignal(Strict):
     share: Prob
-    difficulty: Annotated[float, Field(allow_inf_nan=False)] = 0.0
+    difficulty: Difficulty = 0.0
 
 
 class ReviewMinutes(Strict):
-    base: Price = 0.0
-    per_defect: Price = 0.0
+    base: Minutes = 0.0
+    per_defect: Minutes = 0.0
 
 
 class Defects(Strict):
@@ -147,8 +156,11 @@ class Defects(Strict):
 class Variation(Strict):
     """How tasks of one type differ (tasks share one difficulty and one size draw)."""
 
-    difficulty: NonNegFloat = 0.0                 # spread of task difficulty, in logits
-    tokens: NonNegFloat = 0.0                     # spread of a task's token use, log scale
+    # spread of task difficulty, in logits
+    difficulty: Annotated[float, Field(ge=0, le=L.MAX_VARIATION_DIFFICULTY,
+                                       allow_inf_nan=False)] = 0.0
+    # spread of a task's token use, log scale
+    tokens: Annotated[float, Field(ge=0, le=L.MAX_VARIATION_TOKENS, allow_inf_nan=False)] = 0.0
     tokens_follow_difficulty: Prob = 0.0          # correlation of size with difficulty
 
     @property
@@ -159,29 +171,29 @@ class Variation(Strict):
 class Volume(Strict):
     """Tasks per month that vary from month to month: mean and coefficient of variation."""
 
-    mean: PosFloat
-    cv: NonNegFloat = 0.0
+    mean: Annotated[float, Field(gt=0, le=L.MAX_TASKS_PER_MONTH, allow_inf_nan=False)]
+    cv: Annotated[float, Field(ge=0, le=L.MAX_VOLUME_CV, allow_inf_nan=False)] = 0.0
 
 
-SuccessValue = Prob | Annotated[list[Prob], Field(min_length=1)]
+SuccessValue = Prob | Annotated[list[Prob], Field(min_length=1, max_length=L.MAX_ATTEMPTS)]
 
 
 class Phase(Strict):
     phase: str = Field(min_length=1)
-    calls: PosInt
-    input_tokens: NonNegInt
-    output_tokens: NonNegInt
-    difficulty: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    calls: Annotated[int, Field(ge=1, le=L.MAX_CALLS)]
+    input_tokens: Tokens
+    output_tokens: Tokens
+    difficulty: Difficulty | None = None
     success: dict[str, SuccessValue] | None = None
 
 
 class TaskType(Strict):
     name: str = Field(min_length=1)
     share: Prob
-    phases: list[Phase] = Field(min_length=1)
-    signals: dict[str, WorkloadSignal] | None = None
+    phases: list[Phase] = Field(min_length=1, max_length=L.MAX_PHASES)
+    signals: Annotated[dict[str, WorkloadSignal], Field(max_length=L.MAX_SIGNALS)] | None = None
     defects: Defects | None = None
-    max_attempts: PosInt | None = None
+    max_attempts: Attempts | None = None
     variation: Variation | None = None
 
     @model_validator(mode="after")
@@ -198,16 +210,16 @@ class Workload(FileModel):
     version: Literal[1]
     name: str = Field(min_length=1)
     description: str | None = None
-    tasks_per_month: PosInt | Volume = 1000
-    max_attempts: PosInt = 3
-    system_tokens: NonNegInt = 0
+    tasks_per_month: Annotated[int, Field(ge=1, le=int(L.MAX_TASKS_PER_MONTH))] | Volume = 1000
+    max_attempts: Attempts = 3
+    system_tokens: Tokens = 0
     cache_hit_rate: Prob = 0.0
     handoff: Handoff = Field(default_factory=lambda: Handoff(mode="full_history"))
     feedback_gain: Prob = 0.0
-    signals: dict[str, WorkloadSignal] = Field(default_factory=dict)
+    signals: dict[str, WorkloadSignal] = Field(default_factory=dict, max_length=L.MAX_SIGNALS)
     defects: Defects | None = None
     variation: Variation | None = None
-    task_types: list[TaskType] = Field(min_length=1)
+    task_types: list[TaskType] = Field(min_length=1, max_length=L.MAX_TASK_TYPES)
 
     @property
     def monthly_tasks(self) -> float:

@@ -16,8 +16,6 @@ only restores what was deleted.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,34 +86,11 @@ def _prices_text() -> str:
 
 def _create(path: Path, data: bytes) -> bool:
     """Write ``path`` only if it does not exist, atomically: the complete file appears under
-    its name at once (a hard link of a finished temporary file), or not at all. False if the
-    file exists."""
-    if path.exists() or path.is_symlink():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        try:
-            os.link(tmp, path)             # fails if path appeared meanwhile: never clobbers
-        except FileExistsError:
-            return False
-        except OSError:                    # no hard links here: fall back to a checked rename
-            if path.exists():
-                return False
-            os.replace(tmp, path)
-            tmp = None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-    return True
+    its name at once, or not at all (:func:`costsim.fsutil.create_new`). False if the file
+    exists."""
+    from .fsutil import create_new
+
+    return create_new(path, data)
 
 
 def init(directory: str | Path = ".", workload: str = "medium-team") -> InitResult:

@@ -42,6 +42,8 @@ def to_json(data: Any) -> str:
         raise TypeError(type(o).__name__)
 
     def clean(o):
+        if type(o).__module__ == "numpy" and hasattr(o, "item"):
+            o = o.item()        # a NumPy scalar (np.bool_, np.float64) that slipped through
         if isinstance(o, float) and (math.isinf(o) or math.isnan(o)):
             return None
         if isinstance(o, dict):
@@ -309,7 +311,7 @@ def _compare_columns() -> list[Column]:
         Column("completion"),
         Column("defects"),
         Column("savings"),
-        Column("monthly\nsavings"),
+        Column("monthly\nsavings", level=1),
         Column("pareto", level=1),
         Column("review\nmin", level=2),
         Column("spend per\ntask", level=3),

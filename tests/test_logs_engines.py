@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -59,6 +60,19 @@ def _close(a, b, path=""):
             f"{path}: {a} != {b}"
     else:
         assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def test_a_backend_that_fails_is_one_line(tmp_path):
+    """Ibis's SQLite backend cannot read Parquet: a clear line naming the engine, exit 2."""
+    pytest.importorskip("ibis", reason="Ibis is not installed (pip install 'costsim[ibis]')")
+    log = tmp_path / "runs.csv"
+    log.write_text("task_id,task_type,phase,attempt,model,input_tokens,output_tokens,success\n"
+                   "t,b,p,1,m,1,1,true\n")
+    res = runner.invoke(app, ["calibrate", str(log), "--engine", "ibis:sqlite://"])
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("--engine: the engine failed: "), lines
+    assert "internal error" not in res.stderr
 
 
 def test_pyspark_engine_gives_the_duckdb_numbers(tmp_path):

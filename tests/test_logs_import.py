@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import random
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -142,6 +144,30 @@ def test_failed_import_leaves_the_old_output(tmp_path):
         import_logs("claude-code", [bad], out)
     assert out.read_text() == "precious\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_output_is_written_like_every_user_file(tmp_path):
+    """--out follows a symlink to its target, refuses a read-only file, and removes the temp
+    file a killed run left next to it."""
+    spend = LOGS / "litellm" / "spend_logs.csv"
+    target = tmp_path / "real.csv"
+    target.write_text("old\n")
+    os.chmod(target, 0o640)
+    link = tmp_path / "runs.csv"
+    link.symlink_to(target)
+    # A killed run's temp file (pid 2**22 + 1 is above Linux's pid_max default, so not alive).
+    stale = tmp_path / f".real.csv.costsim-{2**22 + 1}-deadbeef.tmp"
+    stale.write_text("partial")
+    import_logs("litellm", [spend], link)
+    assert link.is_symlink() and len(rows(target)) == 3
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["real.csv", "runs.csv"]
+    ro = tmp_path / "ro.csv"
+    ro.write_text("keep\n")
+    os.chmod(ro, 0o444)
+    with pytest.raises(CostsimError, match="read-only"):
+        import_logs("litellm", [spend], ro)
+    assert ro.read_text() == "keep\n"
 
 
 # --- scale: an independent tally of a generated spend log -----------------------------------

@@ -76,6 +76,25 @@ def _matches(policy: Policy, inferred) -> bool:
     return True
 
 
+def _volume_info(vf, wl: Workload) -> dict | None:
+    """What the report says of the volume fit (None: the log's timestamps showed none)."""
+    if vf is None:
+        return None
+    import math
+
+    def num(x):
+        return None if x is None or not math.isfinite(x) else float(x)
+
+    return {"value": (wl.tasks_per_month.model_dump() if not isinstance(wl.tasks_per_month, int)
+                      else wl.tasks_per_month),
+            "mean": num(vf.mean), "mean_se": num(vf.se_mean),
+            "cv": num(vf.cv) if vf.varies else 0.0, "cv_se": num(vf.se_cv),
+            "cv_source": vf.source["cv"], "varies": bool(vf.varies),
+            "months": num(vf.months), "calendar_months": len(vf.counts),
+            "counts": [int(c) for c in vf.counts],
+            "likelihood_ratio": num(vf.lr)}
+
+
 def calibrate(log_path: str | Path, **kwargs) -> CalibrationResult:
     """Measure a runs log, fit a workload that reproduces it, check the fit, recommend.
 
@@ -247,6 +266,7 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
                  for run, m in tf.modes.items()},
         "defects": {k: v for k, v in fitted.defects.items() if k != "from_base"},
         "workload_notes": fitted.notes,
+        "tasks_per_month": _volume_info(fitted.volume, wl),
     }
     return CalibrationResult(
         log=str(log_path), rows=rows, tasks=ms.overall["tasks"], prices=prices_path,

@@ -30,6 +30,7 @@ class Fitted:
     success: SuccessFit
     defects: dict = field(default_factory=dict)   # what the defect fit found
     notes: list = field(default_factory=list)
+    volume: object = None            # costsim.calibrate.volume.VolumeFit (None: not fitted)
 
 
 # --- signals ---------------------------------------------------------------------------------
@@ -342,15 +343,7 @@ def fit_workload(ms: Measurements, tf: TokenFit, table: PriceTable, log_name: st
                         f"{ms.overall.get('tasks', 0):,} tasks, {ms.overall.get('rows', 0):,} "
                         f"rows."),
     }
-    tpm = None
-    if ms.span_days is not None and ms.span_days >= 7:
-        tpm = max(1, int(round(ms.distinct_tasks / ms.span_days * 30.4375)))
-    else:
-        tpm = base.tasks_per_month if base is not None else max(1, ms.distinct_tasks)
-        if not isinstance(tpm, int):
-            tpm = tpm.model_dump()
-        from_base.append(("tasks_per_month", "the log's timestamps span less than a week"
-                          if ms.span_days is not None else "the log has no timestamps"))
+    tpm, volume = _tasks_per_month(ms, base, from_base, notes)
     data["tasks_per_month"] = tpm
     data["max_attempts"] = K
     data["system_tokens"] = int(tf.system_tokens)
@@ -380,7 +373,44 @@ def fit_workload(ms: Measurements, tf: TokenFit, table: PriceTable, log_name: st
                      "workload has none")
     wl = validate_workload(data, table)
     return Fitted(data=data, workload=wl, from_base=from_base, tokens=tf, success=sf,
-                  defects=defect_fit, notes=notes)
+                  defects=defect_fit, notes=notes, volume=volume)
+
+
+def _tasks_per_month(ms, base: Workload | None, from_base: list, notes: list):
+    """The workload's ``tasks_per_month`` and the volume fit behind it (None when the log's
+    timestamps span less than a week or it has none).
+
+    A log spanning months enough gives ``{mean, cv}`` when its monthly counts vary more than
+    chance (:mod:`.volume`), else a number; a shorter one gives distinct tasks per 30.4 days of
+    its span, keeping the base workload's cv when the base gives ``{mean, cv}`` (the log cannot
+    show month-to-month variation)."""
+    from ..models import Volume
+    from .volume import fit_volume_days
+
+    base_tpm = base.tasks_per_month if base is not None else None
+    base_cv = float(base_tpm.cv) if isinstance(base_tpm, Volume) else None
+    if ms.span_days is None or ms.span_days < 7:
+        tpm = base_tpm if base_tpm is not None else max(1, ms.distinct_tasks)
+        if isinstance(tpm, Volume):
+            tpm = tpm.model_dump()
+        from_base.append(("tasks_per_month", "the log's timestamps span less than a week"
+                          if ms.span_days is not None else "the log has no timestamps"))
+        return tpm, None
+    plain = max(1, int(round(ms.distinct_tasks / ms.span_days * 30.4375)))
+    vf = None
+    if ms.first_days is not None:
+        lo, hi = ms.first_range
+        vf = fit_volume_days(ms.first_days, lo, hi, default_cv=base_cv)
+    if vf is None:
+        return plain, None
+    if vf.source["cv"] == "log":
+        notes += vf.notes
+        return vf.as_workload_value(), vf
+    if base_cv is not None:
+        from_base.append(("tasks_per_month.cv", f"the log spans {vf.months:.1f} months: too few "
+                          f"to show month-to-month variation"))
+        return {"mean": float(plain), "cv": base_cv}, vf
+    return plain, vf
 
 
 def _shares(raw: dict) -> dict:
@@ -542,7 +572,9 @@ def workload_yaml(data: dict, source: str | None, from_base: list, notes: list =
              "per call,",
              "# difficulty (logistic rule) or success (map), system_tokens, cache_hit_rate,",
              "# feedback_gain, signal shares and difficulties, defect and catch rates, "
-             "max_attempts."]
+             "max_attempts,",
+             "# tasks_per_month (timestamps; {mean, cv} when the monthly counts vary more "
+             "than chance)."]
     if from_base:
         lines.append("# Not shown by the log, taken from the base workload (--workload):")
         for f, why in from_base:

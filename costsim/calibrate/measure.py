@@ -114,6 +114,8 @@ class Measurements:
     unpriced_rows: int = 0    # rows without cost_usd in a log that has the column
     span_days: float | None = None
     distinct_tasks: int = 0
+    first_days: object = None     # per UTC day: tasks first seen that day (day, n)
+    first_range: tuple | None = None   # (first, last) task start, epoch seconds
     pivot_phases: list = field(default_factory=list)   # phases of ``defects``' d0, d1 ...
     review_phase: str | None = None
     no_outcome_tasks: int = 0     # tasks whose rows all leave success empty (measured apart)
@@ -431,18 +433,29 @@ class Measure:
             FROM cal_task WHERE ts IS NOT NULL
             GROUP BY FLOOR(ts / 86400), run, task_type""")
 
-    def volume(self) -> tuple[int, float | None]:
-        """Distinct task ids, and the days between the first and the last task's start."""
-        r = self.sql(f"""
+    def volume(self):
+        """Distinct task ids; the days between the first and the last task's start (None
+        without two timestamps); tasks per UTC day of their first timestamp (a task in several
+        runs counts once: columns day, n) and the first and last of those timestamps (epoch
+        seconds), None without timestamps. One pass; a few thousand rows however long the
+        log."""
+        d = self.sql(f"""
             WITH f AS (SELECT task_id, MIN(ts) AS ts FROM {self.R} GROUP BY task_id)
-            SELECT COUNT(*) AS n, MIN(ts) AS lo, MAX(ts) AS hi, COUNT(ts) AS nts FROM f""")
-        n = int(r["n"].iloc[0])
-        lo, hi, nts = r["lo"].iloc[0], r["hi"].iloc[0], int(r["nts"].iloc[0])
-        if nts < 2 or lo is None or hi is None or not math.isfinite(float(hi) - float(lo)):
-            return n, None
+            SELECT CAST(FLOOR(ts / 86400) AS BIGINT) AS day, COUNT(*) AS n, MIN(ts) AS lo,
+                   MAX(ts) AS hi
+            FROM f GROUP BY 1 ORDER BY 1""")
+        n = int(d["n"].sum())
+        days = d[d["day"].notna()]
+        nts = int(days["n"].sum())
+        if nts < 1:
+            return n, None, None, None
+        lo, hi = float(days["lo"].min()), float(days["hi"].max())
+        first = (days[["day", "n"]].astype({"day": "int64"}), (lo, hi))
+        if nts < 2 or not math.isfinite(hi - lo):
+            return n, None, *first
         # n start times spread uniformly over D days span D * (n - 1) / (n + 1) on average.
-        span = (float(hi) - float(lo)) / 86400.0 * (nts + 1) / max(nts - 1, 1)
-        return n, span
+        span = (hi - lo) / 86400.0 * (nts + 1) / max(nts - 1, 1)
+        return n, span, *first
 
 
 # --- summary tables (plain arithmetic over the aggregates) ------------------------------------
@@ -610,7 +623,7 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
     ms.overall["rows"] = log.rows
     if log.has_timestamps:
         ms.weekly = weekly_rows(M.day_table())
-    ms.distinct_tasks, ms.span_days = M.volume()
+    ms.distinct_tasks, ms.span_days, ms.first_days, ms.first_range = M.volume()
     ms.no_outcome_tasks, ms.no_outcome_spend = M.no_outcome
     ms.overall["tasks_without_outcome"] = ms.no_outcome_tasks
     ms.overall["spend_without_outcome"] = ms.no_outcome_spend

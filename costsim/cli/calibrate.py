@@ -240,6 +240,17 @@ def _fitted_lines(result) -> list[str]:
         hand = (f"summary handoff ({m['summary_tokens']:,} tokens by {m['summarizer']})"
                 if m["handoff"] == "summary" else "full-history handoff")
         lines.append(f"{who}: {hand}, retry context {m['retry_context']}.")
+    v = f.get("tasks_per_month")
+    if v is not None:
+        se = f" (± {v['cv_se']:.2f})" if v.get("cv_se") is not None else ""
+        over = (f"over {v['months']:.1f} months of timestamps ({v['calendar_months']} "
+                f"calendar months)")
+        if v["varies"]:
+            lines.append(f"Tasks per month: mean {v['mean']:,.0f}, varying from month to month "
+                         f"with cv {v['cv']:.2f}{se} (gamma-Poisson), {over}.")
+        elif v["cv_source"] == "log":
+            lines.append(f"Tasks per month: {v['mean']:,.0f}, {over}; the monthly counts vary "
+                         f"no more than chance, so one number.")
     if result.from_base:
         lines.append("From --workload (the log cannot show them): "
                      + "; ".join(f for f, _ in result.from_base) + ".")

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from ..errors import CostsimError
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, check_writable, is_stdout, write_stdout
 
 
 class Format(str, Enum):
@@ -55,10 +55,12 @@ WideOpt = Annotated[bool, typer.Option(
 
 
 def emit(text: str, out: Path | None) -> None:
-    """Print ``text`` or write it atomically to ``out``."""
-    if out is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    """Print ``text`` or write it atomically to ``out`` (``-`` or /dev/stdout: print it)."""
+    if out is None or is_stdout(out):
+        try:
+            write_stdout(text)
+        except BrokenPipeError:      # the reader stopped (`| head`): not an error
+            raise typer.Exit(0) from None
     else:
         atomic_write(out, text)
         typer.echo(f"wrote {out}", err=True)
@@ -154,6 +156,8 @@ def guard_files(reads: Mapping[str, _Paths] | None = None,
     for i, (opt, out) in enumerate(outs):
         if out.is_dir():
             raise CostsimError("is a directory; give a file name", str(out), path=opt)
+        if not is_stdout(out):
+            check_writable(out)     # read-only, not yours, a device: refused before any work
         for in_opt, src in ins:
             if _same_file(out, src):
                 what = "the file given to " + in_opt if in_opt.startswith("-") else in_opt

@@ -398,6 +398,9 @@ def update(
         raise CostsimError("--provider chooses among the entries --add or --all import; give "
                            "one of them too")
     guard_files(reads={"--from": from_}, writes={"--table": table})
+    as_json = _fmt(format) == "json"
+    level = "quiet" if quiet else "verbose" if verbose else "normal"
+    # The report is rendered before the table is written: if it cannot be, nothing is.
     result = update_table(
         _fmt(source),
         from_,
@@ -409,12 +412,9 @@ def update(
         force=force,
         providers=provider or None,
         empty=empty,
+        render=lambda r: to_json(r.to_dict()) if as_json else _render_update(r, level),
     )
-    if _fmt(format) == "json":
-        emit(to_json(result.to_dict()), None)
-    else:
-        emit(_render_update(result, "quiet" if quiet else "verbose" if verbose else "normal"),
-             None)
+    emit(result.output, None)
 
 
 # --- scores --------------------------------------------------------------------------------
@@ -453,15 +453,20 @@ def scores(
     does. Each table model takes the score of the same model in the source; the write is
     atomic, keeps comments and keeps the previous file as FILE.bak.
     """
-    from ..pricetable.diff import render_diff_text
     from ..pricetable.scores import merge_scores
     from ..render import to_json
 
     guard_files(reads={"--from": from_}, writes={"--table": table})
-    res = merge_scores(table, from_, missing_only=missing_only, dry_run=dry_run)
-    if _fmt(format) == "json":
-        emit(to_json(res.to_dict()), None)
-        return
+    as_json = _fmt(format) == "json"
+    # The report is rendered before the table is written: if it cannot be, nothing is.
+    res = merge_scores(table, from_, missing_only=missing_only, dry_run=dry_run,
+                       render=lambda r: to_json(r.to_dict()) if as_json else _render_scores(r))
+    emit(res.output, None)
+
+
+def _render_scores(res) -> str:
+    from ..pricetable.diff import render_diff_text
+
     lines = [f"Table: {res.path}", f"Scores: {res.source_kind} from {res.source_spec}", ""]
     text = "\n".join(lines) + render_diff_text(res.diff)
     tail = []
@@ -478,7 +483,7 @@ def scores(
                                            if res.backup else ""))
     else:
         tail.append("nothing to change")
-    emit(text + "\n" + "\n".join(tail) + "\n", None)
+    return text + "\n" + "\n".join(tail) + "\n"
 
 
 # --- diff ----------------------------------------------------------------------------------
@@ -522,20 +527,9 @@ def diff(
 
 def _checks(prices) -> list[str]:
     """Plausibility warnings a schema cannot express (the table is still valid)."""
-    out = []
-    for mid, m in sorted(prices.models.items()):
-        if m.cache_read is not None and m.cache_read > m.input:
-            out.append(f"{mid}: cache_read {m.cache_read:g} is above input {m.input:g}")
-        lc = m.long_context
-        if lc is not None:
-            if lc.input is not None and lc.input < m.input:
-                out.append(f"{mid}: long_context.input {lc.input:g} is below input {m.input:g}")
-            if m.context_window is not None and lc.above >= m.context_window:
-                out.append(
-                    f"{mid}: long_context.above {lc.above:,} is not below context_window "
-                    f"{m.context_window:,} (never applies)"
-                )
-    return out
+    from ..checks import price_table_warnings
+
+    return price_table_warnings(prices)
 
 
 @app.command()

@@ -254,8 +254,11 @@ def evaluate(L: Ladders) -> Metrics:
         for k, v in vals.items():
             ph[k] += np.bincount(ids[keep], weights=v[keep], minlength=len(names))
 
+    # Rates are clamped to [0, 1] where they are computed: sums of weights that add up to 1
+    # only to rounding gave completions of 1.0000000000000002.
+    C = _unit(C)
     cpct = E / C if C > 0 else float("inf")
-    defect = ship_w / C if C > 0 else 0.0
+    defect = _unit(ship_w / C) if C > 0 else 0.0
     review = rev_w / C if C > 0 else 0.0
     if L.summ_model >= 0:
         spend_m[L.summ_model] += summ_spend
@@ -277,7 +280,7 @@ def evaluate(L: Ladders) -> Metrics:
             continue
         models.append({
             "model": mid, "provider": L.rates.providers[j], "tier": L.rates.tiers[j],
-            "spend": float(spend_m[j]), "share": min(1.0, float(spend_m[j] / E)) if E > 0 else 0.0,
+            "spend": float(spend_m[j]), "share": _unit(float(spend_m[j] / E)) if E > 0 else 0.0,
             "attempts": float(att_m[j]),
             "summaries": summ_calls if j == L.summ_model else 0.0,
             "input_tokens": float(tok_m[j, 0]), "cached_input_tokens": float(tok_m[j, 1]),
@@ -289,9 +292,9 @@ def evaluate(L: Ladders) -> Metrics:
         reach = float(ph["reach"][j])
         sm = float(ph["success_mass"][j])
         d = {"phase": name, "spend": float(ph["spend"][j]), "attempts": float(ph["attempts"][j])}
-        d["share"] = min(1.0, d["spend"] / E) if E > 0 else 0.0
-        d["reach_rate"] = reach
-        d["success_rate"] = sm / reach if reach > 0 else 0.0
+        d["share"] = _unit(d["spend"] / E) if E > 0 else 0.0
+        d["reach_rate"] = _unit(reach)
+        d["success_rate"] = _unit(sm / reach) if reach > 0 else 0.0
         d["attempts_per_reach"] = d["attempts"] / reach if reach > 0 else 0.0
         phase_rows.append(d)
 
@@ -301,5 +304,10 @@ def evaluate(L: Ladders) -> Metrics:
         expected_retries=retries, spend_by_model=by_model, spend_by_provider=by_provider,
         tokens={"input": float(tok[0]), "cached_input": float(tok[1]), "output": float(tok[2]),
                 "summary_calls": summ_calls},
-        premium_share=min(1.0, premium / spent) if spent > 0 else 0.0,
+        premium_share=_unit(premium / spent) if spent > 0 else 0.0,
         phases=phase_rows, models=models)
+
+
+def _unit(x: float) -> float:
+    """``x`` clamped to [0, 1] (a probability or a share off by rounding)."""
+    return min(max(x, 0.0), 1.0)

@@ -19,6 +19,7 @@ Engines:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -85,17 +86,19 @@ class IbisEngine:
         self.relation = relation
 
     def sql(self, query: str):
-        return self.backend.sql(query, dialect="duckdb").to_pandas()
+        with backend_errors():
+            return self.backend.sql(query, dialect="duckdb").to_pandas()
 
     def materialize(self, name: str, query: str) -> None:
-        expr = self.backend.sql(query, dialect="duckdb")
-        try:
-            self.backend.create_table(name, expr, temp=True, overwrite=True)
-        except NotImplementedError:                   # PySpark: no temporary tables
-            self.backend.create_view(name, expr, overwrite=True)
-            session = getattr(self.backend, "_session", None)
-            if session is not None:
-                session.catalog.cacheTable(name)
+        with backend_errors():
+            expr = self.backend.sql(query, dialect="duckdb")
+            try:
+                self.backend.create_table(name, expr, temp=True, overwrite=True)
+            except NotImplementedError:                   # PySpark: no temporary tables
+                self.backend.create_view(name, expr, overwrite=True)
+                session = getattr(self.backend, "_session", None)
+                if session is not None:
+                    session.catalog.cacheTable(name)
 
     def close(self) -> None:
         disconnect = getattr(self.backend, "disconnect", None)
@@ -113,5 +116,22 @@ def hand_over(con, spec: str, tmpdir: str, columns) -> IbisEngine:
     cols = ", ".join(columns)
     con.execute(f"COPY (SELECT {cols} FROM runs) TO '{path}' (FORMAT parquet)")
     backend = connect(spec)
-    backend.read_parquet(str(path), table_name="runs")
+    with backend_errors():
+        backend.read_parquet(str(path), table_name="runs")
     return IbisEngine(backend)
+
+
+@contextlib.contextmanager
+def backend_errors():
+    """A failure inside the Ibis backend (a backend that cannot read Parquet, an Ibis release
+    that does not match its driver's: Ibis 12's DuckDB backend calls a method DuckDB 2 removed)
+    is one line naming the engine, not an internal error."""
+    try:
+        yield
+    except CostsimError:
+        raise
+    except Exception as exc:  # anything the backend raises: its driver, its SQL, its version
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CostsimError(f"the engine failed: {type(exc).__name__}: {text[:300]} (the "
+                           f"default engine, duckdb, does not go through Ibis)",
+                           path="--engine") from None

@@ -410,27 +410,13 @@ def _write(con, out: Path, fmt: str, src, result: ImportResult) -> None:
     options = {"csv": "FORMAT csv, HEADER true",
                "jsonl": "FORMAT json",
                "parquet": "FORMAT parquet, COMPRESSION zstd"}[fmt]
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent)
-        os.close(fd)
-    except OSError as exc:
-        raise CostsimError(f"cannot write: {exc.strerror}", str(out)) from None
-    try:
+    from ..fsutil import replacing
+
+    with replacing(out) as tmp:
         # One thread for the writer: the row groups (and so the bytes) are then the same on
         # every run.
         con.execute("SET threads=1")
         con.execute(f"COPY ({query}) TO {_sql_str(tmp)} ({options})")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, (out.stat().st_mode & 0o7777) if out.exists() else 0o644)
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise CostsimError(f"cannot write: {exc.strerror}", str(out)) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CostsimError
+from ..limits import MAX_SOURCE_VALUES
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "is_url", "load_json", "read_bytes"]
 
@@ -140,6 +141,12 @@ def load_json(
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CostsimError(f"not UTF-8 text (byte {exc.start}); is this JSON?", spec) from None
+    # Every JSON value but the first follows a ',', '[' or ':' (counted over the whole text,
+    # strings included: an over-estimate), so this bounds the objects json.loads would build.
+    values = text.count(",") + text.count("[") + text.count(":")
+    if values > MAX_SOURCE_VALUES:
+        raise CostsimError(f"source has more than {MAX_SOURCE_VALUES:,} values (LiteLLM's "
+                           "whole map has about 150,000); is this a price source?", spec)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -147,3 +154,8 @@ def load_json(
         raise CostsimError(
             f"not valid JSON: {exc.msg} at column {exc.colno}{hint}", spec, exc.lineno
         ) from None
+    except RecursionError:
+        raise CostsimError("not accepted: JSON nested too deeply (a price source nests a few "
+                           "levels)", spec) from None
+    except ValueError as exc:   # e.g. an integer of more than 4,300 digits
+        raise CostsimError(f"not valid JSON: {str(exc).split(';')[0]}", spec) from None

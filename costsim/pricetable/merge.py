@@ -26,9 +26,10 @@ import datetime as dt
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import CostsimError
+from ..limits import MAX_MODELS
 from .diff import TableDiff, diff_tables
 from .pick import model_name, pick_entries
 from .sources import ImportReport, ParsedSource, SourceError, parse_litellm, parse_openrouter
@@ -245,8 +246,9 @@ class UpdateResult:
     merge: MergeResult
     text: str
     dry_run: bool
-    written: bool = False
+    written: bool = False        # True once written (set before the write, for `render`)
     backup: Path | None = None
+    output: Any = None           # what `render` returned
 
     @property
     def unscored(self) -> list[str]:
@@ -307,17 +309,24 @@ def _source_entry(name: str, spec: str, today: dt.date) -> dict[str, Any]:
     return entry
 
 
-def _target_and_base(table: str | Path | None, empty: bool, today: dt.date):
-    """The table file to write, its current content (a PriceTable or a new dict), where that
-    came from, and the current text (for its comments)."""
-    from ..loader import load_prices
-    from ..paths import bundled_prices_path, resolve_named, user_prices_path
+def _target(table: str | Path | None) -> Path:
+    """The table file an update writes."""
+    from ..paths import resolve_named, user_prices_path
 
     if table is not None and str(table) == "bundled":
         raise CostsimError("the bundled table is part of costsim and is not written; give "
                            "--table FILE for a new table (it starts from the bundled one)",
                            path="--table")
-    target = resolve_named("pricing", table) if table is not None else user_prices_path()
+    return resolve_named("pricing", table) if table is not None else user_prices_path()
+
+
+def _target_and_base(table: str | Path | None, empty: bool, today: dt.date):
+    """The table file to write, its current content (a PriceTable or a new dict), where that
+    came from, and the current text (for its comments)."""
+    from ..loader import load_prices
+    from ..paths import bundled_prices_path
+
+    target = _target(table)
     if target.exists():
         if target.is_dir():
             raise CostsimError("is a directory, not a price table", str(target))
@@ -361,23 +370,31 @@ def update_table(
     max_bytes: int | None = None,
     providers: Sequence[str] | None = None,
     empty: bool = False,
+    render: Callable[[UpdateResult], Any] | None = None,
 ) -> UpdateResult:
     """Refresh a price table from a LiteLLM map or an OpenRouter models response.
 
     ``table`` None means the user table. A table that does not exist yet starts as a copy of
     the bundled table (so the ids the bundled policies name are there), or empty with
     ``empty``; the installed package is never written. Comments in an existing table are kept.
-    Nothing is written before the source is parsed and the new table validated; ``dry_run``
-    writes nothing at all. ``providers``: see :func:`merge_prices`.
+    ``providers``: see :func:`merge_prices`.
+
+    The source is read and parsed first; then, holding the table's lock
+    (:func:`costsim.fsutil.locked`, so concurrent updates serialize and none is lost), the table
+    is read, merged, diffed, rendered to text and validated, ``render`` (if given) is called with
+    the finished result (its return value is kept as ``result.output``: a report that cannot be
+    produced aborts the update) and only then is the table written. Any failure before that
+    leaves the table untouched. ``dry_run`` writes nothing at all.
     """
+    from ..fsutil import check_writable, locked
     from . import fetch
-    from .store import write_table_text
 
     if source not in SOURCES:
         raise CostsimError(f"unknown source '{source}' (sources: {', '.join(SOURCES)})")
     today = today or dt.date.today()
-    target, base, origin, old_text = _target_and_base(table, empty, today)
+    target = _target(table)
 
+    # The source first: a download may take a while and needs no lock.
     kwargs: dict[str, Any] = {}
     if timeout is not None:
         kwargs["timeout"] = timeout
@@ -389,18 +406,40 @@ def update_table(
     except SourceError as exc:
         raise CostsimError(f"{exc} (is this a {source} source?)", spec) from None
 
-    merged = merge_prices(
-        base,
-        parsed,
-        today=today,
-        source_entry=_source_entry(source, spec, today),
-        import_all=import_all,
-        patterns=patterns,
-        prune=prune,
-        force=force,
-        providers=providers,
-    )
-    text = render_table_text(merged.table, target, old_text)
+    if import_all and len(parsed.models) > MAX_MODELS:
+        raise CostsimError(f"--all would import {len(parsed.models):,} models; a table holds at "
+                           f"most {MAX_MODELS:,} (choose some with --add PATTERN)", spec)
+
+    def run() -> UpdateResult:
+        return _update_locked(source, spec, table, parsed, today, empty, render, dry_run,
+                              dict(import_all=import_all, patterns=patterns, prune=prune,
+                                   force=force, providers=providers))
+
+    if dry_run:
+        return run()
+    check_writable(target)          # a read-only table or a device: refused before any work
+    with locked(target):
+        return run()
+
+
+def _update_locked(source, spec, table, parsed: ParsedSource, today, empty, render, dry_run,
+                   options: dict[str, Any]) -> UpdateResult:
+    """Read, merge, validate, render, write: the part of :func:`update_table` under the lock."""
+    from .store import backup_path, write_table_text
+
+    target, base, origin, old_text = _target_and_base(table, empty, today)
+    merged = merge_prices(base, parsed, today=today,
+                          source_entry=_source_entry(source, spec, today), **options)
+    if len(merged.table["models"]) > MAX_MODELS:
+        raise CostsimError(f"the updated table would hold {len(merged.table['models']):,} models; "
+                           f"at most {MAX_MODELS:,} (choose fewer with --add PATTERN)",
+                           str(target))
+    try:
+        text = render_table_text(merged.table, target, old_text)
+    except CostsimError as exc:
+        where = ": ".join(x for x in (exc.path, exc.message) if x)
+        raise CostsimError(f"the updated table would not be valid, nothing was written "
+                           f"({where})", str(target)) from None
 
     result = UpdateResult(
         path=target,
@@ -411,8 +450,11 @@ def update_table(
         merge=merged,
         text=text,
         dry_run=dry_run,
+        written=not dry_run,
+        backup=backup_path(target) if not dry_run and origin == "existing table" else None,
     )
+    if render is not None:
+        result.output = render(result)   # before the write: a report that fails writes nothing
     if not dry_run:
-        result.backup = write_table_text(target, text)
-        result.written = True
+        write_table_text(target, text)
     return result

@@ -24,7 +24,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import CostsimError
 from .diff import TableDiff, diff_tables
@@ -36,12 +36,12 @@ OPENROUTER_MODELS_URL = "https://openrouter.ai/api/v1/models"
 
 
 def _score(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(str(value).strip())
-        except ValueError:
-            raise CostsimError(f"not a number: {value!r}", where) from None
-    value = float(value)
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            value = float(str(value).strip()[:100])
+        value = float(value)
+    except (ValueError, OverflowError):
+        raise CostsimError(f"not a number: {str(value)[:40]!r}", where) from None
     if not (math.isfinite(value) and 0 <= value <= 100):
         raise CostsimError(f"a coding_score is 0-100, got {value:g}", where)
     return value
@@ -67,15 +67,19 @@ def load_scores(spec: str) -> tuple[dict[str, float], str]:
                 "file")
     if suffix == ".csv":
         raw = fetch.read_bytes(spec).decode("utf-8-sig", errors="replace")
-        rows = list(csv.DictReader(io.StringIO(raw)))
+        reader = csv.DictReader(io.StringIO(raw))
+        try:
+            rows = list(reader)
+        except csv.Error as exc:            # e.g. a field over csv's 131,072-character limit
+            raise CostsimError(f"not valid CSV: {exc}", spec, reader.line_num) from None
         if not rows:
             raise CostsimError("no rows (expected columns model, coding_score)", spec)
-        cols = {c.strip().casefold(): c for c in rows[0]}
+        cols = {c.strip().casefold(): c for c in rows[0] if isinstance(c, str)}
         mcol = cols.get("model") or cols.get("id")
         scol = cols.get("coding_score") or cols.get("score")
         if not (mcol and scol):
             raise CostsimError("expected columns model and coding_score (or score), got "
-                               + ", ".join(rows[0]), spec)
+                               + ", ".join(c for c in rows[0] if isinstance(c, str)), spec)
         return ({r[mcol].strip(): _score(r[scol], f"{spec}:{i}")
                  for i, r in enumerate(rows, 2) if r.get(mcol) and r.get(scol)}, "file")
     from .sources import SourceError, parse_openrouter
@@ -112,8 +116,9 @@ class ScoresResult:
     diff: TableDiff = field(default_factory=TableDiff)
     text: str = ""
     dry_run: bool = False
-    written: bool = False
+    written: bool = False        # True once written (set before the write, for `render`)
     backup: Path | None = None
+    output: Any = None           # what `render` returned
 
     @property
     def unscored(self) -> list[str]:
@@ -132,28 +137,48 @@ class ScoresResult:
 
 def merge_scores(table: str | Path | None = None, spec: str = OPENROUTER_MODELS_URL, *,
                  missing_only: bool = False, dry_run: bool = False,
-                 today: dt.date | None = None) -> ScoresResult:
+                 today: dt.date | None = None,
+                 render: Callable[[ScoresResult], Any] | None = None) -> ScoresResult:
     """Set ``coding_score`` on the models of ``table`` (default: the table in use, which must
-    be a file you own: the user table or --table FILE) from ``spec``."""
+    be a file you own: the user table or --table FILE) from ``spec``.
+
+    As ``update_table``: the table is re-read, changed, rendered and validated under its lock
+    (:func:`costsim.fsutil.locked`), ``render`` (if given) turns the finished result into the
+    report (kept as ``result.output``) before the write, and a failure anywhere leaves the table
+    untouched."""
+    from ..fsutil import check_writable, locked
     from ..loader import load_prices
     from ..paths import bundled_prices_path, resolve_prices_path
-    from .fetch import is_url
-    from .merge import render_table_text
-    from .store import write_table_text
 
     target = resolve_prices_path(table)
     if target.resolve() == bundled_prices_path().resolve():
         raise CostsimError("the bundled table is part of costsim and is not written; run "
                            "`costsim price-table update` once for a user table, or give "
                            "--table FILE", path="--table")
+    load_prices(target)                 # a missing or broken table fails before the download
+    scores, kind = load_scores(spec)
+    if not scores:
+        raise CostsimError("has no coding scores", spec)
+    args = (target, spec, scores, kind, missing_only, dry_run, today, render)
+    if dry_run:
+        return _apply_scores(*args)
+    check_writable(target)
+    with locked(target):
+        return _apply_scores(*args)
+
+
+def _apply_scores(target: Path, spec: str, scores, kind: str, missing_only: bool, dry_run: bool,
+                  today: dt.date | None, render) -> ScoresResult:
+    from ..loader import load_prices
+    from .fetch import is_url
+    from .merge import render_table_text
+    from .store import backup_path, write_table_text
+
     current = load_prices(target)
     try:
         old_text = target.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         old_text = None
-    scores, kind = load_scores(spec)
-    if not scores:
-        raise CostsimError("has no coding scores", spec)
     data = current.model_dump(exclude_none=True)
     res = ScoresResult(path=target, source_spec=spec, source_kind=kind, dry_run=dry_run)
     for mid, m in sorted(data["models"].items()):
@@ -177,7 +202,11 @@ def merge_scores(table: str | Path | None = None, spec: str = OPENROUTER_MODELS_
         data["sources"].append(entry)
     res.diff = diff_tables(current, data)
     res.text = render_table_text(data, target, old_text)
-    if not dry_run and not res.diff.empty:
-        res.backup = write_table_text(target, res.text)
-        res.written = True
+    write = not dry_run and not res.diff.empty
+    if write:
+        res.written, res.backup = True, backup_path(target)
+    if render is not None:
+        res.output = render(res)          # before the write: a report that fails writes nothing
+    if write:
+        write_table_text(target, res.text)
     return res

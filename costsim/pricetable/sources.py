@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
+from ..limits import MAX_CONTEXT_TOKENS, MAX_PRICE
+
 __all__ = [
     "CHAT_MODES",
     "ImportReport",
@@ -73,6 +75,8 @@ def _to_decimal(value: Any) -> Decimal:
             raise ValueError(f"not a finite number: {value!r}")
     else:
         raise ValueError(f"not a number: {value!r}")
+    if d and d.adjusted() > 30:        # a later multiplication would overflow Decimal's range
+        raise ValueError(f"number too large: {str(value)[:30]!r}")
     return d
 
 
@@ -88,10 +92,15 @@ def per_million(value: Any) -> float:
 
 
 def _price(value: Any) -> float:
-    """A per-token price -> per-1M float; rejects negatives."""
+    """A per-token price -> per-1M float; rejects negatives and prices above MAX_PRICE per 1M
+    (costsim.limits), which would make costs overflow."""
+    if isinstance(value, str) and len(value) > 60:
+        raise ValueError(f"not a price: {value[:20]!r}... ({len(value):,} characters)")
     p = per_million(value)
     if p < 0:
         raise ValueError(f"negative price: {value!r}")
+    if p > MAX_PRICE:
+        raise ValueError(f"price above ${MAX_PRICE:,.0f} per 1M tokens: {value!r}")
     return p + 0.0  # normalise -0.0
 
 
@@ -262,15 +271,40 @@ def _entry(
 
 
 def _positive_int(value: Any) -> int | None:
+    """A token count in 1..MAX_CONTEXT_TOKENS (costsim.limits), else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) and value > 0:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 12):
+            return None
+        value = int(text)
+    if isinstance(value, int) and 0 < value <= MAX_CONTEXT_TOKENS:
         return value
-    if isinstance(value, float) and value.is_integer() and value > 0:
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
-        return int(value)
     return None
+
+
+def _context(value: Any, mid: str, report: "ImportReport") -> int | None:
+    """A context window from a source; a number out of range (0, negative, above
+    MAX_CONTEXT_TOKENS, not an integer) is left out and reported."""
+    ctx = _positive_int(value)
+    if ctx is None and isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and value != 0:
+        report.note(f"context window out of range (left out; at most {MAX_CONTEXT_TOKENS:,})",
+                    mid)
+    return ctx
+
+
+def valid_text(text: str) -> bool:
+    """False for a string a file cannot hold: lone surrogates (from JSON escapes such as
+    ``\\ud800``) are not Unicode characters."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _long_context(
@@ -359,6 +393,9 @@ def parse_litellm(data: Any, *, source_name: str = "litellm") -> ParsedSource:
         if key == "sample_spec":
             report.skip("documentation entry (sample_spec)", key)
             continue
+        if not valid_text(key):
+            report.skip("id is not valid Unicode text", key)
+            continue
         if not isinstance(raw, dict):
             report.skip("not an object", key)
             continue
@@ -372,7 +409,7 @@ def parse_litellm(data: Any, *, source_name: str = "litellm") -> ParsedSource:
             )
             continue
         provider = raw.get("litellm_provider")
-        if not isinstance(provider, str) or not provider:
+        if not isinstance(provider, str) or not provider or not valid_text(provider):
             report.skip("no litellm_provider", key)
             continue
         chat[key] = (provider, raw)
@@ -431,10 +468,11 @@ def _litellm_entry(
         m = _LL_ABOVE.match(k)
         if m and v is not None:
             used.add(k)
-            if int(m.group(2)) == 0:
-                report.note(f"price key '{k}' (threshold 0)", mid)
+            above_k = _positive_int(m.group(2) + "000")
+            if above_k is None:
+                report.note(f"price key '{k}' (threshold 0 or out of range)", mid)
                 continue
-            thresholds.setdefault(int(m.group(2)) * 1000, {})[_LL_BASE[m.group(1)]] = _price(v)
+            thresholds.setdefault(above_k, {})[_LL_BASE[m.group(1)]] = _price(v)
     long_context = None
     if thresholds:
         above = min(thresholds)
@@ -475,7 +513,7 @@ def _litellm_entry(
         cache_read=base.get("cache_read"),
         cache_write=base.get("cache_write"),
         long_context=long_context,
-        context_window=_positive_int(raw.get("max_input_tokens")),
+        context_window=_context(raw.get("max_input_tokens"), mid, report),
         coding_score=None,
         source=f"{source_name}:{key}",
     )
@@ -570,6 +608,9 @@ def parse_openrouter(data: Any, *, source_name: str = "openrouter") -> ParsedSou
         oid = raw.get("id") if isinstance(raw, dict) else None
         if not isinstance(oid, str) or not oid or not isinstance(raw.get("pricing"), dict):
             report.skip("malformed entry (no id or pricing)", str(oid))
+            continue
+        if not valid_text(oid):
+            report.skip("id is not valid Unicode text", oid)
             continue
         suffix = next((s for s in _OR_SKIP_SUFFIXES if oid.endswith(s)), None)
         if suffix:
@@ -672,9 +713,9 @@ def _openrouter_entry(
     if isinstance(ci, (int, float)) and not isinstance(ci, bool) and 0 <= ci <= 100:
         score = float(ci)
 
-    ctx = _positive_int(raw.get("context_length"))
+    ctx = _context(raw.get("context_length"), mid, report)
     if ctx is None and isinstance(raw.get("top_provider"), dict):
-        ctx = _positive_int(raw["top_provider"].get("context_length"))
+        ctx = _context(raw["top_provider"].get("context_length"), mid, report)
     provider = oid.split("/", 1)[0] if "/" in oid else "openrouter"
     return _entry(
         provider=provider,

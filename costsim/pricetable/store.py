@@ -1,23 +1,27 @@
 """Read and write price-table files safely.
 
-A write is all or nothing: the new text goes to a temporary file in the same directory, is
-fsynced and renamed over the table (``os.replace`` is atomic on POSIX and Windows), and the
-previous file is kept next to it as ``<name>.bak``. Interrupted or failed writes leave the old
-table byte-identical. The text is validated by the loader before this module is called.
+A write is all or nothing (:func:`costsim.fsutil.atomic_write`): the new text goes to a temporary
+file in the same directory, is fsynced and renamed over the table, and the previous file is kept
+next to it as ``<name>.bak``. A symlinked table is written through the link. Interrupted or failed
+writes leave the old table byte-identical. The text is validated by the loader before this module
+is called; a read-modify-write holds :func:`costsim.fsutil.locked` around it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, real_target
 
 __all__ = ["backup_path", "leading_comments", "write_table_text"]
 
 
 def backup_path(path: str | Path) -> Path:
+    """Where a write of ``path`` keeps the previous table: next to the file (next to the link's
+    target when ``path`` is a symlink)."""
     p = Path(path)
+    if p.is_symlink():
+        p = real_target(p)
     return p.with_name(p.name + ".bak")
 
 
@@ -36,25 +40,9 @@ def leading_comments(path: str | Path) -> str | None:
     return "\n".join(block) if block else None
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); harmless where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_table_text(path: str | Path, text: str) -> Path | None:
     """Atomically replace ``path`` with ``text``; return the backup path if a previous file was
     kept, else None (a new table)."""
-    p = Path(path)
-    existed = p.is_file()
-    atomic_write(p, text, backup=existed)
-    _fsync_dir(p.parent if str(p.parent) else Path("."))
-    return backup_path(p) if existed else None
+    existed = real_target(path).is_file()
+    atomic_write(path, text, backup=existed)
+    return backup_path(path) if existed else None

@@ -62,8 +62,20 @@ def _float_text(x: float) -> str:
     return text
 
 
+_RESOLVER = yaml.resolver.Resolver()
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _reads_back(s: str) -> bool:
+    """A plain scalar ``s`` (already restricted by :data:`_PLAIN`) that YAML reads back as this
+    string, not as another type (``yes``, ``1.5``, ``null``, ``2026-01-01``): what
+    ``yaml.safe_load(s) == s`` says, by the resolver alone (a thousand times faster, which
+    matters for a table of thousands of models)."""
+    return _RESOLVER.resolve(yaml.ScalarNode, s, (True, False)) == _STR_TAG
+
+
 def _string_text(s: str) -> str:
-    if s and _PLAIN.match(s) and not s.endswith(" ") and yaml.safe_load(s) == s:
+    if s and _PLAIN.match(s) and not s.endswith(" ") and _reads_back(s):
         return s
     # A JSON string is a YAML double-quoted scalar; characters YAML does not accept raw
     # (controls, DEL, NEL, BOM, ...) are escaped.
