@@ -219,17 +219,17 @@ def evaluate(L: Ladders) -> Metrics:
             # node are E[u | node] times the unit-size ones.
             mass = wr[..., None] * s.F * L.valid[sl][:, None]                  # [c, Q, P, K]
             succ_mass = mass * blk.p
-            size = blk.size[None, :, None, None]
+            c_, Q_, P_, K_ = mass.shape
             att = mass.sum(axis=1)                                              # [c, P, K]
             spend = (mass * blk.cost).sum(axis=1)
-            tmass = (mass * size).sum(axis=1)
-            tsucc = (succ_mass * size).sum(axis=1)
-            summ_node = (succ_mass * blk.summ_cost).sum(axis=1)
-            summ_on = (succ_mass * (blk.summ_cost > 0)).sum(axis=1)
+            # sums over the nodes weighted by the size factor: one matrix-vector product each
+            tmass = np.matmul(blk.size, mass.reshape(c_, Q_, P_ * K_)).reshape(c_, P_, K_)
+            tsucc = np.matmul(blk.size, succ_mass.reshape(c_, Q_, P_ * K_)).reshape(c_, P_, K_)
+            if L.summ_model >= 0:
+                summ_spend += float((succ_mass * blk.summ_cost).sum())
+                summ_calls += float((succ_mass * (blk.summ_cost > 0)).sum())
             attempts += float(att.sum())
             retries += float(att[..., 1:].sum())
-            summ_spend += float(summ_node.sum())
-            summ_calls += float(summ_on.sum()) if L.summ_model >= 0 else 0.0
             phase_att = att.sum(-1)
             vals = {"spend": (wr * s.E_phase).sum(axis=1), "reach": wr.sum(axis=1),
                     "success_mass": (wr * s.P).sum(axis=1), "attempts": phase_att}
