@@ -331,7 +331,12 @@ def _evaluated(table, wl, strategies, cache: CompileCache, threads: bool = True)
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    from threadpoolctl import threadpool_limits
+
+    # BLAS on one thread meanwhile: its small products (node sums) beside two busy threads
+    # would otherwise start OpenBLAS's spinning workers (see search/tables.py's _bmm)
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
         for s in strategies:
             L = compile_ladders(table, s, wl, cache=cache)
