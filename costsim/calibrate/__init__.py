@@ -105,6 +105,11 @@ def calibrate(log_path: str | Path, **kwargs) -> CalibrationResult:
     ``review_changes_below``: the recommendation rules (docs/calibrate.md); ``engine``:
     ``duckdb`` or ``ibis:URL``, where the measurement SQL runs (costsim/logs/engines.py).
     """
+    # SciPy carries its own OpenBLAS, loaded with scipy.linalg: load it first, since
+    # threadpool_limits only reaches the libraries already loaded. (Imported inside the fits,
+    # it escaped the limit on a process's first calibrate: the CLI's only one. Its threads
+    # made the L-BFGS fits take 5 s instead of 0.2 s on two busy cores.)
+    import scipy.optimize  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     # The fits are small: BLAS threads only spin against each other and DuckDB's.

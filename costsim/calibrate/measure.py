@@ -291,8 +291,9 @@ class Measure:
                 raise CostsimError("no task in the log has an outcome (every success is "
                                    "empty): join outcomes with `costsim log import --outcomes "
                                    "FILE`", self.log.path)
-        joins += (" LEFT JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id"
-                  " WHERE u.task_id IS NULL")
+        if has_unknown:    # the anti-join costs a probe per row: only when there is one
+            joins += (" LEFT JOIN cal_unknown u ON u.run = r.run AND u.task_id = r.task_id"
+                      " WHERE u.task_id IS NULL")
         if self.log.call_rows == 0:
             # one row per attempt already (summaries are one row too): no grouping needed
             eng.materialize("cal_att", f"""
@@ -313,6 +314,10 @@ class Measure:
                        SUM({spend}) AS pico
                 FROM {joins}
                 GROUP BY r.run, r.task_id, r.phase, r.attempt, r.is_summary""")
+        # route: the OR of the task's model bits (each a power of two). BIT_OR, not
+        # SUM(DISTINCT bit): a DISTINCT aggregate makes DuckDB group the attempts a second time
+        # by (run, task, bit) and join the two back, half of this query's time; sqlglot writes
+        # BIT_OR for Spark, Postgres, BigQuery and BITWISE_OR_AGG for Trino.
         # one row per phase run: whether it ended in success (its last attempt's outcome),
         # where it succeeded, its last attempt, the model that started it
         eng.materialize("cal_phase", """
@@ -330,7 +335,7 @@ class Measure:
                           SUM(CASE WHEN is_summary = 0 AND attempt > 1 THEN 1 ELSE 0 END)
                             AS retries,
                           MAX(signals) AS signals, MAX(changes) AS changes, MIN(ts) AS ts,
-                          MIN(pos) AS pos, SUM(DISTINCT bit) AS route
+                          MIN(pos) AS pos, BIT_OR(bit) AS route
                    FROM cal_att GROUP BY run, task_id)
             SELECT ag.run, ag.task_id, ag.task_type, COALESCE(ag.signals, '') AS signals,
                    pt.completed, ag.pico, ag.attempts, ag.retries, ag.changes, ag.ts, ag.pos,
@@ -339,23 +344,36 @@ class Measure:
 
     # --- aggregates over the materialised relations -----------------------------------
 
+    def _signals_of(self, alias: str) -> tuple[str, str]:
+        """(the task's signals, the join that brings them) for rows of ``alias``. A log without
+        a signals column has '' for every task: no join of every row with cal_task (every
+        attempt and phase run of cal_att/cal_phase has its task there, so the join drops none)."""
+        if not self.log.has_signals:
+            return "CAST('' AS VARCHAR)", ""
+        return "t.signals", (f"JOIN cal_task t ON t.run = {alias}.run AND "
+                             f"t.task_id = {alias}.task_id")
+
     def attempt_table(self):
         """Attempts and successes per (run, tt, phase, attempt, model, task signals)."""
-        return self.sql("""
-            SELECT a.run, a.task_type, a.phase, a.attempt, a.model, t.signals,
+        sig, join = self._signals_of("a")
+        by_sig = ", t.signals" if join else ""
+        return self.sql(f"""
+            SELECT a.run, a.task_type, a.phase, a.attempt, a.model, {sig} AS signals,
                    COUNT(*) AS n, SUM(a.success) AS k
-            FROM cal_att a JOIN cal_task t ON t.run = a.run AND t.task_id = a.task_id
+            FROM cal_att a {join}
             WHERE a.is_summary = 0
-            GROUP BY a.run, a.task_type, a.phase, a.attempt, a.model, t.signals""")
+            GROUP BY a.run, a.task_type, a.phase, a.attempt, a.model{by_sig}""")
 
     def start_table(self):
         """Phase runs per (run, tt, phase, signals, model of the first attempt, attempt at
         which it succeeded (NULL: ran out), last attempt)."""
-        return self.sql("""
-            SELECT cp.run, cp.task_type, cp.phase, t.signals, cp.start_model, cp.success_at,
-                   cp.last_attempt, COUNT(*) AS n
-            FROM cal_phase cp JOIN cal_task t ON t.run = cp.run AND t.task_id = cp.task_id
-            GROUP BY cp.run, cp.task_type, cp.phase, t.signals, cp.start_model, cp.success_at,
+        sig, join = self._signals_of("cp")
+        by_sig = ", t.signals" if join else ""
+        return self.sql(f"""
+            SELECT cp.run, cp.task_type, cp.phase, {sig} AS signals, cp.start_model,
+                   cp.success_at, cp.last_attempt, COUNT(*) AS n
+            FROM cal_phase cp {join}
+            GROUP BY cp.run, cp.task_type, cp.phase{by_sig}, cp.start_model, cp.success_at,
                      cp.last_attempt""")
 
     def task_table(self):
@@ -439,8 +457,13 @@ class Measure:
         runs counts once: columns day, n) and the first and last of those timestamps (epoch
         seconds), None without timestamps. One pass; a few thousand rows however long the
         log."""
+        # cal_task holds every (run, task) with its first ts unless some tasks have no outcome
+        # (measured apart) or a task could have summary rows only: then the raw rows are
+        # grouped instead. From cal_task the GROUP BY reads a row per task, not per row.
+        exact = not self.no_outcome[0] and not self.log.summary_rows
+        src = "cal_task" if exact else self.R
         d = self.sql(f"""
-            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM {self.R} GROUP BY task_id)
+            WITH f AS (SELECT task_id, MIN(ts) AS ts FROM {src} GROUP BY task_id)
             SELECT CAST(FLOOR(ts / 86400) AS BIGINT) AS day, COUNT(*) AS n, MIN(ts) AS lo,
                    MAX(ts) AS hi
             FROM f GROUP BY 1 ORDER BY 1""")

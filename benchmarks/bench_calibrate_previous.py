@@ -1,0 +1,109 @@
+"""`costsim calibrate` against its previous (numpy/pandas) implementation, same log, same session.
+
+    git worktree add --detach /tmp/calold e016b8f      # main before "Merge h-cal"
+    python benchmarks/bench_calibrate_previous.py --previous /tmp/calold [--rounds 3] [--repeat 3]
+
+The log is one the previous reader takes: one row per attempt, no summaries, signals or
+`calls` column (tests/logsim.py, bundled medium-team workload under
+cheapest-routing-full-history, cut to --rows rows of whole tasks), written as CSV and Parquet.
+Each round runs every (implementation, format) in a fresh process (the previous code first
+on sys.path for its own), which calls `calibrate()` --repeat times; the table keeps the best
+wall clock and the best CPU time (process, all threads) over all rounds. Implementations
+alternate inside each round, so both see the same load; the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PRICES = ROOT / "pricing" / "default.yaml"
+WORKLOAD = ROOT / "workloads" / "medium-team.yaml"
+POLICY = ROOT / "policies" / "cheapest-routing-full-history.yaml"
+
+CHILD = r"""
+import sys, time
+impl, path, prices, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+sys.path.insert(0, impl)
+from costsim.calibrate import calibrate
+import costsim
+assert costsim.__file__.startswith(impl), costsim.__file__
+for _ in range(n):
+    w, c = time.perf_counter(), time.process_time()
+    calibrate(path, prices=prices)
+    print(time.perf_counter() - w, time.process_time() - c, flush=True)
+"""
+
+
+def make_log(rows: int, d: Path) -> tuple[Path, Path, int, int]:
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from logsim import simulate_log, write_log
+
+    df = simulate_log(PRICES, WORKLOAD, POLICY, tasks=int(rows / 7.2 * 1.05) + 10, seed=1,
+                      rows="attempt", signals_on="none")
+    df = df.drop(columns=["calls", "kind"])
+    ends = df.groupby("task_id").size().sort_index().cumsum()
+    last = ends.index[min(np.searchsorted(ends.to_numpy(), rows), len(ends) - 1)]
+    df = df[df["task_id"] <= last].reset_index(drop=True)
+    csv, pq = d / "runs-previous.csv", d / "runs-previous.parquet"
+    write_log(df, csv)
+    write_log(df, pq)
+    return csv, pq, len(df), df["task_id"].nunique()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--previous", type=Path, required=True,
+                    help="a checkout of the previous implementation")
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--keep", type=Path, default=None)
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from machine import describe
+
+    print(f"machine: {describe()}")
+    d = args.keep or Path(tempfile.mkdtemp())
+    d.mkdir(parents=True, exist_ok=True)
+    csv, pq, n, tasks = make_log(args.rows, d)
+    print(f"log: {n:,} rows, {tasks:,} tasks; CSV {csv.stat().st_size / 1e6:.0f} MB, "
+          f"Parquet {pq.stat().st_size / 1e6:.0f} MB")
+    impls = {"before": str(args.previous.resolve()), "now": str(ROOT)}
+    best: dict = {}
+    loads = []
+    for rnd in range(args.rounds):
+        for path in (csv, pq):
+            for name, impl in impls.items():
+                out = subprocess.run([sys.executable, "-c", CHILD, impl, str(path), str(PRICES),
+                                      str(args.repeat)], capture_output=True, text=True,
+                                     check=True, env={**os.environ, "PYTHONPATH": ""})
+                runs = [tuple(map(float, line.split())) for line in out.stdout.strip().splitlines()]
+                load = os.getloadavg()[0]
+                loads.append(load)
+                key = (name, path.suffix[1:])
+                w, c = best.get(key, (float("inf"), float("inf")))
+                best[key] = (min([w] + [r[0] for r in runs]), min([c] + [r[1] for r in runs]))
+                print(f"round {rnd + 1} {name:6s} {path.suffix[1:]:7s} "
+                      + " ".join(f"{r[0]:.2f}/{r[1]:.2f}" for r in runs)
+                      + f"  (wall/cpu s; load {load:.1f})", flush=True)
+    print(f"\nbest over {args.rounds} rounds x {args.repeat} runs (load average "
+          f"{min(loads):.1f}-{max(loads):.1f}):")
+    print("| log | before (wall / cpu) | now (wall / cpu) |")
+    print("|---|---:|---:|")
+    for fmt, label in (("csv", "CSV"), ("parquet", "Parquet")):
+        bw, bc = best[("before", fmt)]
+        nw, nc = best[("now", fmt)]
+        print(f"| {label} ({n / 1e6:.1f}M rows) | {bw:.2f} s / {bc:.2f} s | {nw:.2f} s / "
+              f"{nc:.2f} s |")
+
+
+if __name__ == "__main__":
+    main()
