@@ -55,8 +55,8 @@ MAX_VARIATION_DIFFICULTY = 10.0
 # variation.tokens, log scale: 5 spreads task sizes over a factor of e^5 (150) per sigma.
 MAX_VARIATION_TOKENS = 5.0
 # With variation, quadrature nodes x phases x attempts x calls per task type, summed: every
-# call's long-context rule is integrated at each node (64 nodes at a calibrated spread of 1.3,
-# about 600 at the ceiling of 10); a few seconds at the limit.
+# call's long-context rule is integrated at each node (32 nodes at a spread of 1.3, 80 at the
+# measured 3.24, about 250 at the ceiling of 10); a few seconds at the limit.
 MAX_VARIED_WORK = 400_000
 # Review minutes (base, per defect): about two years.
 MAX_MINUTES = 1_000_000.0
