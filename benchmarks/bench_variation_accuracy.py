@@ -32,12 +32,15 @@ from test_variation import brute_force, setup  # noqa: E402
 
 
 def fine(fn):
-    saved = (V.PANEL_MAX, V.PANEL_SCALE, V.GL_NODES, V.GL_MIN_NODES)
-    V.PANEL_MAX, V.PANEL_SCALE, V.GL_NODES, V.GL_MIN_NODES = 0.25, 0.3, 12, 8
+    names = ("PANEL_MAX", "PANEL_SCALE", "GL_NODES", "GL_MIN_NODES", "TRAP_SCALE", "TRAP_GAUSS")
+    saved = tuple(getattr(V, k) for k in names)
+    for k, v in zip(names, (0.25, 0.3, 12, 8, V.TRAP_SCALE / 4, V.TRAP_GAUSS / 4)):
+        setattr(V, k, v)
     try:
         return fn()
     finally:
-        V.PANEL_MAX, V.PANEL_SCALE, V.GL_NODES, V.GL_MIN_NODES = saved
+        for k, v in zip(names, saved):
+            setattr(V, k, v)
 
 
 def main() -> None:

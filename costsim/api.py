@@ -316,6 +316,41 @@ def mark_savings_and_pareto(results: list[StrategyResult], baseline: str | None)
 
 
 ENGINES = ("analytic", "montecarlo", "replay")
+PARALLEL_FROM = 16            # strategies from which compare evaluates on a second thread
+
+
+def _evaluated(table, wl, strategies, cache: CompileCache, threads: bool = True):
+    """``(strategy, ladders, metrics)`` of every strategy, in order. With many strategies and
+    more than one core, each strategy's evaluation runs on a worker thread while the next one
+    compiles (NumPy releases the GIL in its array loops; compiling shares ``cache`` and stays
+    on this thread). The numbers do not depend on it: each evaluation is on its own."""
+    import os
+
+    workers = min(2, os.cpu_count() or 1)
+    if not threads or workers < 2 or len(strategies) < PARALLEL_FROM:
+        for s in strategies:
+            L = compile_ladders(table, s, wl, cache=cache)
+            yield s, L, evaluate(L)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    # BLAS on one thread meanwhile: its small products (node sums) beside two busy threads
+    # would otherwise start OpenBLAS's spinning workers (see search/tables.py's _bmm)
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for s in strategies:
+            L = compile_ladders(table, s, wl, cache=cache)
+            pending.append((s, L, pool.submit(evaluate, L)))
+            if len(pending) > 2 * workers:
+                s0, L0, f = pending.popleft()
+                yield s0, L0, f.result()
+        while pending:
+            s0, L0, f = pending.popleft()
+            yield s0, L0, f.result()
 
 
 def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (), *,
@@ -357,9 +392,8 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
     results = []
     settings: dict = {}
     cache = CompileCache(table, wl, [m for s in strategies for m in s.models()])
-    for s in strategies:
-        L = compile_ladders(table, s, wl, cache=cache)
-        r = result_from_metrics(s, evaluate(L), L)
+    for s, L, m in _evaluated(table, wl, strategies, cache, threads=engine == "analytic"):
+        r = result_from_metrics(s, m, L)
         if engine == "montecarlo":
             from .engine.montecarlo import apply_montecarlo
 

@@ -157,22 +157,32 @@ def check_workload_size(wl: Workload) -> None:
                                f"difficulty {ph.difficulty:g} with every signal active "
                                f"({extra:+g}) is {ph.difficulty + extra:g}; at most "
                                f"{limits.MAX_DIFFICULTY:g}")
-    varied = 0
+    varied, worst = 0, None
     for i, t in enumerate(wl.task_types):
         v = wl.variation_of(t)
-        if v is not None and not v.is_zero:
-            k = t.max_attempts or wl.max_attempts
-            calls = len(t.phases) * k * max(ph.calls for ph in t.phases)
-            nodes = _quadrature_nodes(v)
-            varied += nodes * calls
-            if varied > limits.MAX_VARIED_WORK:
-                where = ("task_types", i, "variation") if t.variation is not None \
-                    else ("variation",)
+        if v is None or v.is_zero:
+            continue
+        k = t.max_attempts or wl.max_attempts
+        nodes = _quadrature_nodes(v)
+        where = ("task_types", i, "variation") if t.variation is not None else ("variation",)
+        for j, ph in enumerate(t.phases):
+            if nodes * k * ph.calls > limits.MAX_VARIED_CALLS:
                 raise wl.error(where, f"with this variation every call is evaluated at {nodes} "
-                               f"quadrature nodes: nodes x phases x attempts x calls come to "
-                               f"{varied:,} (summed over task types); at most "
-                               f"{limits.MAX_VARIED_WORK:,} (fewer calls or attempts, or a "
+                               f"quadrature nodes: nodes x attempts x calls of phase "
+                               f"'{ph.phase}' come to {nodes * k * ph.calls:,}; at most "
+                               f"{limits.MAX_VARIED_CALLS:,} (fewer calls or attempts, or a "
                                "smaller variation.difficulty)")
+        sigs = t.signals if t.signals is not None else wl.signals
+        varied += 2 ** len(sigs) * nodes * len(t.phases) * k
+        if worst is None or nodes > worst[0]:
+            worst = (nodes, where)
+    if varied > limits.MAX_VARIED_WORK:
+        nodes, where = worst
+        raise wl.error(where, f"with this variation every cell is evaluated at {nodes} "
+                       f"quadrature nodes: cells x nodes x phases x attempts come to "
+                       f"{varied:,} (summed over task types); at most "
+                       f"{limits.MAX_VARIED_WORK:,} (fewer task types, signals, phases or "
+                       "attempts, or a smaller variation.difficulty)")
     size = cells * phases * attempts
     if size > limits.MAX_LADDER:
         raise wl.error(("max_attempts",), f"cells x phases x attempts come to {size:,} "

@@ -437,3 +437,27 @@ def test_random_workloads_every_point_matches_engine(tmp_path, seed):
         assert g["completion"][flat] == pytest.approx(m.completion_rate, rel=1e-12)
         assert g["defect"][flat] == pytest.approx(m.defect_rate, rel=1e-12, abs=1e-15)
         assert g["review"][flat] == pytest.approx(m.review_minutes, rel=1e-12)
+
+
+@pytest.mark.parametrize("a", [0, 1, 2, 3, 4])
+def test_every_split_of_the_phases_gives_the_engines_numbers(tmp_path, monkeypatch, a):
+    """The sum over cells is a product of a first run of phases (A) by the rest (B), with the
+    defect phases and review either all in B (one more block of the product) or partly in A (one
+    product per route combination of those): force every split, review a defect phase or not,
+    and compare with the engine."""
+    import costsim.search.tables as tables
+
+    monkeypatch.setattr(tables, "_split", lambda width, X: min(a, len(width)))
+    p, pol, w = random_inputs(tmp_path, 7)
+    wd = yaml.safe_load(w.read_text())       # several defect phases besides review in type a
+    wd["defects"]["phases"] = ["search", "plan", "implement", "docs"]
+    w.write_text(yaml.safe_dump(wd, sort_keys=False))
+    S = Search(p, pol, w, after_failures=(1, 3), handoffs=("summary", "full_history"))
+    g = S.grid()
+    rng = np.random.default_rng(a)
+    for flat in rng.choice(S.size, 12, replace=False):
+        m = engine_metrics(S.table, S.wl, S.policy_doc(flat))
+        assert g["spend"][flat] == pytest.approx(m.spend_per_task, rel=1e-12)
+        assert g["completion"][flat] == pytest.approx(m.completion_rate, rel=1e-12)
+        assert g["defect"][flat] == pytest.approx(m.defect_rate, rel=1e-11, abs=1e-15)
+        assert g["review"][flat] == pytest.approx(m.review_minutes, rel=1e-12)

@@ -233,6 +233,8 @@ def test_node_rule_against_a_much_finer_rule(tmp_path, monkeypatch, s, t, r):
     monkeypatch.setattr(V, "PANEL_SCALE", 0.3)
     monkeypatch.setattr(V, "GL_NODES", 12)
     monkeypatch.setattr(V, "GL_MIN_NODES", 8)
+    monkeypatch.setattr(V, "TRAP_SCALE", V.TRAP_SCALE / 4)
+    monkeypatch.setattr(V, "TRAP_GAUSS", V.TRAP_GAUSS / 4)
     b = headline(compile_ladders(table, strat, wl))
     assert np.abs(a - b).max() <= 1e-7 * np.abs(b).max()
     assert np.abs(a - b) / np.maximum(np.abs(b), 1e-300) == pytest.approx(0, abs=1e-7)

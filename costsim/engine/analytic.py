@@ -37,6 +37,31 @@ class CellStats:
     review: np.ndarray   # [...] review minutes per completed task
 
 
+def attempt_reach(q: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``F[k] = prod_{j<k} q[j]`` along ``axis`` (the probability that attempt k happens given
+    the failure probabilities ``q``). The same products as ``np.cumprod``, in the same order
+    (bit for bit), one slice at a time: cumprod along a short axis costs ~10x more."""
+    F = np.empty_like(q)
+    Fm = np.moveaxis(F, axis, 0)
+    qm = np.moveaxis(q, axis, 0)
+    Fm[0] = 1.0
+    for k in range(1, Fm.shape[0]):
+        np.multiply(Fm[k - 1], qm[k - 1], out=Fm[k])
+    return F
+
+
+def sum_last(x: np.ndarray) -> np.ndarray:
+    """``x.sum(-1)`` bit for bit, faster along a short last axis: below 8 elements NumPy adds
+    them one after the other, and so do these slices (without its per-row overhead)."""
+    n = x.shape[-1]
+    if n >= 8 or n == 0:
+        return x.sum(-1)
+    out = x[..., 0].copy()
+    for k in range(1, n):
+        out += x[..., k]
+    return out
+
+
 def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
                  nodes: bool = False) -> CellStats:
     """§3.4 for ladders ``p``/``cost``/``summ_cost`` of shape ``[c, P, K]`` (``nodes=False``) or
@@ -48,10 +73,9 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
         return a[:, None] if nodes else a
 
     q = 1.0 - p
-    F = np.ones_like(p)
-    F[..., 1:] = np.cumprod(q[..., :-1], axis=-1)
+    F = attempt_reach(q)
     P = 1.0 - F[..., -1] * q[..., -1]
-    E_phase = (F * cost).sum(-1) + (F * p * summ_cost).sum(-1)
+    E_phase = sum_last(F * cost) + sum_last(F * p * summ_cost)
     R = np.ones_like(P)
     R[..., 1:] = np.cumprod(P[..., :-1], axis=-1)
     E = (R * E_phase).sum(-1)
@@ -83,7 +107,7 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     surv = 1.0 - per_cell(L.catch)                                           # [..., K]
     is_def = per_cell(L.is_defect_phase)[..., D]
     defect_D = per_cell(L.defect)[..., D, :]
-    rho = np.where(is_def, (w_at(F[..., D, :], p[..., D, :], P[..., D]) * defect_D).sum(-1),
+    rho = np.where(is_def, sum_last(w_at(F[..., D, :], p[..., D, :], P[..., D]) * defect_D),
                    0.0)                                                      # [..., |D|]
     terms = 1.0 - surv[..., None, :] * rho[..., :, None]                     # [..., |D|, K]
     # A review phase that is also a defect phase: its defect comes from the same succeeding
@@ -96,7 +120,7 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
         terms = np.where(at[..., None], own, terms)
     # ship = sum_k' w_rev[k'] * (1 - prod_i terms): equal to 1 - noship since the w_rev sum to 1,
     # but exactly 0 when nothing can carry a defect (the w_rev sum to 1 only up to rounding).
-    ship = (w_rev * (1.0 - terms.prod(axis=-2))).sum(-1)
+    ship = sum_last(w_rev * (1.0 - terms.prod(axis=-2)))
     defect = np.where(Cc > 0, ship, 0.0)
     defect = np.clip(defect, 0.0, 1.0)
     review = per_cell(L.review_base) + per_cell(L.review_per_defect) * defect
@@ -195,17 +219,17 @@ def evaluate(L: Ladders) -> Metrics:
             # node are E[u | node] times the unit-size ones.
             mass = wr[..., None] * s.F * L.valid[sl][:, None]                  # [c, Q, P, K]
             succ_mass = mass * blk.p
-            size = blk.size[None, :, None, None]
+            c_, Q_, P_, K_ = mass.shape
             att = mass.sum(axis=1)                                              # [c, P, K]
             spend = (mass * blk.cost).sum(axis=1)
-            tmass = (mass * size).sum(axis=1)
-            tsucc = (succ_mass * size).sum(axis=1)
-            summ_node = (succ_mass * blk.summ_cost).sum(axis=1)
-            summ_on = (succ_mass * (blk.summ_cost > 0)).sum(axis=1)
+            # sums over the nodes weighted by the size factor: one matrix-vector product each
+            tmass = np.matmul(blk.size, mass.reshape(c_, Q_, P_ * K_)).reshape(c_, P_, K_)
+            tsucc = np.matmul(blk.size, succ_mass.reshape(c_, Q_, P_ * K_)).reshape(c_, P_, K_)
+            if L.summ_model >= 0:
+                summ_spend += float((succ_mass * blk.summ_cost).sum())
+                summ_calls += float((succ_mass * (blk.summ_cost > 0)).sum())
             attempts += float(att.sum())
             retries += float(att[..., 1:].sum())
-            summ_spend += float(summ_node.sum())
-            summ_calls += float(summ_on.sum()) if L.summ_model >= 0 else 0.0
             phase_att = att.sum(-1)
             vals = {"spend": (wr * s.E_phase).sum(axis=1), "reach": wr.sum(axis=1),
                     "success_mass": (wr * s.P).sum(axis=1), "attempts": phase_att}

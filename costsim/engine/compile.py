@@ -627,15 +627,21 @@ class CompileCache:
 
     def intercepts(self, key: tuple, rule: NodeRule, s: float, p: np.ndarray) -> np.ndarray:
         """``b`` of every element of ``p`` on ``rule`` (solved once per distinct value)."""
-        known = self._b.setdefault(key, {})
+        ps, bs = self._b.get(key, (np.empty(0), np.empty(0)))   # solved so far, sorted by p
         flat = p.ravel()
         uniq = np.unique(flat)
-        new = [x for x in uniq.tolist() if x not in known]
-        if new:
-            for x, b in zip(new, solve_intercepts(np.array(new), s, rule).tolist()):
-                known[x] = b
-        table = np.array([known[x] for x in uniq.tolist()])
-        return table[np.searchsorted(uniq, flat)].reshape(p.shape)
+        at = np.searchsorted(ps, uniq)
+        found = np.zeros(len(uniq), bool)
+        inside = at < len(ps)
+        found[inside] = ps[at[inside]] == uniq[inside]
+        if not found.all():
+            new = uniq[~found]
+            ps = np.concatenate([ps, new])
+            bs = np.concatenate([bs, solve_intercepts(new, s, rule)])
+            order = np.argsort(ps, kind="stable")
+            ps, bs = ps[order], bs[order]
+            self._b[key] = (ps, bs)
+        return bs[np.searchsorted(ps, flat)].reshape(p.shape)
 
     def node_costs(self, t_idx: int, cfg: TableConfig, key: tuple, rule: NodeRule,
                    ids) -> _ModelTable:
@@ -786,10 +792,22 @@ class SizePieces:
     r: np.ndarray                # [C]
 
 
-@dataclass
 class VariationLadders:
-    types: list[TypeNodes | None]    # per task type (None: that type has no variation)
-    pieces: SizePieces
+    """Per task type node parts (None: that type has no variation), and every cell's
+    :class:`SizePieces` -- built on first use (the Monte Carlo engine and budget need them;
+    the analytic engine does not)."""
+
+    def __init__(self, types: list[TypeNodes | None], build_pieces):
+        self.types = types
+        self._build = build_pieces
+        self._pieces: SizePieces | None = None
+
+    @property
+    def pieces(self) -> SizePieces:
+        if self._pieces is None:
+            self._pieces = self._build()
+            self._build = None
+        return self._pieces
 
 
 @dataclass
@@ -838,26 +856,41 @@ class NodeBlock:
     summ_cost: np.ndarray        # [c, Q, P, K]
 
 
-def node_blocks(L: Ladders, max_elements: int = 1 << 20):
+def node_blocks(L: Ladders, max_elements: int = 1 << 17):
     """Yield :class:`NodeBlock` s covering every cell, each of about ``max_elements`` entries
-    (cells of one task type share a block's node rule)."""
+    (1 MiB a working array: the evaluation makes ~30 passes over them, which stay in cache;
+    blocks of 8 MiB took 2.5x longer). The cells of a block share one node rule: consecutive
+    small task types on the same rule (the workload's own ``variation``) go in one block."""
     C, P, K = L.p.shape
     types = L.variation.types if L.variation is not None else [None] * len(L.workload.task_types)
-    starts = _type_ranges(L)
-    for t_idx, (c0, c1) in enumerate(starts):
+    group: list[tuple[TypeNodes, int, int]] = []
+
+    def flush():
+        if group:
+            yield _materialise(L, list(group))
+            group.clear()
+
+    for t_idx, (c0, c1) in enumerate(_type_ranges(L)):
         tn = types[t_idx]
         if c1 <= c0:
             continue
         Q = 1 if tn is None else len(tn.rule)
         step = max(1, max_elements // max(1, Q * P * K))
-        for a in range(c0, c1, step):
-            b = min(c1, a + step)
-            sl = slice(a, b)
-            if tn is None:
-                yield NodeBlock(sl, L.weight[sl][:, None], np.ones(1), L.p[sl][:, None],
-                                L.cost[sl][:, None], L.summ_cost[sl][:, None])
-                continue
-            yield _materialise(L, tn, sl, t_idx)
+        if tn is None or c1 - c0 > step:
+            yield from flush()
+            for a in range(c0, c1, step):
+                b = min(c1, a + step)
+                sl = slice(a, b)
+                if tn is None:
+                    yield NodeBlock(sl, L.weight[sl][:, None], np.ones(1), L.p[sl][:, None],
+                                    L.cost[sl][:, None], L.summ_cost[sl][:, None])
+                else:
+                    yield _materialise(L, [(tn, a, b)])
+            continue
+        if group and (group[0][0].rule is not tn.rule or c1 - group[0][1] > step):
+            yield from flush()
+        group.append((tn, c0, c1))
+    yield from flush()
 
 
 def _type_ranges(L: Ladders) -> list[tuple[int, int]]:
@@ -871,26 +904,32 @@ def _type_ranges(L: Ladders) -> list[tuple[int, int]]:
     return out
 
 
-def _materialise(L: Ladders, tn: TypeNodes, sl: slice, t_idx: int) -> NodeBlock:
+def _materialise(L: Ladders, parts: list[tuple[TypeNodes, int, int]]) -> NodeBlock:
+    """The node ladders of consecutive cells ``[(type nodes, first cell, end)]`` on one rule."""
     C, P, K = L.p.shape
-    rule = tn.rule
+    rule = parts[0][0].rule
     Q = len(rule)
-    lo = sl.start - tn.cells.start
-    hi = sl.stop - tn.cells.start
-    n = hi - lo
-    p = node_success(L.p[sl], tn.b[lo:hi], tn.spread.s, rule.z)           # [n, P, K, Q]
-    Pt, Kt = tn.cost.shape[:2]
-    model = L.model[sl, :Pt, :Kt]
-    valid = L.valid[sl, :Pt, :Kt]
-    ii = np.arange(Pt)[None, :, None]
-    kk = np.arange(Kt)[None, None, :]
-    c = tn.cost[ii, kk, np.where(valid, model, 0)]                          # [n, Pt, Kt, Q]
+    c0, c1 = parts[0][1], parts[-1][2]
+    n = c1 - c0
+    p = np.empty((n, Q, P, K))
     cost = np.zeros((n, Q, P, K))
-    cost[:, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], c, 0.0), -1, 1)
     summ = np.zeros((n, Q, P, K))
-    summ[:, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], tn.summ[None], 0.0), -1, 1)
-    return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size,
-                     np.ascontiguousarray(np.moveaxis(p, -1, 1)), cost, summ)
+    for tn, a, b in parts:
+        lo, hi = a - tn.cells.start, b - tn.cells.start
+        at = slice(a - c0, b - c0)
+        x = node_success(L.p[a:b], tn.b[lo:hi], tn.spread.s, rule.z)        # [m, P, K, Q]
+        p[at] = np.moveaxis(x, -1, 1)
+        Pt, Kt = tn.cost.shape[:2]
+        model = L.model[a:b, :Pt, :Kt]
+        valid = L.valid[a:b, :Pt, :Kt]
+        ii = np.arange(Pt)[None, :, None]
+        kk = np.arange(Kt)[None, None, :]
+        c = tn.cost[ii, kk, np.where(valid, model, 0)]                      # [m, Pt, Kt, Q]
+        cost[at, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], c, 0.0), -1, 1)
+        summ[at, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], tn.summ[None], 0.0),
+                                            -1, 1)
+    sl = slice(c0, c1)
+    return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size, p, cost, summ)
 
 
 def _lookup(mapping: dict, mid: str, tier: str) -> float:
@@ -1028,19 +1067,18 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
                      dtab.arrays["catch"][cache.cell_type[:, None], dcol[np.arange(C), ri]], 0.0)
     type_nodes: list[TypeNodes | None] = []
     if varied:
-        J = max(info.max_calls for info in cache.types)
-        pc = SizePieces(base=np.zeros((C, P, K)), delta=np.zeros((C, P, K, J)),
-                        theta=np.full((C, P, K, J), math.inf), summ_base=np.zeros((C, P, K)),
-                        summ_delta=np.zeros((C, P, K)), summ_theta=np.full((C, P, K), math.inf),
-                        b=np.zeros((C, P, K)), s=np.zeros(C), t=np.zeros(C), r=np.zeros(C))
         for t_idx, info in enumerate(cache.types):
             if info.stop <= info.start:
                 type_nodes.append(None)
                 continue
             sl = slice(info.start, info.stop)
             type_nodes.append(_type_nodes(cache, t_idx, cfg, ids, spreads[t_idx], sl,
-                                          chosen[sl, :info.phases, :info.attempts], p, cost,
-                                          summ_cost, summarizer, index, pc))
+                                          chosen[sl, :info.phases, :info.attempts], p,
+                                          summ_cost, summarizer, index))
+
+        def build_pieces() -> SizePieces:
+            return _size_pieces(cache, cfg, ids, spreads, chosen, cost, summ_cost, summarizer,
+                                index, type_nodes)
     return Ladders(
         strategy=strategy, workload=workload, rates=rates, cells=cells,
         phase_names=[[ph.phase for ph in t.phases] for t in tts],
@@ -1052,53 +1090,36 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
         has_review=cache.has_review, review_index=cache.review_index,
         review_base=cache.review_base, review_per_defect=cache.review_per_defect,
         tokens=tokens, summ_tokens=summ_tokens,
-        variation=VariationLadders(type_nodes, pc) if varied else None,
+        variation=VariationLadders(type_nodes, build_pieces) if varied else None,
         retry_context="full" if retry else "none", phase_ids=cache.phase_ids,
         phase_list=cache.phase_list)
 
 
 def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str], spread: Spread,
-                sl: slice, chosen: np.ndarray, p: np.ndarray, cost: np.ndarray,
-                summ_cost: np.ndarray, summarizer: str | None, index: dict,
-                pc: SizePieces) -> TypeNodes | None:
-    """The §3.5 parts of one task type: its node rule, intercepts and per-node cost tables;
-    and its cells' size pieces for the Monte Carlo engine."""
+                sl: slice, chosen: np.ndarray, p: np.ndarray, summ_cost: np.ndarray,
+                summarizer: str | None, index: dict) -> TypeNodes | None:
+    """The §3.5 parts of one task type: its node rule, intercepts and per-node cost tables."""
     info = cache.types[t_idx]
     Pt, Kt = info.phases, info.attempts
     ii = np.arange(Pt)[None, :, None]
     kk = np.arange(Kt)[None, None, :]
-    pc.s[sl], pc.t[sl], pc.r[sl] = spread.s, spread.t, spread.r
-    if spread.is_zero or spread.t == 0.0:
-        # unit size: the cost is the §3.2 cost itself, exactly
-        pc.base[sl] = cost[sl]
-        pc.summ_base[sl] = summ_cost[sl]
     if spread.is_zero:
-        pc.b[sl] = np.nan
         return None
     thresholds = np.zeros(0)
     if spread.t > 0.0:
         pz = cache.pieces(t_idx, cfg, ids)
         a = pz.arrays
         col = pz.index(ids)
-        gcol = col[chosen]
-        pc.base[sl, :Pt, :Kt] = a["base"][ii, kk, gcol]
-        J = a["delta"].shape[-1]
-        pc.delta[sl, :Pt, :Kt, :J] = a["delta"][ii, kk, gcol]
-        pc.theta[sl, :Pt, :Kt, :J] = a["theta"][ii, kk, gcol]
-        if summarizer is not None:
-            sc = col[index[summarizer]]
-            live = summ_cost[sl, :Pt, :Kt] > 0
-            pc.summ_base[sl, :Pt, :Kt] = np.where(live, a["summ_base"][None, :, :, sc], 0.0)
-            pc.summ_delta[sl, :Pt, :Kt] = np.where(live, a["summ_delta"][None, :, :, sc], 0.0)
-            pc.summ_theta[sl, :Pt, :Kt] = np.where(live, a["summ_theta"][None, :, :, sc],
-                                                   math.inf)
         used = np.zeros((Pt, Kt, len(ids)), bool)
         used[np.broadcast_to(ii, chosen.shape), np.broadcast_to(kk, chosen.shape), chosen] = True
-        thresholds = np.concatenate([a["theta"][:, :, col][used].ravel(),
-                                     pc.summ_theta[sl, :Pt, :Kt].ravel()])
+        summ_theta = np.full((sl.stop - sl.start, Pt, Kt), math.inf)
+        if summarizer is not None:
+            live = summ_cost[sl, :Pt, :Kt] > 0
+            summ_theta = np.where(live, a["summ_theta"][None, :, :, col[index[summarizer]]],
+                                  math.inf)
+        thresholds = np.concatenate([a["theta"][:, :, col][used].ravel(), summ_theta.ravel()])
     key, rule = cache.node_rule(spread, thresholds)
     b = cache.intercepts(key, rule, spread.s, p[sl])
-    pc.b[sl] = b
     if spread.t == 0.0:
         tab = cache.costs(cfg, len(ids) == 1, ids)
         c = tab.arrays["cost"][t_idx, :Pt, :Kt][:, :, tab.index(ids)]
@@ -1112,3 +1133,49 @@ def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str
         else:
             node_summ = np.zeros((Pt, Kt, len(rule)))
     return TypeNodes(spread=spread, rule=rule, cells=sl, b=b, cost=node_cost, summ=node_summ)
+
+
+def _size_pieces(cache: CompileCache, cfg: TableConfig, ids: list[str], spreads: list[Spread],
+                 chosen: np.ndarray, cost: np.ndarray, summ_cost: np.ndarray,
+                 summarizer: str | None, index: dict,
+                 type_nodes: list[TypeNodes | None]) -> SizePieces:
+    """Every cell's ladder as a function of the task (:class:`SizePieces`, for sampling)."""
+    C, P, K = cost.shape
+    J = max(info.max_calls for info in cache.types)
+    pc = SizePieces(base=np.zeros((C, P, K)), delta=np.zeros((C, P, K, J)),
+                    theta=np.full((C, P, K, J), math.inf), summ_base=np.zeros((C, P, K)),
+                    summ_delta=np.zeros((C, P, K)), summ_theta=np.full((C, P, K), math.inf),
+                    b=np.zeros((C, P, K)), s=np.zeros(C), t=np.zeros(C), r=np.zeros(C))
+    for t_idx, info in enumerate(cache.types):
+        if info.stop <= info.start:
+            continue
+        sl = slice(info.start, info.stop)
+        spread = spreads[t_idx]
+        Pt, Kt = info.phases, info.attempts
+        ii = np.arange(Pt)[None, :, None]
+        kk = np.arange(Kt)[None, None, :]
+        pc.s[sl], pc.t[sl], pc.r[sl] = spread.s, spread.t, spread.r
+        if spread.is_zero or spread.t == 0.0:
+            # unit size: the cost is the §3.2 cost itself, exactly
+            pc.base[sl] = cost[sl]
+            pc.summ_base[sl] = summ_cost[sl]
+        tn = type_nodes[t_idx]
+        pc.b[sl] = np.nan if tn is None else tn.b
+        if spread.is_zero or spread.t == 0.0:
+            continue
+        pz = cache.pieces(t_idx, cfg, ids)
+        a = pz.arrays
+        col = pz.index(ids)
+        gcol = col[chosen[sl, :Pt, :Kt]]
+        pc.base[sl, :Pt, :Kt] = a["base"][ii, kk, gcol]
+        Jt = a["delta"].shape[-1]
+        pc.delta[sl, :Pt, :Kt, :Jt] = a["delta"][ii, kk, gcol]
+        pc.theta[sl, :Pt, :Kt, :Jt] = a["theta"][ii, kk, gcol]
+        if summarizer is not None:
+            sc = col[index[summarizer]]
+            live = summ_cost[sl, :Pt, :Kt] > 0
+            pc.summ_base[sl, :Pt, :Kt] = np.where(live, a["summ_base"][None, :, :, sc], 0.0)
+            pc.summ_delta[sl, :Pt, :Kt] = np.where(live, a["summ_delta"][None, :, :, sc], 0.0)
+            pc.summ_theta[sl, :Pt, :Kt] = np.where(live, a["summ_theta"][None, :, :, sc],
+                                                   math.inf)
+    return pc

@@ -33,15 +33,16 @@ from .result import (RESULT_VERSION, Baseline, Infeasible, OptimizeResult, Polic
                      _describe, _explain, policy_label, policy_yaml, target_phrases)
 from .space import (AFTER_FAILURES, HANDOFF_MODES, Space, build_policy, plan_space,  # noqa: F401
                     policy_from_doc, search_space_size, single_policy_doc)
-from .tables import _combine, prepare, table_elements, task_tables
+from .tables import _combine, blas_one_thread, prepare, table_elements, task_tables
 
 DEFAULT_BASE_POLICY = "cheapest-routing.yaml"
 # Refuse spaces that would take more than about a minute (say so, and how to narrow it; never a
 # silent cut). At the measured 1-4 million policies/s this is 15-60 s; --max-policies raises it.
 MAX_POLICIES = 60_000_000
 TIE_RTOL = 1e-9                   # points this close to the best are re-checked by the engine
-_BLOCK = 1 << 18                  # elements per working array (2 MiB: stays in cache)
+_BLOCK = 1 << 19                  # elements per working array (4 MiB; see Search.__init__)
 _TABLE_BLOCK = 1 << 23            # elements of the per-phase tables built at once
+_BATCH = 1 << 17                  # policies the optimizer checks against targets at once
 
 
 # --- the search --------------------------------------------------------------------------------
@@ -172,6 +173,8 @@ class Search:
         per_combo = sum(table_elements(tp, self.T, H, A) for tp in self.prep)
         self.mch = max(1, min(sp.n_combos, _TABLE_BLOCK // max(per_combo, 1)))
         # fix the routes of the first few phases when one config's route grid is too large
+        # (_BLOCK: with a fixed phase every block rebuilds the other phases' grids, so a 4 MiB
+        # block that needs none fixed beat 2 MiB ones by 1.4x with 80 nodes a cell)
         self.nfix = 0
         while self.nfix < self.N and self._per_config(self.nfix) > _BLOCK:
             self.nfix += 1
@@ -185,8 +188,7 @@ class Search:
             free = sum(1 for a in tp.axes if a >= nfix)
             half = max(free - max(1, tp.n // 2), max(1, tp.n // 2))
             sizes += [2 * len(tp.variants) * self.T ** free,
-                      tp.rank * self.T ** min(free, half) * 2,
-                      tp.rank * self.T ** min(free, 3) * tp.K]
+                      tp.rank * self.T ** min(free, half) * 3]
         return max(sizes)
 
     def blocks(self, threads: int | None = None):
@@ -195,7 +197,12 @@ class Search:
 
         Chunks of model combinations are computed on ``threads`` threads (default: up to 2,
         the cores NumPy's loops can use while they release the GIL), a couple of chunks ahead
-        of the consumer."""
+        of the consumer. BLAS runs on one thread meanwhile (its products are small; its own
+        threads would compete with these)."""
+        with blas_one_thread():
+            yield from self._blocks(threads)
+
+    def _blocks(self, threads: int | None):
         nthreads = threads if threads is not None else min(2, os.cpu_count() or 1)
         starts = range(0, self.sp.n_combos, self.mch)
         if nthreads <= 1 or len(starts) <= 1:
@@ -218,6 +225,30 @@ class Search:
                 if nxt is not None:
                     ahead.append(pool.submit(self._chunk_blocks_list, nxt))
                 yield from blocks
+
+    def batches(self, points: int = _BATCH, threads: int | None = None):
+        """:meth:`blocks` merged into runs of consecutive configs over the same routes, of about
+        ``points`` policies each: what the consumer does per block (targets, frontiers) then
+        costs the same whatever the block size the combine step prefers."""
+        run: list[Block] = []
+
+        def merged() -> Block:
+            if len(run) == 1:
+                return run[0]
+            b0 = run[0]
+            return Block(g0=b0.g0, g1=run[-1].g1, r0=b0.r0, nr=b0.nr, routes_n=b0.routes_n,
+                         **{k: np.concatenate([getattr(b, k) for b in run])
+                            for k in ("E", "C", "D", "RV")})
+
+        size = 0
+        for b in self.blocks(threads):
+            if run and (b.r0 != run[0].r0 or b.g0 != run[-1].g1 or size + b.E.size > points):
+                yield merged()
+                run, size = [], 0
+            run.append(b)
+            size += b.E.size
+        if run:
+            yield merged()
 
     def _chunk_blocks_list(self, mu0: int) -> list["Block"]:
         return list(self._chunk_blocks(mu0))
@@ -344,7 +375,7 @@ def optimize(prices=None, policy=None, workload=None, *, fixed_tiers: bool = Fal
     fr_d: list[tuple] = []
     fr_a: list[tuple] = []
     limit = [256, 256, 256]
-    for b in S.blocks():
+    for b in S.batches():
         E, C = b.E, b.C
         live = C > 0
         cpct, dr, rvm = S.metrics(E, C, b.D, b.RV)

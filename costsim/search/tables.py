@@ -20,11 +20,15 @@ onto the full route grid.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from contextlib import contextmanager
+from functools import lru_cache
 from types import SimpleNamespace
 
 import numpy as np
 
+from ..engine.analytic import attempt_reach
 from ..engine.compile import CompileCache, Rates, _Cfg, _lookup, start_tier
 from ..engine.variation import Spread, node_success
 from ..models import Policy, PriceTable, Workload
@@ -216,17 +220,26 @@ class _TaskTables:
 
     axes: list[int]            # global phase-name index of each local phase
     w: np.ndarray              # [R] rank weights: cell weight (task share included) x node's
-    P: np.ndarray              # [G, R, n, T] phase success
-    E: np.ndarray              # [G, R, n, T] expected phase spend (summarizer included)
+    P: np.ndarray              # [G, n, T, R] phase success (ranks last: the long axis)
+    E: np.ndarray              # [G, n, T, R] expected phase spend (summarizer included)
     defect_phases: list[int]   # local phase indices that can carry a defect
-    rho: np.ndarray            # [G, R, n, T] P(defect | phase succeeded) (0 off defect phases)
+    rho: np.ndarray            # [G, |D|, T, R] P(defect | phase succeeded), by defect phase
     review: int | None         # local index of the review phase
-    w_rev: np.ndarray          # [G, R, T, K] success-attempt distribution of review
-    surv: np.ndarray           # [G, R, T, K] 1 - catch rate of the review attempt
-    rev_rate: np.ndarray | None  # [G, R, T, K] defect rate of the review attempt, if review
-                                 # is itself a defect phase (analytic.cell_stats)
+    moments: np.ndarray | None  # [G, |D|, T, R]: M_j = sum_k w_rev[k] (1 - catch_k)^j,
+                                # j = 1..|D| (review not a defect phase; None otherwise)
+    w_rev: np.ndarray | None   # [G, T, K, R] success-attempt distribution of review, if review
+    surv: np.ndarray | None    # is itself a defect phase: 1 - catch rate of the attempt,
+    rev_rate: np.ndarray | None  # and its own defect rate (analytic.ladder_stats)
     base: float                # review minutes base (one defects block per task type)
     per_defect: float
+
+    @property
+    def ship_phases(self) -> list[int]:
+        """The phases a shipped defect depends on: the defect phases and the review."""
+        if not self.defect_phases:
+            return []
+        return sorted(set(self.defect_phases) | ({self.review} if self.review is not None
+                                                 else set()))
 
 
 @dataclass
@@ -253,8 +266,10 @@ class _TaskGroup:
 
 
 def table_elements(tp: TaskPrep, T: int, H: int, A: int) -> int:
-    """Working elements per model combination when building ``tp``'s tables."""
-    return tp.rank * len(tp.variants) * max(tp.n, 1) * T * H * A * (tp.K + 4)
+    """Working elements per model combination when building ``tp``'s tables: per config and
+    rank, P and E of every phase and route, the defect terms, and the per-ladder arrays."""
+    return tp.rank * len(tp.variants) * max(tp.n, 1) * T * H * A * 4 + \
+        tp.rank * len(tp.variants) * T * A * tp.K * 6
 
 
 def task_tables(tp: TaskPrep, sp: Space, combos: np.ndarray) -> _TaskGroup:
@@ -268,13 +283,12 @@ def task_tables(tp: TaskPrep, sp: Space, combos: np.ndarray) -> _TaskGroup:
     tier = np.minimum(np.arange(T)[:, None, None] + k[None, None, :]
                       // np.array(sp.after)[None, :, None], T - 1)           # [T, A, K]
     lad = combos[:, tier]                                                    # [Mc, T, A, K]
-    kk = np.broadcast_to(k, lad.shape)
     if sp.summ_fixed is not None:
         summ = np.full(Mc, sp.summ_fixed)
     else:
         summ = combos[:, sp.summ_slot]                                       # [Mc]
     group = _TaskGroup(axes=tp.axes, build=[
-        (lambda v=v: _variant_tables(tp, v, lad, kk, summ, G, H, T)) for v in tp.variants])
+        (lambda v=v: _variant_tables(tp, v, lad, summ, G, H, T)) for v in tp.variants])
     if tp.lc_model is not None:
         lcl = tp.lc_model[lad].any(-1)                                      # [Mc, T, A]
         group.lc = []
@@ -288,96 +302,210 @@ def task_tables(tp: TaskPrep, sp: Space, combos: np.ndarray) -> _TaskGroup:
     return group
 
 
-def _variant_tables(tp: TaskPrep, v: _Variant, lad, kk, summ, G, H, T) -> _TaskTables:
-    K = lad.shape[3]
+def _variant_tables(tp: TaskPrep, v: _Variant, lad, summ, G, H, T) -> _TaskTables:
+    """Per phase, the §3.4 quantities of every distinct ladder of the chunk (the model of each
+    attempt: many configs share one, e.g. every combo with the same premium model on a phase
+    that starts there) at every signal difficulty and node, then gathered onto
+    [config, rank (cell x node), route] with each cell's start tier of each route."""
+    Mc, _, A, K = lad.shape
     n, nc, Q = tp.n, len(tp.w), len(v.wq)
     R = nc * Q
-    k = np.arange(K)
-    st_rank = None
+    Ex = v.p.shape[0]
+    uniq, inv = np.unique(lad.reshape(-1, K), axis=0, return_inverse=True)
+    inv = inv.reshape(Mc, T, A)
+    U = len(uniq)
+    kk = np.arange(K)
+    extra = tp.extra_index                                                   # [nc]
+    D = [i for i, ph in enumerate(tp.phases) if ph.is_defect]
+    review = next((i for i, ph in enumerate(tp.phases) if ph.is_review), None)
+    rev_def = review is not None and review in D
+    P = np.empty((G, n, T, R))
+    E = np.empty((G, n, T, R))
+    rho = np.empty((G, len(D), T, R))
+    moments = np.empty((G, len(D), T, R)) if D and not rev_def else None
+    w_rev = surv = rev_rate = None
+    drate_u = tp.drate[uniq]                                                 # [U, K]
+    sv_u = 1.0 - tp.crate[uniq]
+    mu_idx = np.arange(Mc)[:, None, None, None]
+    a_idx = np.arange(A)[None, :, None, None]
 
-    def routed(x, has_h=False):
-        """[R, Mc, (H,) T(start), A, ...] -> [G, R, T(route), ...] with each rank's start tier
-        of every route; broadcast over the handoffs when ``x`` has no handoff axis."""
-        ranks = np.arange(R)[:, None]
-        y = x[ranks, :, :, st_rank] if has_h else x[ranks, :, st_rank]   # [R, Tr, Mc, (H,) A]
-        if not has_h:
-            y = np.broadcast_to(y[:, :, :, None], y.shape[:3] + (H,) + y.shape[3:])
-        y = np.moveaxis(y, (0, 1), (3, 4))                     # [Mc, H, A, R, Tr, ...]
-        return y.reshape((G, R, T) + y.shape[5:])
+    def arrange(x):
+        """[Mc, A, nc, T(route), Q, ...] -> [Mc, 1, A, T, ..., R] (R = cell x node)."""
+        tail = list(range(5, x.ndim))
+        x = x.transpose([0, 1, 3] + tail + [2, 4])
+        return x.reshape((Mc, 1, A, T) + x.shape[3:-2] + (R,))
 
-    P = np.zeros((G, R, n, T))
-    E = np.zeros((G, R, n, T))
-    rho = np.zeros((G, R, n, T))
-    w_rev = np.zeros((G, R, T, K))
-    w_rev[..., 0] = 1.0
-    surv = np.ones((G, R, T, K))
-    rev_rate = None
-    review = None
-    defect_phases = []
-    drate = tp.drate[lad]                                                    # [Mc, T, A, K]
-    crate = tp.crate[lad]
+    def by_config(x):
+        """[G, ...] -> [Mc, H, A, ...] (a view)."""
+        return x.reshape((Mc, H, A) + x.shape[1:])
+
     for i, ph in enumerate(tp.phases):
-        st_rank = np.repeat(ph.starts, Q, axis=0)                            # [R, T(route)]
-        # per node q: cost [Q, Mc, H, T, A, K] and summary cost [Q, Mc, H, K]
-        cost = np.stack([np.moveaxis(c_[i][kk, lad], -1, 0) for c_ in v.cost], axis=2)
-        scost = np.stack([np.moveaxis(s_[i][k[None, :], summ[:, None]], -1, 0)
-                          for s_ in v.scost], axis=2)                        # [Q, Mc, H, K]
-        # success at every rank (cell x node): [c, Q, Mc, T, A, K]
-        pv = np.moveaxis(v.p[:, i], -1, 1)[tp.extra_index]                  # [c, Q, K, M]
-        p = pv[:, :, kk, lad]
+        st = ph.starts                                                       # [nc, T(route)]
+        # rows of [Ex, U] (signal difficulty, ladder) of every (combo, after, cell, route)
+        u_of = np.moveaxis(inv[:, st, :], 3, 1)                              # [Mc, A, nc, Tr]
+        row = extra[None, None, :, None] * U + u_of
+
+        def routed(x):                                   # x [Ex, U, Q, ...]
+            return arrange(x.reshape((Ex * U,) + x.shape[2:])[row])
+
+        p = v.p[:, i][:, kk, uniq]                                          # [Ex, U, K, Q]
         q = 1.0 - p
-        F = np.ones_like(p)
-        F[..., 1:] = np.cumprod(q[..., :-1], axis=-1)
-        Pp = 1.0 - F[..., -1] * q[..., -1]                                  # [c, Q, Mc, T, A]
+        F = attempt_reach(q, axis=2)
+        Pu = 1.0 - F[:, :, -1] * q[:, :, -1]                                 # [Ex, U, Q]
         Fp = F * p
-        Ep = (np.einsum("cqmtak,qmhtak->cqmhta", F, cost)
-              + np.einsum("cqmtak,qmhk->cqmhta", Fp, scost))                # [c, Q, Mc, H, T, A]
+        by_config(P)[:, :, :, i] = routed(Pu)
+        for h in range(H):
+            cost = v.cost[h][i][kk, uniq]                                    # [U, K, Q]
+            Eu = np.einsum("eukq,ukq->euq", F, cost)
+            sc = v.scost[h][i]                                               # [K, M, Q]
+            if sc.any():
+                # the summary after a success, written by the config's summarizer
+                Es = np.einsum("emtakq,kmq->emtaq", Fp[:, inv], sc[:, summ])  # [Ex,Mc,T,A,Q]
+                Es += Eu[:, inv]
+                idx = extra[None, None, :, None] * Mc + mu_idx               # [Mc, 1, nc, 1]
+                idx = (idx * T + st[None, None]) * A + a_idx                 # [Mc, A, nc, Tr]
+                e_h = arrange(Es.reshape(-1, Q)[idx])
+            else:
+                e_h = routed(Eu)
+            by_config(E)[:, h:h + 1, :, i] = e_h
+        if not (ph.is_defect or ph.is_review):
+            continue
         with np.errstate(invalid="ignore", divide="ignore"):
-            wk = np.where(Pp[..., None] > 0, Fp / Pp[..., None], 0.0)       # [c, Q, Mc, T, A, K]
-        r_ = (R,)
-        P[:, :, i] = routed(Pp.reshape(r_ + Pp.shape[2:]))
-        E[:, :, i] = routed(Ep.reshape(r_ + Ep.shape[2:]), has_h=True)
-        wk = wk.reshape(r_ + wk.shape[2:])
+            wk = np.where(Pu[:, :, None] > 0, Fp / Pu[:, :, None], 0.0)      # [Ex, U, K, Q]
         if ph.is_defect:
-            defect_phases.append(i)
-            rho[:, :, i] = routed((wk * drate[None]).sum(-1))
-        if ph.is_review:
-            review = i
-            w_rev = routed(wk)
-            surv = routed(np.broadcast_to(1.0 - crate[None], wk.shape))
-            if ph.is_defect:
-                rev_rate = routed(np.broadcast_to(drate[None], wk.shape))
+            by_config(rho)[:, :, :, D.index(i)] = routed(np.einsum("eukq,uk->euq", wk, drate_u))
+        if ph.is_review and moments is not None:
+            for j in range(len(D)):
+                by_config(moments)[:, :, :, j] = routed(
+                    np.einsum("eukq,uk->euq", wk, sv_u ** (j + 1)))
+        if ph.is_review and rev_def:
+            shape = (Mc, H, A, T, K, R)
+            w_rev = np.ascontiguousarray(np.broadcast_to(
+                routed(np.moveaxis(wk, 2, 3)), shape)).reshape(G, T, K, R)
+            surv, rev_rate = (np.ascontiguousarray(np.broadcast_to(routed(np.broadcast_to(
+                x[None, :, None, :], (Ex, U, Q, K))), shape)).reshape(G, T, K, R)
+                for x in (sv_u, drate_u))
     w = (tp.w[:, None] * v.wq[None, :]).ravel()
-    return _TaskTables(axes=tp.axes, w=w, P=P, E=E, defect_phases=defect_phases, rho=rho,
-                       review=review, w_rev=w_rev, surv=surv, rev_rate=rev_rate,
+    return _TaskTables(axes=tp.axes, w=w, P=P, E=E, defect_phases=D, rho=rho, review=review,
+                       moments=moments, w_rev=w_rev, surv=surv, rev_rate=rev_rate,
                        base=tp.base, per_defect=tp.per_defect)
 
 
 def _bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Batched matrix product ``a[g] @ b[g]`` by NumPy's own einsum loop, on one thread. Not
-    BLAS: OpenBLAS's worker threads spin, and on a busy machine (or beside another numeric
-    job) a [27 x 1024] @ [1024 x 162] product took 25-40x longer through ``dot``/``matmul``
-    than through this loop (benchmarks/bench_optimize.py)."""
-    return np.einsum("gar,grb->gab", a, b)
+    """Batched products ``sum_r a[..., i, r] b[..., j, r]`` (the ranks r contiguous in both):
+    ``[..., I, J]``. Through BLAS, one 2-D product per batch item; the search limits BLAS to one
+    thread while it runs (:func:`blas_one_thread`): OpenBLAS's own worker threads spin, and on a
+    busy machine or beside the search's two threads a [27 x 1024] @ [1024 x 243] product took
+    30x longer with them than without (benchmarks/bench_optimize.py)."""
+    lead = a.shape[:-2]
+    a2 = a.reshape((-1,) + a.shape[-2:])
+    b2 = np.broadcast_to(b, lead + b.shape[-2:]).reshape((-1,) + b.shape[-2:])
+    out = np.empty((a2.shape[0], a2.shape[1], b2.shape[1]))
+    for i in range(a2.shape[0]):
+        np.dot(a2[i], b2[i].T, out=out[i])
+    return out.reshape(lead + out.shape[1:])
 
 
-def _grid(factors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+@contextmanager
+def blas_one_thread():
+    """Limit BLAS to one thread for the duration (restored after), with threadpoolctl, the
+    library NumPy's ecosystem uses for it."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _grid(factors: list[tuple[np.ndarray, np.ndarray]], g: int, R: int
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Success product and expected spend of a run of consecutive phases over the grid of their
-    routes: ``factors`` = [(P_i, E_i)] each [g, c, w_i]; returns (prod_i P_i, sum_i prod_{j<i}
-    P_j E_i), each [g, c, prod w_i] (the run's first route slowest). An empty run: (1, 0)."""
+    routes: ``factors`` = [(P_i, E_i)] each [g, w_i, R]; returns (prod_i P_i, sum_i prod_{j<i}
+    P_j E_i), each [g, prod w_i, R] (the run's first route slowest). An empty run: (1, 0) with
+    one column. The ranks are the last, contiguous axis, so every loop runs over them."""
     if not factors:
-        return None, None
-    R, E = factors[0]
+        return np.ones((g, 1, R)), np.zeros((g, 1, R))
+    C, E = factors[0]
     for Pi, Ei in factors[1:]:
-        g, c, s = R.shape
-        w = Pi.shape[-1]
-        e = np.empty((g, c, s, w))
-        np.multiply(R[..., None], Ei[:, :, None, :], out=e)
-        e += E[..., None]
-        r = np.empty((g, c, s, w))
-        np.multiply(R[..., None], Pi[:, :, None, :], out=r)
-        R, E = r.reshape(g, c, s * w), e.reshape(g, c, s * w)
-    return R, E
+        s, w = C.shape[1], Pi.shape[1]
+        e = np.empty((g, s, w, R))
+        np.multiply(C[:, :, None], Ei[:, None], out=e)
+        e += E[:, :, None]
+        c = np.empty((g, s, w, R))
+        np.multiply(C[:, :, None], Pi[:, None], out=c)
+        C, E = c.reshape(g, s * w, R), e.reshape(g, s * w, R)
+    return C, E
+
+
+def _run_cost(widths) -> int:
+    """Elements written while building a run's grids (every intermediate product)."""
+    total, size = 0, 1
+    for w in widths:
+        size *= w
+        total += size
+    return total
+
+
+@lru_cache(maxsize=4096)
+def _split(width: tuple[int, ...], X: tuple[int, ...]) -> int:
+    """Where to split the phases into a first run A and the rest B: the sum over cells is a
+    matrix product of A's grid by B's, so the work is the two grids, the products
+    (|A| x |B| per rank, three of them) and, for defects, B's grid once per route combination
+    of the phases of X (defect phases and review) that fall in A."""
+    n = len(width)
+    best, best_a = None, 1
+    for a in range(0, n + 1):
+        SA = math.prod(width[:a])
+        SB = math.prod(width[a:])
+        SXA = math.prod(width[i] for i in X if i < a)
+        cost = 3 * (_run_cost(width[:a]) + _run_cost(width[a:])) + SA \
+            + (SXA * SB if X else 0) + 0.2 * SA * SB * (3 if X else 2)
+        if best is None or cost < best:
+            best, best_a = cost, a
+    return best_a
+
+
+def _ship(tt: _TaskTables, g0: int, g1: int, sel: list, width: list[int]) -> np.ndarray:
+    """P(a completed task ships a defect) per config, route of every phase of
+    ``tt.ship_phases`` (X) and rank: [g, w_x..., R], as
+    :func:`costsim.engine.analytic.ladder_stats` computes it:
+    ``sum_k w_rev[k] (1 - prod_i (1 - (1 - catch_k) rho_i))``, expanded (when the review is not
+    itself a defect phase) in the elementary symmetric polynomials ``e_j`` of the ``rho_i``:
+    ``sum_j (-1)^(j+1) M_j e_j`` with the review moments ``M_j``; clipped to [0, 1]."""
+    X = tt.ship_phases
+    g = g1 - g0
+    R = len(tt.w)
+
+    def place(x, i, tail=()):
+        """x [g, w_i, *tail, R] on X's grid axes (singleton on the other X phases)."""
+        shape = [g] + [width[j] if j == i else 1 for j in X] + list(tail) + [R]
+        return x.reshape(shape)
+
+    rho = {i: place(tt.rho[g0:g1, j, sel[i]], i) for j, i in enumerate(tt.defect_phases)}
+    if tt.moments is not None:
+        e = [np.ones((g,) + (1,) * len(X) + (R,))]          # e_0 .. e_m, grown phase by phase
+        for i in tt.defect_phases:
+            r = rho[i]
+            e = [e[0]] + [e[j] + r * e[j - 1] for j in range(1, len(e))] + [r * e[-1]]
+        ship = 0.0
+        for j in range(1, len(e)):
+            if tt.review is not None:
+                mj = place(tt.moments[g0:g1, j - 1, sel[tt.review]], tt.review)
+            else:
+                mj = 1.0
+            term = mj * e[j]
+            ship = term if j == 1 else (ship + term if j % 2 else ship - term)
+    else:
+        rv = tt.review
+        K = tt.w_rev.shape[2]
+        wr = place(tt.w_rev[g0:g1, sel[rv]], rv, (K,))
+        sv = place(tt.surv[g0:g1, sel[rv]], rv, (K,))
+        terms = 1.0 - sv * place(tt.rev_rate[g0:g1, sel[rv]], rv, (K,))
+        for i in tt.defect_phases:
+            if i != rv:
+                terms = terms * (1.0 - sv * rho[i][..., None, :])
+        ship = (wr * (1.0 - terms)).sum(-2)
+    ship = np.broadcast_to(ship, (g,) + tuple(width[i] for i in X) + (R,))
+    return np.clip(ship, 0.0, 1.0)
 
 
 def _combine(group: _TaskGroup, g0: int, g1: int, T: int, N: int,
@@ -442,77 +570,57 @@ def _combine_local(tt: _TaskTables, g0: int, g1: int, sel: list, width: list[int
     """(E, C, D, RV) of one task type on one variant over the routes ``sel[i]`` (a slice or an
     index array, ``width[i]`` routes) of each local phase i: each [g, width[0], ..., width[n-1]].
 
-    The sum over cells is a matrix product. Split the phases into a first run A and the rest B:
-    per cell, ``C = C_A C_B`` and ``E = E_A + C_A E_B`` (``C_X`` the success product of run X,
-    ``E_X`` its expected spend given it is reached), so the cell-weighted totals over the grid
-    A x B are ``(w C_A)^T [E_B | C_B]`` plus ``w E_A``. Defects only involve the defect phases
-    and review (set X, the rest Y): ``D = (w C_X ship_X)^T C_Y``, ship computed per cell exactly
-    as :func:`costsim.engine.analytic.cell_stats` does (clipped to [0, 1]).
-    """
+    The sum over ranks (cells x nodes) is a matrix product. Split the phases into a first run A
+    and the rest B: per rank, ``C = C_A C_B`` and ``E = E_A + C_A E_B`` (``C_X`` the success
+    product of run X, ``E_X`` its expected spend given it is reached), so the rank-weighted
+    totals over the grid A x B are ``(w C_A) [E_B | C_B]^T`` plus ``w E_A``. The defect mass is
+    ``D = sum_r w C_A C_B ship`` with ``ship`` a function of the defect phases and review (X):
+    when X lies in B it is one more block ``C_B ship`` of the same product; otherwise one
+    product per route combination of the X phases in A. ``ship`` is computed per rank exactly
+    as :func:`costsim.engine.analytic.ladder_stats` does (clipped to [0, 1])."""
     n = len(tt.axes)
     g = g1 - g0
-    nc = len(tt.w)
-    Pf = [tt.P[g0:g1, :, i, sel[i]] for i in range(n)]                     # [g, c, w_i]
-    Ef = [tt.E[g0:g1, :, i, sel[i]] for i in range(n)]
-    w = tt.w[None, :, None]
-
-    a = max(1, n // 2)
-    CA, EA = _grid(list(zip(Pf[:a], Ef[:a])))                               # [g, c, SA]
-    CB, EB = _grid(list(zip(Pf[a:], Ef[a:])))                               # [g, c, SB]
-    WA = np.ascontiguousarray((w * CA).transpose(0, 2, 1))                  # [g, SA, c]
-    if CB is None:
-        C = (w * CA).sum(1)
-        E = (w * EA).sum(1)
-    else:
-        SB = CB.shape[-1]
-        out = _bmm(WA, np.concatenate([EB, CB], axis=2))               # [g, SA, 2 SB]
-        E = (w * EA).sum(1)[:, :, None] + out[..., :SB]
-        C = out[..., SB:]
-    C = C.reshape((g,) + tuple(width))
-    E = E.reshape((g,) + tuple(width))
-
-    # defects: X = defect phases and review, Y = the rest
-    if tt.defect_phases:
-        X = sorted(set(tt.defect_phases) | ({tt.review} if tt.review is not None else set()))
-        Y = [i for i in range(n) if i not in X]
-        K = tt.w_rev.shape[-1]
-
-        def on_x(x, i):                   # [g, c, w_i, (K)] -> [g, c, 1.., w_i, 1.., (K)]
-            j = X.index(i)
-            return x.reshape(x.shape[:2] + (1,) * j + (width[i],) + (1,) * (len(X) - 1 - j)
-                             + x.shape[3:])
-
-        if tt.review is not None:
-            r = tt.review
-            wr = on_x(tt.w_rev[g0:g1, :, sel[r]], r)
-            sv = on_x(tt.surv[g0:g1, :, sel[r]], r)
-        else:
-            wr = np.zeros((g, nc) + (1,) * len(X) + (K,))
-            wr[..., 0] = 1.0
-            sv = np.ones((g, nc) + (1,) * len(X) + (K,))
-        terms = None
-        for i in tt.defect_phases:
-            if i == tt.review and tt.rev_rate is not None:
-                # the review attempt that catches is the one whose own defect rate applies
-                t_ = 1.0 - sv * on_x(tt.rev_rate[g0:g1, :, sel[i]], i)
-            else:
-                t_ = 1.0 - sv * on_x(tt.rho[g0:g1, :, i, sel[i]], i)[..., None]
-            terms = t_ if terms is None else terms * t_
-        # ship = sum_k w_rev[k] (1 - prod_i terms): exactly 0 when nothing carries a defect
-        ship = np.clip((wr * (1.0 - terms)).sum(-1), 0.0, 1.0)             # [g, c, X grid]
-        CX = None
-        for i in X:
-            f = on_x(Pf[i], i)
-            CX = f if CX is None else CX * f
-        WX = (w.reshape(1, nc, *(1,) * len(X)) * CX * ship).reshape(g, nc, -1)
-        CY, _ = _grid([(Pf[i], Ef[i]) for i in Y])
-        if CY is None:
-            D = WX.sum(1)
-        else:
-            D = _bmm(np.ascontiguousarray(WX.transpose(0, 2, 1)), CY)   # [g, SX, SY]
-        D = D.reshape((g,) + tuple(width[i] for i in X + Y))
-        D = D.transpose([0] + [1 + (X + Y).index(i) for i in range(n)])
-    else:
+    R = len(tt.w)
+    X = tt.ship_phases
+    Pf = [tt.P[g0:g1, i, sel[i]] for i in range(n)]                        # [g, w_i, R]
+    Ef = [tt.E[g0:g1, i, sel[i]] for i in range(n)]
+    a = _split(tuple(width), tuple(X))
+    CA, EA = _grid(list(zip(Pf[:a], Ef[:a])), g, R)                         # [g, SA, R]
+    CB, EB = _grid(list(zip(Pf[a:], Ef[a:])), g, R)                         # [g, SB, R]
+    SA, SB = CA.shape[1], CB.shape[1]
+    WA = CA * tt.w                                                          # [g, SA, R]
+    E0 = (EA @ tt.w)[:, :, None]                                            # [g, SA, 1]
+    XA = [i for i in X if i < a]
+    blocks = [EB, CB]
+    if X:
+        ship = _ship(tt, g0, g1, sel, width)                                # [g, w_X..., R]
+        if not XA:
+            shape = [g] + [width[i] if i in X else 1 for i in range(a, n)] + [R]
+            CBs = CB.reshape([g] + width[a:] + [R]) * ship.reshape(shape)
+            blocks.append(CBs.reshape(g, SB, R))
+    out = _bmm(WA, np.concatenate(blocks, axis=1))                          # [g, SA, k SB]
+    E = E0 + out[..., :SB]
+    C = out[..., SB:2 * SB]
+    if not X:
         D = np.zeros((g,) + (1,) * n)
+    elif not XA:
+        D = out[..., 2 * SB:]
+    else:
+        # one product per route combination of the X phases in A: B's grid times ship there
+        SXA = math.prod(width[i] for i in XA)
+        rest = [i for i in range(a) if i not in XA]
+        shape = [g, SXA] + [width[i] if i in X else 1 for i in range(a, n)] + [R]
+        right = CB.reshape([g, 1] + width[a:] + [R]) * ship.reshape(shape)  # [g,SXA,B..,R]
+        right = right.reshape(g, SXA, SB, R)
+        la = WA.reshape([g] + width[:a] + [R]).transpose([0] + [1 + i for i in XA]
+                                                         + [1 + i for i in rest] + [1 + a])
+        la = la.reshape(g, SXA, -1, R)                                      # [g,SXA,rest,R]
+        d = _bmm(la, right)                                                 # [g,SXA,rest,SB]
+        d = d.reshape([g] + [width[i] for i in XA] + [width[i] for i in rest] + [SB])
+        order = XA + rest
+        D = d.transpose([0] + [1 + order.index(i) for i in range(a)] + [1 + a])
+    shape = (g,) + tuple(width)
+    E, C = E.reshape(shape), C.reshape(shape)
+    D = D.reshape(shape) if X else D
     RV = tt.base * C + tt.per_defect * D
     return E, C, D, RV
