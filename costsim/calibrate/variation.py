@@ -59,12 +59,6 @@ def _grid(s: float) -> tuple[np.ndarray, np.ndarray]:
     return z, w / w.sum()
 
 
-def _dot(a, b):
-    """Matrix product without BLAS: these matrices are small, and a threaded BLAS on a busy
-    machine spends more time waking threads than multiplying."""
-    return np.einsum("ij,jk->ik", a, b, optimize=False)
-
-
 def _log_sigmoid(x):
     return -np.logaddexp(0.0, -x)
 
@@ -87,6 +81,15 @@ class Patterns:
     B: np.ndarray
     n: np.ndarray
     of_task: dict          # task -> pattern index
+
+    def __post_init__(self):
+        # A log has an item per (task type, phase, model, try, signal set) -- hundreds -- and a
+        # pattern touches a handful of them: the products with the [items, nodes] grids run on
+        # sparse copies (dense ones cost ~100x more; profiled on the calibrate round trips)
+        from scipy import sparse
+
+        self.sA, self.sB = sparse.csr_array(self.A), sparse.csr_array(self.B)
+        self.sAT, self.sBT = sparse.csr_array(self.A.T), sparse.csr_array(self.B.T)
 
     @property
     def tasks(self) -> int:
@@ -119,7 +122,8 @@ def patterns(outcomes) -> Patterns:
 def pattern_loglik(P: Patterns, b: np.ndarray, s: float, z: np.ndarray) -> np.ndarray:
     """log P(pattern | z) on the grid: [patterns, nodes]."""
     x = b[:, None] - s * z[None, :]                     # [K, Q]
-    return _dot(P.A, _log_sigmoid(x)) + _dot(P.B, _log_sigmoid(-x))
+    ls = _log_sigmoid(x)
+    return P.sA @ ls + P.sB @ (ls - x)
 
 
 def _stage1_nll(theta, P: Patterns, z_fixed=None):
@@ -127,14 +131,15 @@ def _stage1_nll(theta, P: Patterns, z_fixed=None):
     b, s = theta[:K], theta[K]
     z, w = _grid(s) if z_fixed is None else z_fixed
     x = b[:, None] - s * z[None, :]
-    sig = 1.0 / (1.0 + np.exp(-x))
-    L = _dot(P.A, _log_sigmoid(x)) + _dot(P.B, _log_sigmoid(-x)) + np.log(w)[None, :]
+    ls = _log_sigmoid(x)                    # log sigmoid(-x) = ls - x: one transcendental pass
+    sig = np.exp(ls)
+    L = P.sA @ ls + P.sB @ (ls - x) + np.log(w)[None, :]
     lse = _logsumexp(L, 1)
     post = np.exp(L - lse[:, None])                          # [P, Q]
     nll = -float(P.n @ lse)
     # d/d x_kq of log P(pattern): A (1 - sig) - B sig
     wp = post * P.n[:, None]                                 # [P, Q]
-    g_x = _dot(P.A.T, wp) * (1 - sig) - _dot(P.B.T, wp) * sig      # [K, Q]
+    g_x = (P.sAT @ wp) * (1 - sig) - (P.sBT @ wp) * sig      # [K, Q]
     grad_b = -g_x.sum(axis=1)
     grad_s = float((g_x * z[None, :]).sum())                 # d x / d s = -z
     return nll, np.append(grad_b, grad_s)
