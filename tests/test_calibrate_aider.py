@@ -69,8 +69,9 @@ def test_priced_row_by_hand(tmp_path, prices):
 
 
 def test_fitted_workload_replays_the_table(tmp_path):
-    """The fitted success lists are the published conditional rates, and `compare` on the
-    fitted workload completes single:M exactly as often as the leaderboard's pass_rate_2."""
+    """The fitted first-try rates are the published ones, and `compare` on the fitted workload
+    (tasks differ: later tries' values are rates over all tasks) completes single:M exactly as
+    often as the leaderboard's pass_rate_2."""
     log = tmp_path / "aider.csv"
     aider_log(True).to_csv(log, index=False)
     out = tmp_path / "fitted.yaml"
@@ -85,7 +86,12 @@ def test_fitted_workload_replays_the_table(tmp_path):
     for r in aider_rows():
         m = slug(r["model"])
         n, n1, n2 = r["test_cases"], r["pass_num_1"], r["pass_num_2"]
-        assert ph.success[m] == pytest.approx([n1 / n, (n2 - n1) / (n - n1)], abs=1e-6)
+        # first tries run on every task: their rate is the raw one. A second try runs on the
+        # tasks the first failed, the harder ones, so its map value (a rate over all tasks)
+        # is at least the raw conditional rate; the completion check below pins it down
+        first, second = ph.success[m]
+        assert first == pytest.approx(n1 / n, abs=1e-6)
+        assert second >= (n2 - n1) / (n - n1) - 1e-6
         models += ["--model", m]
     res = runner.invoke(app, ["compare", "--prices", str(CAL_PRICES), "--workload", str(out),
                               "--policy", str(_policy(tmp_path)), *models, "-f", "json"])
