@@ -27,8 +27,10 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def bundled():
-    """The bundled defaults, searched in full (the story of the issue)."""
-    return optimize(min_completion=0.99, max_defect_rate=0.02)
+    """The bundled defaults, searched in full (the story of the issue; with the bundled
+    variation the hardest tasks fail on every model, so no policy reaches 0.99 (single:claude-opus-5
+    completes 90.2%); 0.89 leaves a frontier on both axes)."""
+    return optimize(min_completion=0.89, max_defect_rate=0.02)
 
 
 def run(args, width, monkeypatch):
@@ -40,7 +42,7 @@ def run(args, width, monkeypatch):
 
 @pytest.mark.parametrize("width", [80, 120, 200])
 @pytest.mark.parametrize("args", [TINY + ["--min-completion", "0.97"],
-                                  BUNDLED_FEW + ["--min-completion", "0.99"],
+                                  BUNDLED_FEW + ["--min-completion", "0.89"],
                                   BUNDLED_FEW + ["--max-review-minutes", "11", "--wide"]],
                          ids=["fixtures", "bundled", "bundled-wide"])
 def test_tables_fit_the_terminal_without_ellipsis(args, width, monkeypatch):
@@ -60,13 +62,13 @@ def test_tables_fit_the_terminal_without_ellipsis(args, width, monkeypatch):
 
 
 def test_narrow_report_has_the_figures_first(monkeypatch):
-    out = run(BUNDLED_FEW + ["--min-completion", "0.99"], 80, monkeypatch)
+    out = run(BUNDLED_FEW + ["--min-completion", "0.89"], 80, monkeypatch)
     head = out.split("Best strategy and the other candidates")[1].splitlines()[1:3]
     header = " ".join(head)
     for col in ("strategy", "cost per", "completed", "month", "completion", "defects", "meets"):
         assert col in header
     assert "review" not in header and "spend" not in header          # behind --wide
-    wide = run(BUNDLED_FEW + ["--min-completion", "0.99", "--wide"], 200, monkeypatch)
+    wide = run(BUNDLED_FEW + ["--min-completion", "0.89", "--wide"], 200, monkeypatch)
     header = " ".join(wide.split("Best strategy and the other candidates")[1].splitlines()[1:3])
     assert "review" in header and "spend" in header
 
