@@ -28,8 +28,8 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def bundled():
     """The bundled defaults, searched in full (the story of the issue; with the bundled
-    variation the hardest tasks fail on every model, so no policy reaches 0.99 (single:claude-opus-5
-    completes 90.2%); 0.89 leaves a frontier on both axes)."""
+    variation the hardest tasks fail on every model, so no policy reaches 0.99:
+    single:claude-opus-5 completes 90.2%; 0.89 leaves a frontier on both axes)."""
     return optimize(min_completion=0.89, max_defect_rate=0.02)
 
 
