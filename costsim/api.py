@@ -254,9 +254,11 @@ def default_baseline(table: PriceTable, policies: Sequence[Policy],
     return f"single:{best}", why
 
 
-def _close(a: float, b: float) -> bool:
+def _close(a: float | None, b: float | None) -> bool:
     if a == b:
         return True
+    if a is None or b is None:
+        return False
     if math.isinf(a) or math.isinf(b):
         return False
     return abs(a - b) <= SAME * max(abs(a), abs(b), 1e-300)
@@ -297,7 +299,9 @@ def mark_savings_and_pareto(results: list[StrategyResult], baseline: str | None)
             o.cost_per_completed_task, r.cost_per_completed_task)
         ge_comp = o.completion_rate >= r.completion_rate or _close(o.completion_rate,
                                                                    r.completion_rate)
-        le_def = o.defect_rate <= r.defect_rate or _close(o.defect_rate, r.defect_rate)
+        # an engine that cannot tell defects (replay) leaves them None: no difference
+        le_def = (o.defect_rate is None or r.defect_rate is None
+                  or o.defect_rate <= r.defect_rate or _close(o.defect_rate, r.defect_rate))
         return le_cost and ge_comp and le_def and not _same_figures(o, r)
 
     order = sorted(results, key=lambda r: (_KIND_ORDER.get(r.kind, 9), r.name))
@@ -311,7 +315,7 @@ def mark_savings_and_pareto(results: list[StrategyResult], baseline: str | None)
             better(o, r) for o in results if o is not r)
 
 
-ENGINES = ("analytic", "montecarlo")
+ENGINES = ("analytic", "montecarlo", "replay")
 PARALLEL_FROM = 16            # strategies from which compare evaluates on a second thread
 
 
@@ -351,7 +355,8 @@ def _evaluated(table, wl, strategies, cache: CompileCache, threads: bool = True)
 
 def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (), *,
             engine: str = "analytic", samples: int = 400_000, seed: int = 0,
-            pareto: Iterable[float] = (), baseline: str | None = None) -> CompareResult:
+            pareto: Iterable[float] = (), baseline: str | None = None, log=None,
+            bootstrap: int = 1000) -> CompareResult:
     """Every strategy side by side, sorted by cost per completed task.
 
     ``prices``/``workload``: a path, an already-loaded model, or None for the defaults;
@@ -360,10 +365,19 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
     ``pareto:SCORE`` baseline (every attempt on the cheapest model scoring at least SCORE);
     ``baseline``: the strategy savings are against (a policy name, ``single:M`` or
     ``pareto:SCORE``; added if not compared already); default :func:`default_baseline`.
+    ``engine="replay"`` evaluates the strategies on the recorded outcomes of the runs log
+    ``log`` instead (:func:`costsim.replay.compare_replay`; ``bootstrap`` resamples, ``seed``).
     """
     if engine not in ENGINES:
         raise CostsimError(f"unknown engine '{engine}' (engines: {', '.join(ENGINES)})",
                            path="--engine")
+    if (engine == "replay") != (log is not None):
+        raise CostsimError("--engine replay and --log LOG go together", path="--log")
+    if engine == "replay":
+        from .replay import compare_replay
+
+        return compare_replay(log, prices, policies, workload, models, seed=seed,
+                              bootstrap=bootstrap, pareto=pareto, baseline=baseline)
     if samples < 1:
         raise CostsimError(f"must be at least 1, got {samples}", path="--samples")
     table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload)

@@ -9,6 +9,8 @@ copies them into a folder you own::
     DIR/workload.yaml      a bundled workload (medium-team unless told otherwise)
     DIR/policies/*.yaml    every bundled routing policy
     DIR/runs-example.csv   an example runs log for `costsim calibrate`
+    DIR/replay-example.csv an example of three models on the same tasks, for
+                           `costsim compare --engine replay`
 
 An existing file is never overwritten: it is kept and reported, so running ``init`` again
 only restores what was deleted.
@@ -49,6 +51,7 @@ your team; costsim reads them when you name them (nothing here is read by defaul
 costsim compare --prices prices.yaml --workload workload.yaml --policy policies
 costsim budget --prices prices.yaml --workload workload.yaml --policy policies
 costsim calibrate runs-example.csv --prices prices.yaml
+costsim compare --engine replay --log replay-example.csv --policy policies
 ```
 
 `--policy` takes a file or a folder of policies (repeatable). A bundled file can also be
@@ -112,6 +115,9 @@ def init(directory: str | Path = ".", workload: str = "medium-team") -> InitResu
     example = paths.bundled_dir("examples") / "calibrate-runs.csv"
     if example.is_file():
         files.append((d / "runs-example.csv", example.read_bytes()))
+    replay = paths.bundled_dir("examples") / "replay-runs.csv"
+    if replay.is_file():
+        files.append((d / "replay-example.csv", replay.read_bytes()))
     res = InitResult(directory=d)
     try:
         for path, data in files:

@@ -330,7 +330,8 @@ def _compare_human_rows(result) -> list[list[str]]:
             pct(s.completion_rate, 2), pct(s.defect_rate, 2),
             "baseline" if base else pct(s.savings), "-" if base else dollars(s.monthly_savings),
             "*" if s.pareto else ("=" if s.same_as else ""),
-            f"{s.review_minutes:.1f}", money(s.spend_per_task), pct(s.premium_share, 0),
+            "-" if s.review_minutes is None else f"{s.review_minutes:.1f}",
+            money(s.spend_per_task), pct(s.premium_share, 0),
             f"{s.expected_attempts:.2f}", f"{s.expected_retries:.2f}"])
     return rows
 
@@ -387,6 +388,12 @@ def render_compare(result, fmt: str, breakdown: bool = False, wide: bool = False
                "\n".join(f"- {n}" for n in _compare_notes(result)) + "\n"]
         if result.engine == "montecarlo":
             out.append("\n" + to_markdown([c.flat for c in MC_COLUMNS], _mc_rows(result)))
+        if result.engine == "replay":
+            out.append("\n" + to_markdown([c.flat for c in REPLAY_COLUMNS], _replay_rows(result))
+                       + "\n" + "\n".join(f"- {n}" for n in _replay_notes(result)) + "\n")
+            if _left_out_rows(result):
+                out.append("\n" + to_markdown([c.flat for c in LEFT_OUT_COLUMNS],
+                                               _left_out_rows(result)))
         if breakdown:
             pr, mr = _breakdown_rows(result)
             out += ["\n" + to_markdown([c.flat for c in PHASE_COLUMNS], _fmt_phase(pr)),
@@ -403,6 +410,13 @@ def render_compare(result, fmt: str, breakdown: bool = False, wide: bool = False
     items: list = [main, Text("\n".join(_compare_notes(result, shown)), style="dim")]
     if result.engine == "montecarlo":
         items.append(fit_table(_mc_title(result), MC_COLUMNS, _mc_rows(result), wide=wide))
+    if result.engine == "replay":
+        items.append(fit_table(f"Replay of {result.settings.get('log')}", REPLAY_COLUMNS,
+                               _replay_rows(result), wide=wide))
+        items.append(Text("\n".join(_replay_notes(result)), style="dim"))
+        if _left_out_rows(result):
+            items.append(fit_table("left out: tasks lacking a record the strategy needs",
+                                   LEFT_OUT_COLUMNS, _left_out_rows(result), wide=wide))
     if breakdown:
         pr, mr = _breakdown_rows(result)
         items.append(fit_table("spend per phase (per attempted task)", PHASE_COLUMNS,
@@ -466,3 +480,59 @@ def _fmt_phase(rows):
 def _fmt_model(rows):
     return [[r[0], r[1], money(r[4]), pct(r[5]), f"{r[6]:.2f}", r[3], r[2], f"{r[7]:,.0f}",
              f"{r[8]:,.0f}", f"{r[9]:,.0f}"] for r in rows]
+
+
+# --- replay ---------------------------------------------------------------------------------
+
+REPLAY_COLUMNS = [Column("strategy", numeric=False), Column("tasks\ncovered"),
+                  Column("completion\n95% interval"), Column("cost per completed\n95% interval"),
+                  Column("spend per task\nP50", level=2), Column("P90", level=1),
+                  Column("P99", level=1)]
+LEFT_OUT_COLUMNS = [Column("strategy", numeric=False), Column("tasks\nleft out"),
+                    Column("first record missing (tasks)", numeric=False)]
+
+
+def _replay_notes(result) -> list[str]:
+    s = result.settings
+    k = s.get("max_attempts", {})
+    out = [f"{s.get('tasks', 0):,} tasks in {s.get('runs', 1):,} run(s); attempts per phase: "
+           f"{k.get('text', '-')}.",
+           f"{100 * s.get('level', 0.95):.0f}% intervals: {s.get('bootstrap', 0):,} bootstrap "
+           f"resamples of the tasks (seed {s.get('seed')}); P50-P99: the recorded spend per "
+           f"task.",
+           "Savings only against a baseline replayed on the same tasks; defects are not "
+           "replayed."]
+    return out
+
+
+def _span(lo_hi, fmt) -> str:
+    if not lo_hi or any(x is None or (isinstance(x, float) and math.isnan(x)) for x in lo_hi):
+        return "-"
+    return f"{fmt(lo_hi[0])} - {fmt(lo_hi[1])}"
+
+
+def _replay_rows(result):
+    rows = []
+    for s in result.strategies:
+        rp = s.extra.get("replay", {})
+        iv, q = rp.get("intervals", {}), rp.get("cost_percentiles", {})
+        rows.append([s.name, pct(rp.get("coverage")),
+                     _span(iv.get("completion_rate"), lambda x: pct(x, 1)),
+                     _span(iv.get("cost_per_completed_task"), money),
+                     money(q.get("p50")), money(q.get("p90")), money(q.get("p99"))])
+    return rows
+
+
+def _left_out_rows(result):
+    rows = []
+    for s in result.strategies:
+        rp = s.extra.get("replay", {})
+        lost = rp.get("tasks", 0) - rp.get("covered", 0)
+        if lost and rp.get("left_out"):
+            x = rp["left_out"][0]
+            what = "summary after" if x["missing"] == "summary" else "attempt on"
+            n = len(rp["left_out"]) - 1
+            more = f"; and {n} other record{'s' if n > 1 else ''}" if n else ""
+            rows.append([s.name, f"{lost:,}",
+                         f"{x['model']} {what} {x['phase']} ({x['tasks']:,}{more})"])
+    return rows

@@ -27,6 +27,7 @@ def test_init_writes_copies_that_give_the_bundled_numbers(tmp_path, monkeypatch)
     assert load_workload(d / "workload.yaml").name == "medium-team"
     assert load_policy(d / "policies" / "two-tier.yaml").name == "two-tier"
     assert (d / "runs-example.csv").read_text().startswith("task_id,task_type,phase,attempt")
+    assert "run" in (d / "replay-example.csv").read_text().splitlines()[0].split(",")
     # The copies (a policy folder) and the bundled defaults give the same comparison.
     mine = runner.invoke(app, ["compare", "--prices", "team/prices.yaml", "--workload",
                                "team/workload.yaml", "--policy", "team/policies", "-f", "json"])
