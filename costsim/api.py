@@ -315,6 +315,18 @@ def mark_savings_and_pareto(results: list[StrategyResult], baseline: str | None)
             better(o, r) for o in results if o is not r)
 
 
+def choose_baseline(table: PriceTable, pols, models, strategies: list,
+                    baseline: str | None) -> tuple[str, str]:
+    """``(name, chosen_by)`` of the strategy savings are against: ``baseline`` (added to
+    ``strategies`` if it is not there) or :func:`default_baseline`."""
+    if baseline is None:
+        return default_baseline(table, pols, models)
+    base = parse_strategy(baseline, table, pols)
+    if base.name not in {s.name for s in strategies}:
+        strategies.append(base)
+    return base.name, "--baseline"
+
+
 ENGINES = ("analytic", "montecarlo", "replay")
 PARALLEL_FROM = 16            # strategies from which compare evaluates on a second thread
 
@@ -382,13 +394,7 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
         raise CostsimError(f"must be at least 1, got {samples}", path="--samples")
     table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload)
     strategies = strategies_for(table, pols, models, pareto)
-    if baseline is not None:
-        base = parse_strategy(baseline, table, pols)
-        if base.name not in {s.name for s in strategies}:
-            strategies.append(base)
-        base_name, chosen_by = base.name, "--baseline"
-    else:
-        base_name, chosen_by = default_baseline(table, pols, models)
+    base_name, chosen_by = choose_baseline(table, pols, models, strategies, baseline)
     results = []
     settings: dict = {}
     cache = CompileCache(table, wl, [m for s in strategies for m in s.models()])

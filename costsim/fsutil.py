@@ -290,6 +290,21 @@ def create_new(path: str | Path, data: str | bytes) -> bool:
 
 
 @contextlib.contextmanager
+def _write_errors(path: str | Path) -> Iterator[None]:
+    """An OSError while replacing ``path`` becomes one CostsimError naming it (a full disk
+    says the file was not changed)."""
+    try:
+        yield
+    except CostsimError:
+        raise
+    except OSError as exc:
+        what = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            what += " (the file was not changed)"
+        raise CostsimError(f"cannot write: {what}", str(path)) from None
+
+
+@contextlib.contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """For a writer that needs a file name (DuckDB's COPY): yields a temporary path next to
     ``path``'s real target; when the block ends without an error, the file written there is
@@ -297,7 +312,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
     The same checks as :func:`atomic_write` come first; the temporary file is removed on any
     failure and named so that a later run removes it if this process is killed."""
     real = check_writable(path)
-    try:
+    with _write_errors(path):
         with locked(real):
             try:
                 old = os.stat(real)
@@ -324,13 +339,6 @@ def replacing(path: str | Path) -> Iterator[Path]:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
             _fsync_dir(real.parent)
-    except CostsimError:
-        raise
-    except OSError as exc:
-        what = exc.strerror or str(exc)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            what += " (the file was not changed)"
-        raise CostsimError(f"cannot write: {what}", str(path)) from None
 
 
 def atomic_write(path: str | Path, data: str | bytes, *, backup: bool = False) -> None:
@@ -350,7 +358,7 @@ def atomic_write(path: str | Path, data: str | bytes, *, backup: bool = False) -
                            f"{exc.start})", str(path)) from None
     real = check_writable(path)
     bak = real.with_name(real.name + ".bak")
-    try:
+    with _write_errors(path):
         with locked(real):
             try:
                 old = os.stat(real)
@@ -362,10 +370,3 @@ def atomic_write(path: str | Path, data: str | bytes, *, backup: bool = False) -
                     previous = fh.read()
                 _replace(bak, previous, old)
             _replace(real, payload, old)
-    except CostsimError:
-        raise
-    except OSError as exc:
-        what = exc.strerror or str(exc)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            what += " (the file was not changed)"
-        raise CostsimError(f"cannot write: {what}", str(path)) from None

@@ -11,8 +11,8 @@ from typing import Iterable
 
 import numpy as np
 
-from .api import (CompareResult, StrategyResult, default_baseline, load_inputs,
-                  mark_savings_and_pareto, parse_strategy, price_warnings, strategies_for)
+from .api import (CompareResult, StrategyResult, choose_baseline, load_inputs,
+                  mark_savings_and_pareto, price_warnings, strategies_for)
 from .loader import policy_warnings
 from .engine.compile import Strategy
 from .engine.replay import (DEFAULT_BOOTSTRAP, LEVEL, ReplayMetrics, check_bootstrap,
@@ -75,13 +75,7 @@ def compare_replay(log, prices=None, policies=None, workload=None, models: Itera
     rlog = prepare(records)
     in_log = [m for m in rlog.model_names if m in table.models]
     strategies = strategies_for(table, pols, list(models) + in_log)
-    if baseline is not None:
-        base = parse_strategy(baseline, table, pols)
-        if base.name not in {s.name for s in strategies}:
-            strategies.append(base)
-        base_name, chosen_by = base.name, "--baseline"
-    else:
-        base_name, chosen_by = default_baseline(table, pols, models)
+    base_name, chosen_by = choose_baseline(table, pols, models, strategies, baseline)
     figures = replay_all(rlog, strategies, wl, explicit_workload=workload is not None,
                          resamples=bootstrap, seed=seed)
     tiers = {mid: mp.tier for mid, mp in table.models.items()}
