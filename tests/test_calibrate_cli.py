@@ -44,7 +44,7 @@ def test_the_command_prints_the_report(log, monkeypatch):
 @pytest.mark.parametrize("columns", [80, 120])
 @pytest.mark.parametrize("wide", [False, True])
 def test_tables_fit_the_terminal_without_cutting_numbers(result, monkeypatch, columns, wide):
-    from costsim.cli.calibrate import render_calibration
+    from costsim.calibrate.render import render_calibration
 
     monkeypatch.setenv("COLUMNS", str(columns))
     text = render_calibration(result, "table", wide=wide)
@@ -77,7 +77,7 @@ def test_writes_the_workload_and_the_policy(log, tmp_path):
 
 
 def test_markdown_and_help(result):
-    from costsim.cli.calibrate import render_calibration
+    from costsim.calibrate.render import render_calibration
 
     md = render_calibration(result, "markdown")
     assert "#### Fit check (log → engine)" in md and "| scope |" in md
