@@ -100,3 +100,17 @@ def test_the_docs_example_log_runs(tmp_path):
     assert res.rows == 5 and res.tasks == 1
     assert res.summaries[0]["mean_output_tokens"] == 1500
     assert res.fitted["runs"][""]["handoff"] == "summary"
+
+
+def test_the_report_says_how_tasks_differ(result, monkeypatch):
+    """The fitted variation is in the report, and what came from --workload says so."""
+    from costsim.calibrate.render import render_calibration
+
+    monkeypatch.setenv("COLUMNS", "200")
+    var = result.fitted["variation"]
+    text = " ".join(render_calibration(result, "table").split())
+    assert f"How tasks differ (variation): difficulty {var['difficulty']:.2f}" in text
+    for k in ("difficulty", "tokens", "tokens_follow_difficulty"):
+        shown = f"{k.replace('_', ' ')} {var[k]:.2f}"
+        assert shown in text
+        assert (f"{shown} from --workload" in text) == (var["source"][k] != "log")

@@ -110,6 +110,18 @@ def _fitted_lines(result) -> list[str]:
         elif v["cv_source"] == "log":
             lines.append(f"Tasks per month: {v['mean']:,.0f}, {over}; the monthly counts vary "
                          f"no more than chance, so one number.")
+    var = f.get("variation")
+    if var is not None:
+        def part(k, label):
+            x = f"{label} {var[k]:.2f}"
+            if k == "difficulty" and var.get("se_difficulty") and var["source"][k] == "log":
+                x += f" (± {var['se_difficulty']:.2f})"
+            return x + (" from --workload" if var["source"].get(k) != "log" else "")
+        lines.append("How tasks differ (variation): "
+                     + ", ".join(part(k, k.replace("_", " ")) for k in
+                                 ("difficulty", "tokens", "tokens_follow_difficulty"))
+                     + f"; read from {var['tasks']:,} tasks, {var['tasks_seen_twice']:,} of "
+                     "them with more than one outcome (runs, retries, escalations).")
     if result.from_base:
         lines.append("From --workload (the log cannot show them): "
                      + "; ".join(f for f, _ in result.from_base) + ".")
