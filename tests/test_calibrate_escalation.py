@@ -104,3 +104,39 @@ def test_escalated_models_get_their_rate_over_all_tasks(spread2):
         assert abs(_fitted_rate(res, "implement", model) - p) < tol, model
         if model != "cheap":
             assert p - raw.loc[model, "mean"] > max(tol, 0.1), model
+
+
+def test_the_fit_is_the_maximum_of_the_likelihood():
+    """The spread's likelihood is even in s, so s = 0 is a stationary point of every log's;
+    fitted in s, this no-spread cascade log (budget twice, then midrange; seed found by
+    search) stalled there with an infinite standard error -- 'not identified', and calibrate
+    would have kept the base workload's spread of 3.24. Checked by profiling: no spread on a
+    grid fits better than the estimate, and the estimate is identified."""
+    import numpy as np
+    import pandas as pd
+    from logsim import simulate_log
+
+    from costsim.calibrate.variation import fit_success, patterns
+
+    w = {"version": 1, "name": "w", "max_attempts": 4, "system_tokens": 1000,
+         "cache_hit_rate": 0.5, "feedback_gain": 0.3,
+         "task_types": [{"name": "bugfix", "share": 1.0, "phases": [
+             {"phase": "implement", "calls": 2, "input_tokens": 2000, "output_tokens": 500,
+              "difficulty": 80},
+             {"phase": "review", "calls": 1, "input_tokens": 3000, "output_tokens": 300,
+              "success": {"budget": 0.9, "midrange": 0.95, "premium": 0.97}}]}]}
+    pol = {"version": 1, "name": "team",
+           "tiers": {"budget": "cheap", "midrange": "mid", "premium": "top"},
+           "routes": {"default": "budget", "review": "premium"},
+           "escalation": {"after_failures": 2}}
+    df = simulate_log(yaml.safe_load(CAL_PRICES.read_text()), w, pol, tasks=5000, seed=15,
+                      rows="attempt")
+    k = np.where(df["attempt"].to_numpy() > 1, "retry", "first")
+    P = patterns(pd.DataFrame({"task": df["task_id"].to_numpy(),
+                               "item": list(zip(df["phase"], df["model"], k)),
+                               "success": df["success"].astype(bool).to_numpy()}))
+    fit = fit_success(P)
+    assert fit.identified and math.isfinite(fit.se_s)
+    for s in (0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0):
+        assert fit.nll <= fit_success(P, s_fixed=s).nll + 1e-6, s
+    assert fit.ci95[0] == 0.0 and fit.s < 0.5
