@@ -30,7 +30,9 @@ What a log shows of it:
   ``r = beta / t`` (clipped to [0, 1]).
 
 Estimation in two stages: (1) ``s`` and the items' ``b`` from the success patterns alone
-(tasks with the same pattern are pooled, so this costs little however long the log is);
+(tasks with the same pattern are pooled, so this costs little however long the log is; fitted
+and given a standard error on ``s^2``, since the likelihood is even in ``s``: see
+:func:`fit_success`);
 (2) ``beta``, ``gamma``, ``omega`` and the ``c_item`` with ``s`` and ``b`` held, integrating ``z``
 on a grid against each task's success pattern. Integrals over ``z`` use the trapezoid rule on
 [-8, 8] with a step of ``min(0.2, 1/s)`` (relative error below 1e-8 for the logistic factors, and
