@@ -72,6 +72,21 @@ def test_a_raise_that_pays_is_recommended_with_its_trade(tmp_path):
     assert up["evidence"]["trade"] == trade_words(p)
     assert "points completion" in up["evidence"]["trade"]
     assert up["evidence"]["rates"]["first_attempt_success"] < 0.1
+    # The premise, by an independent route: tests/reference_model.py on the workload the log
+    # was simulated from (no variation) puts completion at 0.834 starting on budget and 0.954
+    # on midrange. By hand: a model's first try succeeds with p1 = sigmoid((score - 80) / 10),
+    # a later one with p1 + 0.3 (1 - p1); implement then fails all four tries with
+    # 0.953 * 0.667 * 0.512^2 = 0.167 (cheap, cheap, mid, mid) or 0.731 * 0.512 * 0.35^2 =
+    # 0.046 (mid, mid, top, top); review (top, 0.97 a try, four tries) loses 1e-6. The
+    # projection from the fitted workload lands within a point of both.
+    import reference_model as ref
+
+    truth = yaml.safe_load(w.read_text())
+    pol = yaml.safe_load((tmp_path / "team.yaml").read_text())
+    moved = dict(pol, routes=dict(pol["routes"], implement="midrange"))
+    for key, policy in (("before", pol), ("after", moved)):
+        want = ref.evaluate(PRICES, truth, policy=policy)["completion_rate"]
+        assert abs(p[f"completion_rate_{key}"] - want) < 0.01, key
 
 
 def test_a_raise_that_does_not_pay_is_a_note_not_a_recommendation(tmp_path):

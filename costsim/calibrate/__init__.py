@@ -294,6 +294,8 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
         fitted_info["variation"] = {
             **vf.as_dict(), "source": dict(vf.source),
             "se_difficulty": vf.se_difficulty if math.isfinite(vf.se_difficulty) else None,
+            "difficulty_ci95": ([float(vf.ci95_difficulty[0]), float(vf.ci95_difficulty[1])]
+                                if math.isfinite(vf.ci95_difficulty[1]) else None),
             "tasks": vf.tasks, "tasks_seen_twice": vf.multi, "notes": list(vf.notes)}
     return CalibrationResult(
         log=str(log_path), rows=rows, tasks=ms.overall["tasks"], prices=prices_path,

@@ -80,7 +80,39 @@ def variant(before, after, task_type: str, phase: str):
     if phase == "review":
         catch[cells] = after.catch[cells]
     arrays["catch"] = catch
+    if before.variation is not None or after.variation is not None:
+        arrays["variation"] = _variant_variation(before, after, ti, i, cells)
     return replace(before, **arrays)
+
+
+def _variant_variation(before, after, ti: int, i: int, cells):
+    """The §3.5 parts of :func:`variant`: the changed phase's intercepts ``b`` (each attempt's
+    ``σ(b − s·z)`` averages to its own model's rate) come from ``after``, like its ``p``. The
+    per-node cost tables are by model, the same in both. Without this, the projection kept
+    the old models' intercepts beside the new models' costs: a raise looked dearer and no
+    better."""
+    from ..engine.compile import VariationLadders
+
+    vb, va = before.variation, after.variation
+    if vb is None or va is None:
+        raise CostsimError("internal: variant ladders with and without variation")
+    types = list(vb.types)
+    tb, ta = types[ti], va.types[ti]
+    if tb is not None:
+        b = tb.b.copy()
+        b[:, i] = ta.b[:, i]
+        types[ti] = replace(tb, b=b)
+
+    def pieces():
+        pb, pa = vb.pieces, va.pieces
+        out = {}
+        for name in ("base", "delta", "theta", "summ_base", "summ_delta", "summ_theta", "b"):
+            x = getattr(pb, name).copy()
+            x[cells, i] = getattr(pa, name)[cells, i]
+            out[name] = x
+        return replace(pb, **out)
+
+    return VariationLadders(types, pieces)
 
 
 def delta(before: dict, after: dict) -> dict:

@@ -30,7 +30,9 @@ What a log shows of it:
   ``r = beta / t`` (clipped to [0, 1]).
 
 Estimation in two stages: (1) ``s`` and the items' ``b`` from the success patterns alone
-(tasks with the same pattern are pooled, so this costs little however long the log is);
+(tasks with the same pattern are pooled, so this costs little however long the log is; fitted
+and given a standard error on ``s^2``, since the likelihood is even in ``s``: see
+:func:`fit_success`);
 (2) ``beta``, ``gamma``, ``omega`` and the ``c_item`` with ``s`` and ``b`` held, integrating ``z``
 on a grid against each task's success pattern. Integrals over ``z`` use the trapezoid rule on
 [-8, 8] with a step of ``min(0.2, 1/s)`` (relative error below 1e-8 for the logistic factors, and
@@ -145,6 +147,22 @@ def _stage1_nll(theta, P: Patterns, z_fixed=None):
     return nll, np.append(grad_b, grad_s)
 
 
+V_FLOOR = 1e-8        # s^2 below this is evaluated at s = 1e-4 (same likelihood to ~1e-8)
+
+
+def _stage1_nll_v(theta, P: Patterns, z_fixed=None):
+    """:func:`_stage1_nll` with the last parameter ``v = s^2``. The likelihood is even in
+    ``s`` (``z`` and ``-z`` are equally likely), so in ``s`` every log has a stationary point
+    at ``s = 0``, where a fit can stall, and curvature that vanishes there; in ``v`` the
+    gradient at 0 is the first-order effect of the spread and the likelihood is close to
+    quadratic near 0."""
+    K = len(P.items)
+    s = math.sqrt(max(float(theta[K]), V_FLOOR))
+    nll, g = _stage1_nll(np.append(theta[:K], s), P, z_fixed)
+    g[K] = g[K] / (2 * s)
+    return nll, g
+
+
 @dataclass
 class SuccessFit:
     items: list
@@ -154,49 +172,77 @@ class SuccessFit:
     nll: float
     identified: bool
     rates: dict = field(default_factory=dict)   # item -> rate over all tasks (mean over z)
+    se_v: float = math.inf                      # standard error of s^2
+    ci95: tuple = (0.0, math.inf)               # 95% interval of s (from s^2 +- 1.96 se_v)
+
+
+def spread_interval(v: float, se_v: float, z: float = 1.0) -> tuple[float, float]:
+    """The interval of ``s`` from ``s^2 = v +- z se_v`` (clipped at 0): the estimate of ``s^2``
+    is close to normal even where ``s`` is near 0 (where the estimate of ``s`` is not)."""
+    if not math.isfinite(se_v):
+        return 0.0, math.inf
+    return math.sqrt(max(v - z * se_v, 0.0)), math.sqrt(max(v + z * se_v, 0.0))
 
 
 def fit_success(P: Patterns, s_fixed: float | None = None) -> SuccessFit:
-    """MLE of ``s`` and the items' ``b`` (``s_fixed``: hold ``s``, fit only ``b``)."""
+    """MLE of ``s`` and the items' ``b`` (``s_fixed``: hold ``s``, fit only ``b``).
+
+    Fitted in ``v = s^2`` (:func:`_stage1_nll_v`), and the standard error is read there too:
+    ``se_v`` from the observed information about ``v`` with the ``b`` profiled out; the
+    reported ``se_s`` is half the width of the interval ``s^2 = v +- se_v`` (the usual
+    ``se_v / (2 s)`` when ``s`` is well away from 0). A log with no variation gives estimates of
+    ``s`` of a few tenths (the square root of a noise of a few hundredths); that interval
+    then reaches 0."""
     from scipy import optimize
 
     K = len(P.items)
     A, B = (P.A * P.n[:, None]).sum(0), (P.B * P.n[:, None]).sum(0)
     rate = (A + 0.5) / (A + B + 1.0)
     b0 = np.log(rate / (1 - rate))
-    bounds = [(-B_MAX, B_MAX)] * K + [(0.0, S_MAX)]
-    best = None
-    # one start: the likelihood is unimodal in s on every log we tried (logsim and OpenHands);
-    # the grid follows s between rounds
-    starts = [s_fixed] if s_fixed is not None else [1.5]
-    for s0 in starts:
-        grid = _grid(s0)
-        scale = math.sqrt(1 + math.pi * s0 ** 2 / 8)      # E sigmoid(b - s z) ~ sigmoid(b / scale)
-        th0 = np.append(b0 * scale, s0)
-        bnds = bounds if s_fixed is None else bounds[:K] + [(s_fixed, s_fixed)]
-        # the grid follows s between rounds (a fixed grid keeps each round smooth)
-        for _ in range(4):
-            res = optimize.minimize(_stage1_nll, th0, args=(P, grid), jac=True,
-                                    method="L-BFGS-B", bounds=bnds,
-                                    options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-7})
-            new = _grid(res.x[K])
-            th0 = res.x
-            if new[0].size == grid[0].size:
-                break
-            grid = new
-        if best is None or res.fun < best.fun:
-            best = res
-    b, s = best.x[:K], float(best.x[K])
-    se = math.inf
+    bounds = [(-B_MAX, B_MAX)] * K + [(0.0, S_MAX ** 2)]
+    # one start: the likelihood is unimodal in s^2 on every log we tried (logsim and
+    # OpenHands)
+    s0 = s_fixed if s_fixed is not None else 1.5
+    grid = _grid(s0)
+    scale = math.sqrt(1 + math.pi * s0 ** 2 / 8)      # E sigmoid(b - s z) ~ sigmoid(b / scale)
+    th0 = np.append(b0 * scale, s0 ** 2)
+    bnds = bounds if s_fixed is None else bounds[:K] + [(s_fixed ** 2, s_fixed ** 2)]
+    # The grid follows s between rounds (a fixed grid keeps each round smooth). A round can
+    # end on a failed line search far from the optimum (seen: stopped at s = 1.03 with a
+    # gradient of 38 when the optimum was s = 0, 27 log-likelihood units better), so rounds
+    # go on until one neither moves the grid nor improves the fit.
+    prev = math.inf
+    for _ in range(8):
+        res = optimize.minimize(_stage1_nll_v, th0, args=(P, grid), jac=True,
+                                method="L-BFGS-B", bounds=bnds,
+                                options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-7})
+        th0 = res.x
+        new = _grid(math.sqrt(res.x[K]))
+        if new[0].size == grid[0].size and res.fun > prev - 1e-6:
+            break
+        grid, prev = new, res.fun
+    b, v = res.x[:K], float(res.x[K])
+    s = math.sqrt(v) if v > V_FLOOR else 0.0
+    se_v = se = math.inf
+    ci = (0.0, math.inf)
     if s_fixed is None:
-        se = _se_last(lambda th: _stage1_nll(th, P, _grid(s))[1], best.x)
+        # the information about v, read a little inside v >= 0 (the likelihood is smooth in v)
+        xc = res.x.copy()
+        xc[K] = max(v, 1e-4)
+        zg = _grid(s)
+        se_v = _se_last(lambda th: _stage1_nll_v(th, P, zg)[1], xc)
+        lo, hi = spread_interval(v, se_v)
+        se = (hi - lo) / 2
+        ci = spread_interval(v, se_v, 1.959964)
+    else:
+        s = float(s_fixed)
     z, w = _grid(s)
     rates = {it: float(w @ (1 / (1 + np.exp(-(bk - s * z))))) for it, bk in zip(P.items, b)}
-    # identified: enough tasks seen twice or more, and outcomes that pin s down (a finite
+    # identified: enough tasks seen twice or more, and outcomes that pin s^2 down (a finite
     # standard error; a log whose rates explain any s has none)
-    ok = s_fixed is None and P.multi >= MIN_MULTI and math.isfinite(se)
-    return SuccessFit(items=P.items, b=b, s=s, se_s=se, nll=float(best.fun), identified=ok,
-                      rates=rates)
+    ok = s_fixed is None and P.multi >= MIN_MULTI and math.isfinite(se_v)
+    return SuccessFit(items=P.items, b=b, s=s, se_s=se, nll=float(res.fun), identified=ok,
+                      rates=rates, se_v=se_v, ci95=ci)
 
 
 def _se_last(grad, x, eps=1e-5) -> float:
@@ -376,6 +422,7 @@ class VariationFit:
     success: SuccessFit | None = None
     sizes: SizeFit | None = None
     notes: list[str] = field(default_factory=list)
+    ci95_difficulty: tuple = (0.0, math.inf)    # from the log's fit (see fit_success)
 
     def as_dict(self) -> dict:
         return {"difficulty": round(self.difficulty, 4), "tokens": round(self.tokens, 4),
@@ -396,9 +443,10 @@ def fit_variation(outcomes, sizes=None, *, default=None) -> VariationFit:
     P = patterns(outcomes) if outcomes is not None and len(outcomes) else None
     sf = None
     s, s_src, se = dget("difficulty"), "default", math.inf
+    ci = (0.0, math.inf)
     if P is not None:
         free = fit_success(P)
-        se = free.se_s
+        se, ci = free.se_s, free.ci95
         if free.identified:
             sf, s, s_src = free, free.s, "log"
         else:
@@ -426,7 +474,8 @@ def fit_variation(outcomes, sizes=None, *, default=None) -> VariationFit:
     return VariationFit(difficulty=s, tokens=t, tokens_follow_difficulty=r,
                         source={"difficulty": s_src, "tokens": t_src,
                                 "tokens_follow_difficulty": r_src},
-                        se_difficulty=se, tasks=P.tasks if P is not None else 0,
+                        se_difficulty=se, ci95_difficulty=ci,
+                        tasks=P.tasks if P is not None else 0,
                         multi=P.multi if P is not None else 0, success=sf, sizes=size,
                         notes=notes)
 
