@@ -1,8 +1,7 @@
 """Token structure of a log -> calls, input and output tokens per phase, system tokens, cache hit
 rate, handoff and retry context (the cost model's §3.2, read backwards).
 
-Every call row of attempt k of phase i says, on average (means are unbiased even when a task's
-size varies around 1):
+Every call row of attempt k of phase i says, on average over the tasks of a typical size:
 
     input(k, j) = system + prior_i + retry * (k - 1) * n_i * g_i + (j - 1) * g_i + in_i
 
@@ -13,6 +12,16 @@ calls; a summary row's input is ``system + prior_i + k * n_i * g_i`` (``n_i * g_
 retry context). All of this is linear in ``system`` and the ``g_i``: one weighted least-squares
 fit over the aggregates, with ``out_i`` and ``n_i`` measured directly. What the log cannot
 separate (a null direction of the fit) keeps the base workload's value and is reported.
+
+Tasks differ in size (SPEC §3.5: every token count of a task is multiplied by the same factor
+``u``, mean 1), and with sizes that follow difficulty the tasks that reach a retry, an
+escalation or a later phase are not a typical sample: retries run on the hard tasks, the large
+ones, and a later phase on the tasks that passed the earlier ones. A cell's raw mean is its
+size times the mean ``u`` of the tasks that reached it, and the fit would read that selection as
+growth. So each cell's means are first divided by that mean ``u``, read without a model from
+every task's first attempt of its first phase (made by every task: ``xs / nxs`` of
+``Measure.token_table``, see :func:`unselected`). A log whose tasks all have the same size has
+factor 1 everywhere and its fit is unchanged.
 """
 
 from __future__ import annotations
@@ -40,6 +49,24 @@ class TokenFit:
 
     def growth(self) -> dict:
         return {k: v["g"] for k, v in self.phases.items()}
+
+
+def unselected(tok):
+    """``tok`` with each cell's input, cached and output tokens divided by the mean relative
+    size of the tasks in it (``xs / nxs``; 1 where the table has no such column or no task of
+    the cell has a size): what the cell would show on tasks of the typical size."""
+    import numpy as np
+
+    if "xs" not in tok.columns:
+        return tok
+    nxs = tok["nxs"].to_numpy(dtype=float, na_value=0.0)
+    xs = tok["xs"].to_numpy(dtype=float, na_value=0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = np.where((nxs > 0) & (xs > 0), xs / nxs, 1.0)
+    if np.all(f == 1.0):
+        return tok
+    return tok.assign(**{c: tok[c].to_numpy(dtype=float) / f
+                         for c in ("input", "cached", "output")})
 
 
 def _calls_and_output(tok) -> dict:
@@ -194,6 +221,7 @@ def fit_tokens(tok, order: dict, base=None) -> TokenFit:
     """Fit §3.2's token structure to the token aggregates ``tok`` (Measure.token_table)."""
     import numpy as np
 
+    tok = unselected(tok)
     co = _calls_and_output(tok)
     N = {k: max(1, int(round(v[0]))) for k, v in co.items()}
     modes = _run_modes(tok)
