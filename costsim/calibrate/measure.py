@@ -191,7 +191,7 @@ class Measure:
                 GROUP BY run, task_type, phase, is_summary, attempt, call,
                          CASE WHEN call IS NULL THEN calls END, model""")
         return self.sql(f"""
-            WITH xn AS ({self.task_size_sql(order)})
+            WITH {self.task_size_sql(order)}
             SELECT r.run, r.task_type, r.phase, r.is_summary, r.attempt, r.call,
                    CASE WHEN r.call IS NULL THEN r.calls END AS calls, r.model,
                    COUNT(*) AS n, SUM(r.input_tokens) AS input,
@@ -202,28 +202,29 @@ class Measure:
                      CASE WHEN r.call IS NULL THEN r.calls END, r.model""")
 
     def task_size_sql(self, order: dict[str, list[str]]) -> str:
-        """SQL for each task's size relative to the other tasks of its type: ``(run, task_id,
-        xn)``, ``xn`` the input tokens of its first phase's first attempt (all its calls) over
-        their mean across the tasks of the same run and task type whose attempt made as many
-        calls. Every task makes that attempt, whatever it does later, so ``xn`` reads its size
-        with no selection (SPEC §3.5: every token count of a task is its size times one
-        factor); call rows and attempt rows of the same runs give the same ``xn``. Exactly 1
-        when those inputs do not vary."""
+        """The common table expressions (``x, g, xn``) of each task's size relative to the
+        other tasks of its type: ``xn(run, task_id, xn)``, ``xn`` the input tokens of its first
+        phase's first attempt (all its calls) over their mean across the tasks of the same run
+        and task type whose attempt made as many calls. Every task makes that attempt, whatever
+        it does later, so ``xn`` reads its size with no selection (SPEC §3.5: every token count
+        of a task is its size times one factor); call rows and attempt rows of the same runs
+        give the same ``xn``. Exactly 1 when those inputs do not vary."""
         R = self.R
         first = values([(tt, phases[0]) for tt, phases in sorted(order.items()) if phases]
                        or [("", "")], ["ftt", "fph"], "fp")
         return f"""
-            WITH x AS (
+            x AS (
               SELECT r.run, r.task_id, MIN(r.task_type) AS tt, SUM(r.calls) AS c,
                      SUM(r.input_tokens) AS x1
               FROM {R} r JOIN {first} ON fp.ftt = r.task_type AND fp.fph = r.phase
               WHERE r.is_summary = 0 AND r.attempt = 1
               GROUP BY r.run, r.task_id),
-            g AS (SELECT run, tt, c, SUM(x1) AS sx, COUNT(*) AS nx FROM x GROUP BY run, tt, c)
-            SELECT x.run, x.task_id,
-                   CASE WHEN g.sx > 0 THEN CAST(x.x1 AS DOUBLE) * g.nx / g.sx ELSE 1.0 END
-                     AS xn
-            FROM x JOIN g ON g.run = x.run AND g.tt = x.tt AND g.c = x.c"""
+            g AS (SELECT run, tt, c, SUM(x1) AS sx, COUNT(*) AS nx FROM x GROUP BY run, tt, c),
+            xn AS (
+              SELECT x.run, x.task_id,
+                     CASE WHEN g.sx > 0 THEN CAST(x.x1 AS DOUBLE) * g.nx / g.sx ELSE 1.0 END
+                       AS xn
+              FROM x JOIN g ON g.run = x.run AND g.tt = x.tt AND g.c = x.c)"""
 
     # --- pricing ------------------------------------------------------------------------
 
