@@ -20,8 +20,9 @@ ones, and a later phase on the tasks that passed the earlier ones. A cell's raw 
 size times the mean ``u`` of the tasks that reached it, and the fit would read that selection as
 growth. So each cell's means are first divided by that mean ``u``, read without a model from
 every task's first attempt of its first phase (made by every task: ``xs / nxs`` of
-``Measure.token_table``, see :func:`unselected`). A log whose tasks all have the same size has
-factor 1 everywhere and its fit is unchanged.
+``Measure.token_table``, see :func:`unselected`). Each task type's cells are then put on one
+common size, since the types share the system prompt (:func:`_type_sizes`). A log whose tasks
+all have the same size has factor 1 everywhere and its fit is unchanged.
 """
 
 from __future__ import annotations
@@ -305,7 +306,7 @@ def _type_sizes(tok, order: dict):
                     dtype=bool) & (a["call"].to_numpy(dtype=float, na_value=1.0) == 1)
     tasks = a[keep].groupby("task_type")["n"].sum()
     types = [str(t) for t in tasks.index if str(t) in order]
-    if len(types) < 2:
+    if len(types) < 2 or set(order) - set(types):
         return tok
     fit = _fit_linear(tok, order, per_type=types)
     T = len(types)
