@@ -214,7 +214,10 @@ def _null_basis(X, w, tol: float = 1e-7):
     A = X * sw[:, None]
     if A.shape[0] == 0:
         return np.eye(X.shape[1])
-    _, s, vt = np.linalg.svd(A, full_matrices=True)
+    # V is whole (P x P) without U's m x m square when there are at least as many rows as
+    # parameters: the same null space at a fraction of the cost (U is 465 x 465 on a log of
+    # four task types)
+    _, s, vt = np.linalg.svd(A, full_matrices=A.shape[0] < A.shape[1])
     smax = s.max() if s.size else 0.0
     rank = int((s > tol * max(smax, 1e-300)).sum())
     return vt[rank:]
@@ -287,7 +290,8 @@ def _fit_linear(tok, order: dict, retry: dict | None = None, per_type=None,
 
 
 def _type_sizes(tok, order: dict):
-    """``tok`` (divided by :func:`unselected`) with each task type's cells on one common size.
+    """``(tok, retry)``: ``tok`` (divided by :func:`unselected`) with each task type's cells on
+    one common size, and each run's retry context as that fit read it (None when it is left).
 
     The tasks of a log are a sample: each type's cells come out as its sizes times its tasks'
     mean size factor, a few percent above or below 1 at 10,000 tasks with the bundled spreads,
@@ -307,24 +311,24 @@ def _type_sizes(tok, order: dict):
     tasks = a[keep].groupby("task_type")["n"].sum()
     types = [str(t) for t in tasks.index if str(t) in order]
     if len(types) < 2 or set(order) - set(types):
-        return tok
+        return tok, None
     fit = _fit_linear(tok, order, per_type=types)
     T = len(types)
     null = _null_basis(fit["X"], fit["w"])
     if null.size and np.abs(null[:, :T]).max() > 1e-6:
-        return tok
+        return tok, None
     systems = fit["theta"][:T]
     nt = np.array([float(tasks[t]) for t in types])
     common = float((nt * systems).sum() / nt.sum())
     if common <= 0 or np.any(systems <= 0):
-        return tok
+        return tok, None
     factor = systems / common
     if np.any(factor < 0.5) or np.any(factor > 2.0):
-        return tok
+        return tok, None
     by_type = dict(zip(types, factor))
     f = np.array([by_type.get(str(t), 1.0) for t in tok["task_type"]])
     return tok.assign(**{c: tok[c].to_numpy(dtype=float) / f
-                         for c in ("input", "cached", "output")})
+                         for c in ("input", "cached", "output")}), fit["retry"]
 
 
 def fit_tokens(tok, order: dict, base=None) -> TokenFit:
@@ -333,9 +337,10 @@ def fit_tokens(tok, order: dict, base=None) -> TokenFit:
 
     sized = unselected(tok)
     varied = sized is not tok
+    retry = None
     if varied:
-        sized = _type_sizes(sized, order)
-    fit = _fit_linear(sized, order, exact_summary=varied)
+        sized, retry = _type_sizes(sized, order)
+    fit = _fit_linear(sized, order, retry, exact_summary=varied)
     tok, co, N, modes, X, y, w, index, lower, theta = (
         fit["tok"], fit["co"], fit["N"], fit["modes"], fit["X"], fit["y"], fit["w"],
         fit["index"], fit["lower"], fit["theta"])
