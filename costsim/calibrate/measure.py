@@ -173,17 +173,58 @@ class Measure:
         runs = sorted(str(r) for r in self.sql(f"SELECT DISTINCT run FROM {R}")["run"])
         return sorted(order), order, runs
 
-    def token_table(self):
-        """Token sums per (run, task type, phase, kind, attempt, call, calls, model)."""
+    def token_table(self, order: dict[str, list[str]] | None = None):
+        """Token sums per (run, task type, phase, kind, attempt, call, calls, model).
+
+        With ``order`` (each task type's phases in order), also each cell's tasks' relative
+        size: ``xs`` the sum over the cell's rows of their task's :meth:`task_size_sql` and
+        ``nxs`` how many rows have one. ``xs / nxs`` is the cell's mean size relative to all
+        tasks of its type, what the token fit divides the cell's means by."""
         R = self.R
+        if order is None:
+            return self.sql(f"""
+                SELECT run, task_type, phase, is_summary, attempt, call,
+                       CASE WHEN call IS NULL THEN calls END AS calls, model,
+                       COUNT(*) AS n, SUM(input_tokens) AS input,
+                       SUM(cached_input_tokens) AS cached, SUM(output_tokens) AS output
+                FROM {R}
+                GROUP BY run, task_type, phase, is_summary, attempt, call,
+                         CASE WHEN call IS NULL THEN calls END, model""")
         return self.sql(f"""
-            SELECT run, task_type, phase, is_summary, attempt, call,
-                   CASE WHEN call IS NULL THEN calls END AS calls, model,
-                   COUNT(*) AS n, SUM(input_tokens) AS input, SUM(cached_input_tokens) AS cached,
-                   SUM(output_tokens) AS output
-            FROM {R}
-            GROUP BY run, task_type, phase, is_summary, attempt, call,
-                     CASE WHEN call IS NULL THEN calls END, model""")
+            WITH {self.task_size_sql(order)}
+            SELECT r.run, r.task_type, r.phase, r.is_summary, r.attempt, r.call,
+                   CASE WHEN r.call IS NULL THEN r.calls END AS calls, r.model,
+                   COUNT(*) AS n, SUM(r.input_tokens) AS input,
+                   SUM(r.cached_input_tokens) AS cached, SUM(r.output_tokens) AS output,
+                   SUM(xn.xn) AS xs, COUNT(xn.xn) AS nxs
+            FROM {R} r LEFT JOIN xn ON xn.run = r.run AND xn.task_id = r.task_id
+            GROUP BY r.run, r.task_type, r.phase, r.is_summary, r.attempt, r.call,
+                     CASE WHEN r.call IS NULL THEN r.calls END, r.model""")
+
+    def task_size_sql(self, order: dict[str, list[str]]) -> str:
+        """The common table expressions (``x, g, xn``) of each task's size relative to the
+        other tasks of its type: ``xn(run, task_id, xn)``, ``xn`` the input tokens of its first
+        phase's first attempt (all its calls) over their mean across the tasks of the same run
+        and task type whose attempt made as many calls. Every task makes that attempt, whatever
+        it does later, so ``xn`` reads its size with no selection (SPEC §3.5: every token count
+        of a task is its size times one factor); call rows and attempt rows of the same runs
+        give the same ``xn``. Exactly 1 when those inputs do not vary."""
+        R = self.R
+        first = values([(tt, phases[0]) for tt, phases in sorted(order.items()) if phases]
+                       or [("", "")], ["ftt", "fph"], "fp")
+        return f"""
+            x AS (
+              SELECT r.run, r.task_id, MIN(r.task_type) AS tt, SUM(r.calls) AS c,
+                     SUM(r.input_tokens) AS x1
+              FROM {R} r JOIN {first} ON fp.ftt = r.task_type AND fp.fph = r.phase
+              WHERE r.is_summary = 0 AND r.attempt = 1
+              GROUP BY r.run, r.task_id),
+            g AS (SELECT run, tt, c, SUM(x1) AS sx, COUNT(*) AS nx FROM x GROUP BY run, tt, c),
+            xn AS (
+              SELECT x.run, x.task_id,
+                     CASE WHEN g.sx > 0 THEN CAST(x.x1 AS DOUBLE) * g.nx / g.sx ELSE 1.0 END
+                       AS xn
+              FROM x JOIN g ON g.run = x.run AND g.tt = x.tt AND g.c = x.c)"""
 
     # --- pricing ------------------------------------------------------------------------
 
@@ -633,7 +674,7 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
     models = M.models_checked()
     task_types, order, runs = M.structure()
     ms = Measurements(task_types=task_types, phase_order=order, runs=runs,
-                      tokens=M.token_table())
+                      tokens=M.token_table(order))
     growth = growth_fn(ms)
     M.build(growth, models)
     ms.attempts = M.attempt_table()

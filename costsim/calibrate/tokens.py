@@ -1,8 +1,7 @@
 """Token structure of a log -> calls, input and output tokens per phase, system tokens, cache hit
 rate, handoff and retry context (the cost model's §3.2, read backwards).
 
-Every call row of attempt k of phase i says, on average (means are unbiased even when a task's
-size varies around 1):
+Every call row of attempt k of phase i says, on average over the tasks of a typical size:
 
     input(k, j) = system + prior_i + retry * (k - 1) * n_i * g_i + (j - 1) * g_i + in_i
 
@@ -13,6 +12,17 @@ calls; a summary row's input is ``system + prior_i + k * n_i * g_i`` (``n_i * g_
 retry context). All of this is linear in ``system`` and the ``g_i``: one weighted least-squares
 fit over the aggregates, with ``out_i`` and ``n_i`` measured directly. What the log cannot
 separate (a null direction of the fit) keeps the base workload's value and is reported.
+
+Tasks differ in size (SPEC §3.5: every token count of a task is multiplied by the same factor
+``u``, mean 1), and with sizes that follow difficulty the tasks that reach a retry, an
+escalation or a later phase are not a typical sample: retries run on the hard tasks, the large
+ones, and a later phase on the tasks that passed the earlier ones. A cell's raw mean is its
+size times the mean ``u`` of the tasks that reached it, and the fit would read that selection as
+growth. So each cell's means are first divided by that mean ``u``, read without a model from
+every task's first attempt of its first phase (made by every task: ``xs / nxs`` of
+``Measure.token_table``, see :func:`unselected`). Each task type's cells are then put on one
+common size, since the types share the system prompt (:func:`_type_sizes`). A log whose tasks
+all have the same size has factor 1 everywhere and its fit is unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ class RunMode:
     summary_tokens: int | None = None
     summarizer: str | None = None
     retry_context: str = "full"    # full | none | unknown (no retries seen)
+    summary_mean: float = 0.0      # summary_tokens before rounding
 
 
 @dataclass
@@ -40,6 +51,24 @@ class TokenFit:
 
     def growth(self) -> dict:
         return {k: v["g"] for k, v in self.phases.items()}
+
+
+def unselected(tok):
+    """``tok`` with each cell's input, cached and output tokens divided by the mean relative
+    size of the tasks in it (``xs / nxs``; 1 where the table has no such column or no task of
+    the cell has a size): what the cell would show on tasks of the typical size."""
+    import numpy as np
+
+    if "xs" not in tok.columns:
+        return tok
+    nxs = tok["nxs"].to_numpy(dtype=float, na_value=0.0)
+    xs = tok["xs"].to_numpy(dtype=float, na_value=0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = np.where((nxs > 0) & (xs > 0), xs / nxs, 1.0)
+    if np.all(f == 1.0):
+        return tok
+    return tok.assign(**{c: tok[c].to_numpy(dtype=float) / f
+                         for c in ("input", "cached", "output")})
 
 
 def _calls_and_output(tok) -> dict:
@@ -69,23 +98,38 @@ def _run_modes(tok) -> dict:
         if len(s) and float(s["n"].sum()) > 0:
             n = float(s["n"].sum())
             by_model = s.groupby("model")["n"].sum().sort_values(ascending=False)
-            modes[str(run)] = RunMode("summary", int(round(float(s["output"].sum()) / n)),
-                                      str(by_model.index[0]))
+            mean = float(s["output"].sum()) / n
+            modes[str(run)] = RunMode("summary", int(round(mean)), str(by_model.index[0]),
+                                      summary_mean=mean)
         else:
             modes[str(run)] = RunMode("full_history")
     return modes
 
 
-def _design(tok, order, co, modes, retry, N):
-    """Rows of the weighted least-squares problem: (x, y, w) with x over [system, g...]."""
+def _design(tok, order, co, modes, retry, N, per_type=None, exact_summary=False):
+    """Rows of the weighted least-squares problem: (x, y, w) with x over [system, g...], and
+    each row's task type. With ``per_type`` (the types, in order) each type has its own system
+    column (x over [system of each type, g...]) and each (run, type) its own summary size, not
+    rounded: the fit of :func:`_type_sizes`; ``exact_summary``: the runs' summary sizes not
+    rounded either."""
     import numpy as np
 
+    types = list(per_type or [])
+    sys_col = {tt: i for i, tt in enumerate(types)}
+    summ = {}
+    if per_type:
+        s = tok[tok["is_summary"] == 1]
+        for (run, tt), grp in s.groupby(["run", "task_type"]):
+            n = float(grp["n"].sum())
+            if n > 0:
+                summ[(str(run), str(tt))] = float(grp["output"].sum()) / n
+    T = max(1, len(types))
     index = {}
     for tt, phases in order.items():
         for ph in phases:
-            index[(tt, ph)] = 1 + len(index)
-    P = 1 + len(index)
-    rows, ys, ws = [], [], []
+            index[(tt, ph)] = T + len(index)
+    P = T + len(index)
+    rows, ys, ws, tts = [], [], [], []
     pos = {(tt, ph): i for tt, phases in order.items() for i, ph in enumerate(phases)}
     for r in tok.itertuples(index=False):
         key = (r.task_type, r.phase)
@@ -97,11 +141,15 @@ def _design(tok, order, co, modes, retry, N):
         i = pos[key]
         tt = r.task_type
         x = np.zeros(P)
-        x[0] = 1.0                                        # system
+        x[sys_col.get(tt, 0)] = 1.0                       # system
         # prior
         prior_const = 0.0
         if mode.handoff == "summary":
-            prior_const = float(mode.summary_tokens or 0) if i > 0 else 0.0
+            if per_type:
+                prior_const = summ.get((run, tt), 0.0) if i > 0 else 0.0
+            else:
+                size = mode.summary_mean if exact_summary else mode.summary_tokens
+                prior_const = float(size or 0) if i > 0 else 0.0
         else:
             for q in order[tt][:i]:
                 x[index[(tt, q)]] += N[(tt, q)]
@@ -127,7 +175,8 @@ def _design(tok, order, co, modes, retry, N):
         rows.append(x)
         ys.append(y)
         ws.append(float(r.n))
-    return np.array(rows).reshape(-1, P), np.array(ys), np.array(ws), index
+        tts.append(tt)
+    return np.array(rows).reshape(-1, P), np.array(ys), np.array(ws), index, np.array(tts)
 
 
 def _isna(v) -> bool:
@@ -165,7 +214,10 @@ def _null_basis(X, w, tol: float = 1e-7):
     A = X * sw[:, None]
     if A.shape[0] == 0:
         return np.eye(X.shape[1])
-    _, s, vt = np.linalg.svd(A, full_matrices=True)
+    # V is whole (P x P) without U's m x m square when there are at least as many rows as
+    # parameters: the same null space at a fraction of the cost (U is 465 x 465 on a log of
+    # four task types)
+    _, s, vt = np.linalg.svd(A, full_matrices=A.shape[0] < A.shape[1])
     smax = s.max() if s.size else 0.0
     rank = int((s > tol * max(smax, 1e-300)).sum())
     return vt[rank:]
@@ -190,8 +242,10 @@ def _null_params(X, w, tol: float = 1e-7) -> set:
     return {j for j in range(X.shape[1]) if np.abs(null[:, j]).max() > 1e-6}
 
 
-def fit_tokens(tok, order: dict, base=None) -> TokenFit:
-    """Fit §3.2's token structure to the token aggregates ``tok`` (Measure.token_table)."""
+def _fit_linear(tok, order: dict, retry: dict | None = None, per_type=None,
+                exact_summary: bool = False) -> dict:
+    """The weighted least-squares fit of the token aggregates ``tok``; each run's retry context
+    read from the tokens unless ``retry`` gives it (``per_type``: see :func:`_design`)."""
     import numpy as np
 
     co = _calls_and_output(tok)
@@ -200,21 +254,22 @@ def fit_tokens(tok, order: dict, base=None) -> TokenFit:
     runs = sorted(modes)
     att = tok[tok["is_summary"] == 0]
 
-    # Retry context per run: try both readings, keep the one that fits (a run without retries
-    # cannot tell, and it does not matter for its rows).
-    retried = {str(r) for r in att.loc[att["attempt"] > 1, "run"].unique()}
-    retry = {run: "full" for run in runs}
-
     def solve(rmap):
-        X, y, w, index = _design(tok, order, co, modes, rmap, N)
+        X, y, w, index, tts = _design(tok, order, co, modes, rmap, N, per_type,
+                                      exact_summary)
         lower = np.zeros(X.shape[1])
         for key, j in index.items():
             lower[j] = co[key][1]
         theta, rss = _solve(X, y, w, lower)
-        return X, y, w, index, lower, theta, rss
+        return X, y, w, index, lower, theta, rss, tts
 
-    X, y, w, index, lower, theta, rss = solve(retry)
-    for _ in range(2):
+    # Retry context per run: try both readings, keep the one that fits (a run without retries
+    # cannot tell, and it does not matter for its rows).
+    retried = {str(r) for r in att.loc[att["attempt"] > 1, "run"].unique()}
+    fixed = retry is not None
+    retry = dict(retry) if fixed else {run: "full" for run in runs}
+    X, y, w, index, lower, theta, rss, tts = solve(retry)
+    for _ in range(0 if fixed else 2):
         changed = False
         for run in runs:
             if run not in retried:
@@ -222,14 +277,74 @@ def fit_tokens(tok, order: dict, base=None) -> TokenFit:
             alt = dict(retry)
             alt[run] = "none" if retry[run] == "full" else "full"
             cand = solve(alt)
-            if cand[-1] < rss * (1 - 1e-6) - 1e-9 * max(float(cand[2].sum()), 1.0):
+            if cand[-2] < rss * (1 - 1e-6) - 1e-9 * max(float(cand[2].sum()), 1.0):
                 retry = alt
-                X, y, w, index, lower, theta, rss = cand
+                X, y, w, index, lower, theta, rss, tts = cand
                 changed = True
         if not changed:
             break
     for run in runs:
         modes[run].retry_context = retry[run] if run in retried else "unknown"
+    return {"tok": tok, "co": co, "N": N, "modes": modes, "retry": retry, "X": X, "y": y,
+            "w": w, "index": index, "lower": lower, "theta": theta, "tts": tts}
+
+
+def _type_sizes(tok, order: dict):
+    """``(tok, retry)``: ``tok`` (divided by :func:`unselected`) with each task type's cells on
+    one common size, and each run's retry context as that fit read it (None when it is left).
+
+    The tasks of a log are a sample: each type's cells come out as its sizes times its tasks'
+    mean size factor, a few percent above or below 1 at 10,000 tasks with the bundled spreads,
+    while the system prompt (and a run's summary) is shared by every type. A fit with one
+    system prompt column per type (and each type's own summary size) reads each type's factor
+    as its system prompt over their task-weighted mean; each type's cells are divided by it.
+    Then the types agree on one system prompt and the fit leaves no residual that call rows
+    and attempt rows would weigh differently. Left as it is when there is one type, or the log
+    cannot separate a type's system prompt from its phases, or a factor is implausible (outside
+    1/2..2: the types differ in more than size)."""
+    import numpy as np
+
+    a = tok[(tok["is_summary"] == 0) & (tok["attempt"] == 1)]
+    first = {tt: phases[0] for tt, phases in order.items() if phases}
+    keep = np.array([first.get(tt) == ph for tt, ph in zip(a["task_type"], a["phase"])],
+                    dtype=bool) & (a["call"].to_numpy(dtype=float, na_value=1.0) == 1)
+    tasks = a[keep].groupby("task_type")["n"].sum()
+    types = [str(t) for t in tasks.index if str(t) in order]
+    if len(types) < 2 or set(order) - set(types):
+        return tok, None
+    fit = _fit_linear(tok, order, per_type=types)
+    T = len(types)
+    null = _null_basis(fit["X"], fit["w"])
+    if null.size and np.abs(null[:, :T]).max() > 1e-6:
+        return tok, None
+    systems = fit["theta"][:T]
+    nt = np.array([float(tasks[t]) for t in types])
+    common = float((nt * systems).sum() / nt.sum())
+    if common <= 0 or np.any(systems <= 0):
+        return tok, None
+    factor = systems / common
+    if np.any(factor < 0.5) or np.any(factor > 2.0):
+        return tok, None
+    by_type = dict(zip(types, factor))
+    f = np.array([by_type.get(str(t), 1.0) for t in tok["task_type"]])
+    return tok.assign(**{c: tok[c].to_numpy(dtype=float) / f
+                         for c in ("input", "cached", "output")}), fit["retry"]
+
+
+def fit_tokens(tok, order: dict, base=None) -> TokenFit:
+    """Fit §3.2's token structure to the token aggregates ``tok`` (Measure.token_table)."""
+    import numpy as np
+
+    sized = unselected(tok)
+    varied = sized is not tok
+    retry = None
+    if varied:
+        sized, retry = _type_sizes(sized, order)
+    fit = _fit_linear(sized, order, retry, exact_summary=varied)
+    tok, co, N, modes, X, y, w, index, lower, theta = (
+        fit["tok"], fit["co"], fit["N"], fit["modes"], fit["X"], fit["y"], fit["w"],
+        fit["index"], fit["lower"], fit["theta"])
+    att = tok[tok["is_summary"] == 0]
 
     from_base = []
     null = _null_basis(X, w)
