@@ -55,24 +55,59 @@ def fit_variation_from(ms: Measurements, base: Workload | None):
     return fit_variation(outcomes, sizes, default=_base_variation(base))
 
 
-def rates_over_all_tasks(attempts, vf):
+MIN_SELECTED = 30     # retries and escalations an item needs before its rate over all tasks is read
+
+
+def rates_over_all_tasks(attempts, vf, notes: list | None = None):
     """The attempt table with each cell's successes ``k`` replaced by ``n`` times its item's rate
     over all tasks (the variation fit's: retries and escalations run on the tasks that failed,
     the harder ones, so their raw rates understate the rule's values, which are rates over all
-    tasks). Unchanged when tasks do not differ."""
+    tasks). Unchanged when tasks do not differ.
+
+    A retry or escalation item (model, phase, signals) seen fewer than ``MIN_SELECTED`` times,
+    or whose attempts all failed (or all succeeded), does not show its rate over all tasks: it
+    only sees the hardest tasks, where any rate fails them nearly all, so the rate read back
+    from it is anything from 0 to 1 (seen: 0.0098 for a premium model that made three
+    escalated attempts on the hardest docs searches, which then decided the phase's form and
+    cost the single premium model 9 points of completion; 0.34 from nine). Its cells are left
+    out of the success fit, and the model's rate there comes from the logistic rule and the
+    fitted feedback gain, as for a model the log never shows; ``notes`` gets one line per
+    model and phase. Only where the log shows that tasks differ (the spread's 95% interval
+    excludes 0) or the spread comes from --workload."""
     from .variation import item_key
 
     if vf is None or vf.success is None or vf.difficulty <= 0:
         return attempts
     rates = vf.success.rates
     a = attempts.copy()
-    new = []
-    for tt, ph, m, att, sig, n, k in zip(a["task_type"], a["phase"], a["model"], a["attempt"],
-                                         a["signals"], a["n"], a["k"]):
-        r = rates.get(item_key(tt, ph, m, att, sig))
+    keys = [item_key(*r) for r in zip(a["task_type"], a["phase"], a["model"], a["attempt"],
+                                       a["signals"])]
+    tot: dict = {}
+    for key, n, k in zip(keys, a["n"], a["k"]):
+        x = tot.setdefault(key, [0.0, 0.0])
+        x[0] += float(n)
+        x[1] += float(k)
+    # only where tasks are known to differ: a spread whose 95% interval reaches 0 (a log whose
+    # tasks are alike gives estimates of a few tenths) barely moves any rate
+    sure = not vf.success.identified or vf.success.ci95[0] > 0
+    thin = {g for g, (n, k) in tot.items()
+            if sure and g[3] == "retry" and (n < MIN_SELECTED or k <= 0 or k >= n)}
+    new, keep = [], []
+    for key, n, k in zip(keys, a["n"], a["k"]):
+        r = rates.get(key)
         new.append(float(k) if r is None else float(n) * r)
+        keep.append(key not in thin)
     a["k"] = new
-    return a
+    if notes is not None and thin:
+        by: dict = {}
+        for g in thin:
+            by.setdefault(g[:3], 0.0)
+            by[g[:3]] += tot[g][0]
+        for (tt, ph, m), n in sorted(by.items()):
+            notes.append(f"{tt}/{ph}: {m}'s rate is the logistic rule's, not read from its "
+                         f"{n:,.0f} retries and escalations (too few, or all one outcome, on "
+                         f"the hard tasks that reach them, to show a rate over all tasks)")
+    return a[keep] if not all(keep) else a
 
 
 # --- signals ---------------------------------------------------------------------------------
@@ -343,7 +378,8 @@ def fit_workload(ms: Measurements, tf: TokenFit, table: PriceTable, log_name: st
     notes: list[str] = []
     groups, shares, sig_names = signal_groups(ms.tasks)
     vf = fit_variation_from(ms, base)
-    sf = fit_success(rates_over_all_tasks(ms.attempts, vf), table, ms.phase_order, groups)
+    sf = fit_success(rates_over_all_tasks(ms.attempts, vf, notes), table, ms.phase_order,
+                     groups)
     from_base += sf.unidentified
 
     # task types and phases
