@@ -8,8 +8,10 @@ The log is one the previous reader takes: one row per attempt, no summaries, sig
 cheapest-routing-full-history, cut to --rows rows of whole tasks), written as CSV and Parquet.
 Each round runs every (implementation, format) in a fresh process (the previous code first
 on sys.path for its own), which calls `calibrate()` --repeat times; the table keeps the best
-wall clock and the best CPU time (process, all threads) over all rounds. Implementations
-alternate inside each round, so both see the same load; the load average is printed.
+wall clock and the best CPU time (process, all threads) over all rounds, and the range of
+the first call of each process (what `costsim calibrate` pays: imports and first use of
+each library included). Implementations alternate inside each round, so both see the same
+load; the load average is printed. --log-dir reuses the logs a previous run kept (--keep).
 """
 
 from __future__ import annotations
@@ -66,18 +68,28 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", type=Path, default=None)
+    ap.add_argument("--log-dir", type=Path, default=None,
+                    help="a directory a previous run kept (--keep): reuse its logs")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from machine import describe
 
     print(f"machine: {describe()}")
-    d = args.keep or Path(tempfile.mkdtemp())
-    d.mkdir(parents=True, exist_ok=True)
-    csv, pq, n, tasks = make_log(args.rows, d)
+    if args.log_dir is not None:
+        import pandas as pd
+
+        csv, pq = args.log_dir / "runs-previous.csv", args.log_dir / "runs-previous.parquet"
+        ids = pd.read_parquet(pq, columns=["task_id"])["task_id"]
+        n, tasks = len(ids), ids.nunique()
+    else:
+        d = args.keep or Path(tempfile.mkdtemp())
+        d.mkdir(parents=True, exist_ok=True)
+        csv, pq, n, tasks = make_log(args.rows, d)
     print(f"log: {n:,} rows, {tasks:,} tasks; CSV {csv.stat().st_size / 1e6:.0f} MB, "
           f"Parquet {pq.stat().st_size / 1e6:.0f} MB")
     impls = {"before": str(args.previous.resolve()), "now": str(ROOT)}
     best: dict = {}
+    first: dict = {}
     loads = []
     for rnd in range(args.rounds):
         for path in (csv, pq):
@@ -91,18 +103,29 @@ def main():
                 key = (name, path.suffix[1:])
                 w, c = best.get(key, (float("inf"), float("inf")))
                 best[key] = (min([w] + [r[0] for r in runs]), min([c] + [r[1] for r in runs]))
+                first.setdefault(key, []).append(runs[0])
                 print(f"round {rnd + 1} {name:6s} {path.suffix[1:]:7s} "
                       + " ".join(f"{r[0]:.2f}/{r[1]:.2f}" for r in runs)
                       + f"  (wall/cpu s; load {load:.1f})", flush=True)
     print(f"\nbest over {args.rounds} rounds x {args.repeat} runs (load average "
           f"{min(loads):.1f}-{max(loads):.1f}):")
-    print("| log | before (wall / cpu) | now (wall / cpu) |")
-    print("|---|---:|---:|")
+    print("| log | before (wall / cpu) | now (wall / cpu) | now / before (cpu) |")
+    print("|---|---:|---:|---:|")
+
+    def rng(xs):
+        return f"{min(xs):.2f}-{max(xs):.2f}"
+
     for fmt, label in (("csv", "CSV"), ("parquet", "Parquet")):
         bw, bc = best[("before", fmt)]
         nw, nc = best[("now", fmt)]
-        print(f"| {label} ({n / 1e6:.1f}M rows) | {bw:.2f} s / {bc:.2f} s | {nw:.2f} s / "
-              f"{nc:.2f} s |")
+        print(f"| {label}, best call | {bw:.2f} s / {bc:.2f} s | {nw:.2f} s / {nc:.2f} s | "
+              f"{nc / bc:.2f}x |")
+    for fmt, label in (("csv", "CSV"), ("parquet", "Parquet")):
+        b, nw = first[("before", fmt)], first[("now", fmt)]
+        ratio = sorted(x[1] / y[1] for x, y in zip(nw, b))     # same round, same load
+        print(f"| {label}, first call of a process | {rng([x[0] for x in b])} s / "
+              f"{rng([x[1] for x in b])} s | {rng([x[0] for x in nw])} s / "
+              f"{rng([x[1] for x in nw])} s | {ratio[0]:.2f}-{ratio[-1]:.2f}x |")
 
 
 if __name__ == "__main__":

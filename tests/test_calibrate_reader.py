@@ -292,3 +292,37 @@ def test_summary_rows_need_no_success_and_are_not_attempts(tmp_path):
                                   "mean_output_tokens": 50.0,
                                   "spend": pytest.approx((120 * 1.0 + 50 * 2.0) / 1e6)}]
     assert data["overall"]["attempts_per_task"] == 2
+
+
+def test_text_values_after_the_enum_sample_read_as_with_the_whole_file(tmp_path, monkeypatch):
+    """A CSV file's ENUMs come from its first rows (fast path). A model, a task type, a phase
+    and an untrimmed value that first appear after them make the fast path give up: the file
+    is read exactly, and every row holds what the file says, in file order, with its line."""
+    import costsim.logs.runslog as rl
+
+    rows = [f"t{k},bugfix,implement,1,cheap,100,10,true" for k in range(4)]
+    rows += ["t4,feature,plan,1,dear,200,20,false", "t5, bugfix ,review,1,cheap,300,30,true",
+             "t4,feature,plan,2,cheap,400,40,true"]
+    p = _csv(tmp_path, rows)
+
+    def read():
+        log = rl.read_log(str(p))
+        try:
+            return log.sql("SELECT row, pos, task_id, task_type, phase, attempt, model, "
+                           "input_tokens, success FROM runs ORDER BY pos").values.tolist()
+        finally:
+            log.close()
+
+    monkeypatch.setattr(rl, "ENUM_SAMPLE", 3)      # the first 3 rows: bugfix/implement/cheap
+    sampled = read()
+    monkeypatch.setattr(rl, "ENUM_SAMPLE", 10**9)
+    assert sampled == read()
+    assert [r[0] for r in sampled] == list(range(7)) == [r[1] for r in sampled]
+    assert [(r[2], r[3], r[4], r[6], r[7]) for r in sampled[4:]] == [
+        ("t4", "feature", "plan", "dear", 200), ("t5", "bugfix", "review", "cheap", 300),
+        ("t4", "feature", "plan", "cheap", 400)]
+    # an error after the sample is still located on its line (header = line 1)
+    p.write_text(p.read_text() + "t6,bugfix,implement,x,cheap,1,1,true\n")
+    monkeypatch.setattr(rl, "ENUM_SAMPLE", 3)
+    with pytest.raises(Exception, match=r"runs\.csv:9: attempt: expected an integer >= 1"):
+        rl.read_log(str(p))

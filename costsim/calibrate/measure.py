@@ -269,8 +269,9 @@ class Measure:
         return values(rows, ["pmodel", "p_in", "p_cr", "p_out", "p_above", "p_lin", "p_lcr",
                              "p_lout", "p_bit"], "p")
 
-    def row_spend_sql(self) -> str:
-        """SQL for the spend of one row of ``r`` (joined with ``p`` prices and ``gg`` growth).
+    def row_spend_sql(self, one_call: bool = False) -> str:
+        """SQL for the spend of one row of ``r`` (joined with ``p`` prices and ``gg`` growth;
+        ``one_call``: every row stands for one call, so neither the split below nor ``gg``).
 
         cost_usd when given. Else a call row (or a one-call attempt row) is one call: billed at
         the long-context rates when its input exceeds the model's threshold. A row standing for
@@ -297,6 +298,8 @@ class Measure:
                 f"+ ({out} - {o_lc}) * p.p_out + {i_lc} * (1 - {fc}) * p.p_lin "
                 f"+ {i_lc} * {fc} * p.p_lcr + {o_lc} * p.p_lout)")
         priced = f"(CASE WHEN r.calls <= 1 THEN {one} ELSE {many} END) / {PER_MILLION}"
+        if one_call:
+            priced = f"({one}) / {PER_MILLION}"
         return f"COALESCE(r.cost_usd, {priced})"
 
     # --- the materialised relations -----------------------------------------------------
@@ -310,9 +313,13 @@ class Measure:
         eng = self.log.engine
         # spend in pico-dollars (integers): sums are exact and independent of their order;
         # bit: the model's bit in the route mask (the first 62 models).
-        spend = f"CAST(ROUND({self.row_spend_sql()} * 1e12) AS BIGINT)"
-        joins = (f"{R} r LEFT JOIN {self._price_values(models)} ON p.pmodel = r.model "
-                 f"LEFT JOIN {gv} ON gg.gtt = r.task_type AND gg.gph = r.phase")
+        # A log without a ``calls`` column has one call per row (call rows, or attempts of
+        # one call): priced as one call, without the growth join (0.06 s of CPU per 1M rows).
+        one_call = "calls" not in self.log.columns
+        spend = f"CAST(ROUND({self.row_spend_sql(one_call)} * 1e12) AS BIGINT)"
+        joins = f"{R} r LEFT JOIN {self._price_values(models)} ON p.pmodel = r.model"
+        if not one_call:
+            joins += f" LEFT JOIN {gv} ON gg.gtt = r.task_type AND gg.gph = r.phase"
         # Tasks without an outcome (no row says whether it succeeded: a usage log imported
         # without outcomes) are measured apart, count and spend only; every rate, completion
         # and cost per completed task is over the others. Their tokens still reach the token
@@ -414,16 +421,21 @@ class Measure:
         """One row per recorded attempt (summaries left out) of at most ``limit`` tasks (a
         deterministic sample by a hash of the task id when there are more): what the task-level
         fits (variation, cost-only prices) need. Returns (frame, sampled)."""
-        n = int(self.sql("SELECT COUNT(DISTINCT task_id) AS n FROM cal_att")["n"].iloc[0])
+        # Without summary rows cal_task has every task of cal_att (a row per task and run):
+        # the count and the sample read it instead of every attempt. The task's signals are
+        # joined only when the log has a signals column ('' otherwise).
+        tasks = "cal_att" if self.log.summary_rows else "cal_task"
+        n = int(self.sql(f"SELECT COUNT(DISTINCT task_id) AS n FROM {tasks}")["n"].iloc[0])
         where = ""
         if n > limit:
             where = (f"AND a.task_id IN (SELECT task_id FROM (SELECT DISTINCT task_id FROM "
-                     f"cal_att) d ORDER BY hash(task_id), task_id LIMIT {int(limit)})")
+                     f"{tasks}) d ORDER BY hash(task_id), task_id LIMIT {int(limit)})")
+        sig, join = self._signals_of("a")
         f = self.sql(f"""
             SELECT a.run, a.task_id, a.task_type, a.phase, a.attempt, a.model, a.success,
                    a.calls, a.input_tokens, a.output_tokens,
-                   CAST(a.pico AS DOUBLE) / 1e12 AS cost, COALESCE(t.signals, '') AS signals
-            FROM cal_att a JOIN cal_task t ON t.run = a.run AND t.task_id = a.task_id
+                   CAST(a.pico AS DOUBLE) / 1e12 AS cost, COALESCE({sig}, '') AS signals
+            FROM cal_att a {join}
             WHERE a.is_summary = 0 {where}
             ORDER BY a.pos""")
         return f, n > limit

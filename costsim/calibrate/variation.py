@@ -114,11 +114,28 @@ def patterns(outcomes) -> Patterns:
     T = len(tasks)
     counts = np.zeros((T, 2 * K), dtype=np.int32)
     np.add.at(counts, (task_codes, code), 1)
-    uniq, inverse, n = np.unique(counts, axis=0, return_inverse=True, return_counts=True)
-    inverse = np.asarray(inverse).reshape(-1)
+    uniq, inverse, n = _unique_rows(counts)
     return Patterns(items=list(items), A=uniq[:, 1::2].astype(float),
                     B=uniq[:, 0::2].astype(float), n=n.astype(float),
                     of_task=dict(zip(tasks, inverse.tolist())))
+
+
+def _unique_rows(counts: np.ndarray):
+    """``np.unique(counts, axis=0, return_inverse=True, return_counts=True)``, the same rows
+    in the same (lexicographic) order, by hashing each row's bytes: a log has thousands of
+    tasks but a few hundred patterns, and NumPy's axis-0 unique sorts every row (10x
+    slower)."""
+    first: dict = {}
+    of_row = np.empty(counts.shape[0], dtype=np.int64)
+    for i, key in enumerate(map(bytes, counts)):
+        of_row[i] = first.setdefault(key, len(first))
+    rows = np.array([np.frombuffer(k, dtype=counts.dtype) for k in first]).reshape(
+        len(first), counts.shape[1])
+    order = sorted(range(len(rows)), key=lambda j: tuple(rows[j].tolist()))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    inverse = rank[of_row]
+    return rows[order], inverse, np.bincount(inverse, minlength=len(order))
 
 
 def pattern_loglik(P: Patterns, b: np.ndarray, s: float, z: np.ndarray) -> np.ndarray:
@@ -314,8 +331,13 @@ def fit_sizes(sizes, P: Patterns | None, sf: SuccessFit | None, *, em_rounds: in
     item_codes, items = pd.factorize(d["item"], sort=True)
     y = d["y"].to_numpy(float)
     c = np.bincount(item_codes, weights=y) / np.bincount(item_codes)
-    tr_codes, tr = pd.factorize(pd.MultiIndex.from_arrays([d["task"], d["run"]]), sort=False)
-    task_of_tr = np.asarray([t for t, _ in tr])
+    # (task, run) pairs numbered in order of appearance, as factorizing the pairs would (a
+    # MultiIndex of them costs ~20x these integer keys)
+    task_c, task_v = pd.factorize(d["task"], sort=False)
+    run_c, run_v = pd.factorize(d["run"], sort=False)
+    tr_codes, tr = pd.factorize(task_c.astype(np.int64) * max(len(run_v), 1) + run_c,
+                                sort=False)
+    task_of_tr = np.asarray(task_v, dtype=object)[tr // max(len(run_v), 1)]
     t_codes, tasks = pd.factorize(pd.Series(task_of_tr), sort=False)
     T = len(tasks)
     n_tr = np.bincount(tr_codes)
@@ -337,14 +359,20 @@ def fit_sizes(sizes, P: Patterns | None, sf: SuccessFit | None, *, em_rounds: in
     logwx = -x * x / 2 - np.log(np.exp(-x * x / 2).sum())
     multi = bool((runs > 1).any())
 
+    # flat gathers: a [T, X] fancy index into a 2-D array costs ~3x a 1-D take
+    F = zf.size
+    Lflat = np.ascontiguousarray(Lp).ravel()
+    Dflat = np.ascontiguousarray(Lp[:, 1:] - Lp[:, :-1]).ravel()     # hi - lo, as before
+    row_L, row_D = (pat * F)[:, None], (pat * (F - 1))[:, None]
+
     def pattern_at(znodes):
         """Lp[pat[t]] at znodes[t, j] by linear interpolation on the fine grid, and its slope."""
-        pos = np.clip((znodes - zf[0]) / _FINE, 0, zf.size - 1.000001)
+        pos = np.clip((znodes - zf[0]) / _FINE, 0, F - 1.000001)
         i0 = pos.astype(np.int64)
         frac = pos - i0
-        rows = pat[:, None]
-        lo, hi = Lp[rows, i0], Lp[rows, i0 + 1]
-        return lo + (hi - lo) * frac, (hi - lo) / _FINE
+        lo = np.take(Lflat, row_L + i0)
+        d = np.take(Dflat, row_D + i0)
+        return lo + d * frac, d / _FINE
 
     def parts(th, Ybar):
         beta, lg, lw = th
@@ -375,8 +403,9 @@ def fit_sizes(sizes, P: Patterns | None, sf: SuccessFit | None, *, em_rounds: in
                 - 0.5 * np.log(runs)
             lse = _logsumexp(ll, 1)
             post = np.exp(ll - lse[:, None])
-            G1 = (post * slope).sum(axis=1)                     # d LSE / d m
-            G2 = (post * slope * x[None, :]).sum(axis=1)        # d LSE / d tau
+            ps = post * slope
+            G1 = ps.sum(axis=1)                                 # d LSE / d m
+            G2 = (ps * x[None, :]).sum(axis=1)                  # d LSE / d tau
             tot2 = tot * tot
             d_beta = (G1 * Ybar * (v - beta * beta) / tot2 - G2 * tau * beta / tot
                       - beta / tot + beta * Ybar ** 2 / tot2)
@@ -497,7 +526,9 @@ def tables_from_records(frame, *, signals=None):
     k = np.where(f["attempt"].to_numpy() > 1, "retry", "first")
     sig = (f["task_id"].map(lambda t: ";".join(signals.get(t, ()))) if signals
            else pd.Series("", index=f.index))
-    item = list(zip(f["task_type"], f["phase"], f["model"], k, sig))
+    # plain object arrays: iterating Arrow-backed strings costs ~5 us a value
+    item = list(zip(*(f[c].to_numpy(object) for c in ("task_type", "phase", "model")), k,
+                    sig.to_numpy(object)))
     outcomes = pd.DataFrame({"task": f["task_id"].to_numpy(), "item": item,
                              "success": f["success"].to_numpy(bool)})
     out_tok = f["output_tokens"].to_numpy(float)
@@ -525,8 +556,12 @@ def tables_from_attempts(frame):
 
     f = frame.rename(columns={})
     f = f.assign(summary=False)
-    sig = {t: tuple(s.split(";")) if s else ()
-           for t, s in zip(f["task_id"], (canon_signals(x) for x in f["signals"]))}
+    canon = {}          # one canonical form per distinct value, not per attempt
+    for x in f["signals"].unique():
+        c = canon_signals(x)
+        canon[x] = tuple(c.split(";")) if c else ()
+    sig = {t: canon[x] for t, x in zip(f["task_id"].to_numpy(object),
+                                       f["signals"].to_numpy(object))}
     return tables_from_records(f, signals=sig)
 
 

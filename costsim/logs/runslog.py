@@ -2,9 +2,10 @@
 
 A log is CSV, JSON Lines or Parquet (optionally ``.gz``, ``.bz2``, ``.xz``, a one-file ``.zip``,
 or ``.zst`` when the ``zstandard`` package is installed), a directory of such files, or a glob
-pattern. Each file is loaded into DuckDB
-as text (Parquet keeps its types), every column is validated in SQL, and the rows of all files
-become one normalised relation, ``runs`` (see :data:`RUNS_COLUMNS`). Measurements then run SQL
+pattern. Each file is read by DuckDB (CSV typed by its parser where every value parses,
+else as text; Parquet keeps its types), every column is validated in SQL, and the rows of all
+files become one normalised relation, ``runs`` (see :data:`RUNS_COLUMNS`): a view numbering
+the rows of the table ``runs_rows``, stored in file order, by its rowid. Measurements then run SQL
 against that relation through :class:`LogEngine`, so the same text can later run on another
 engine.
 
@@ -48,7 +49,7 @@ MAX_LOG_CALLS = 100_000           # calls in one attempt (`call` index or `calls
 RUNS_COLUMNS = {
     "src": "file index (0-based, in the order the files were read)",
     "row": "data row within its file (0-based)",
-    "pos": "src * 2^40 + row: file order",
+    "pos": "the row's place in the log: files in the order read, rows in file order",
     "run": "the run ('' when the log has no run column)",
     "task_id": "text", "task_type": "text", "phase": "text", "model": "text",
     "attempt": "integer >= 1",
@@ -760,7 +761,8 @@ def _normalised_select(i: int, raw: _Raw, cols: dict[str, _Col], checks: list,
                        enums: dict) -> str:
     """Two stages: the inner SELECT parses each raw value once; the outer one builds the
     normalised columns and ``_bad``, the number of the first check the row fails (0: none).
-    ``enums``: text column -> the ENUM type it is stored as."""
+    ``enums``: text column -> the ENUM type it is stored as. No row number: the rows are
+    stored in file order and ``runs`` numbers them from the table's rowid (see read_log)."""
     def get(name, default):
         value = cols[name].value if name in cols else default
         if name in enums and name != "run":
@@ -768,7 +770,7 @@ def _normalised_select(i: int, raw: _Raw, cols: dict[str, _Col], checks: list,
         return value
 
     pre = {k: v for c in cols.values() for k, v in c.pre.items()}
-    inner = ", ".join([f"{raw.rowid} AS _r"] + [f"{v} AS {k}" for k, v in pre.items()])
+    inner = ", ".join(f"{v} AS {k}" for k, v in pre.items())
     call = get("call", "NULL")
     calls = get("calls", "NULL")
     bad = "0"
@@ -776,8 +778,7 @@ def _normalised_select(i: int, raw: _Raw, cols: dict[str, _Col], checks: list,
         bad = "CASE " + " ".join(f"WHEN {p} THEN {k + 1}" for k, (_, p, _) in
                                  enumerate(checks)) + " ELSE 0 END"
     out = [
-        f"{i} AS src", "CAST(_r AS BIGINT) AS row",
-        f"CAST({i} AS BIGINT) * 1099511627776 + CAST(_r AS BIGINT) AS pos",
+        f"{i} AS src",
         (f"CAST(COALESCE({get('run', 'NULL')}, '') AS {enums['run']}) AS run" if "run" in enums
          else f"COALESCE({get('run', 'NULL')}, '') AS run"),
         f"{cols['task_id'].value} AS task_id", f"{get('task_type', None)} AS task_type",
@@ -936,47 +937,157 @@ _ENUMS = ("run", "task_type", "phase", "model", "signals")
 MAX_ENUM = 100_000
 
 
-def _enum_types(con, raws: list, colsets: list) -> dict:
+def _enum_types(con, raws: list, sample: int = 0) -> tuple[dict, list]:
     """The low-cardinality text columns are stored as DuckDB ENUMs (dictionary codes): every
     GROUP BY and join of the measurements runs on small integers instead of strings, about a
     third faster. They read and compare as text. A column with more than MAX_ENUM distinct
-    values stays text. One DISTINCT over the raw values per column; the trimming is done on
-    the distinct values only."""
+    values stays text. One pass per file (GROUPING SETS: a CSV file is parsed once for all the
+    columns) collects the distinct raw values; the trimming is done on the distinct values
+    only. Returns (text column -> ENUM type, per file the set of enum columns whose raw values
+    are all trimmed and short: see :func:`_skip_trim`).
+
+    ``sample``: read only the first ``sample`` rows of each CSV file (the values a log's
+    first rows show are nearly always all it has). The caller must then treat a value outside
+    the types, or an untrimmed one, as a miss: the CAST to the ENUM fails the statement."""
+    found: dict = {}
+    too_many: set = set()
+    clean: list = [set() for _ in raws]
+    for i, raw in enumerate(raws):
+        cols = [c for c in _ENUMS if c in raw.columns and c not in too_many]
+        if not cols:
+            continue
+        exprs = ", ".join(f"{raw.columns[c][0]} AS e{k}" for k, c in enumerate(cols))
+        sets = ", ".join(f"(e{k})" for k in range(len(cols)))
+        flags = ", ".join(f"GROUPING(e{k}) AS g{k}" for k in range(len(cols)))
+        source = raw.source
+        if sample and raw.fmt == "csv":
+            source = f"(SELECT * FROM {raw.source} LIMIT {int(sample)})"
+        try:       # the first full read of a CSV file: where DuckDB finds it malformed
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _distinct AS SELECT {flags}, "
+                        f"{', '.join(f'e{k}' for k in range(len(cols)))} FROM (SELECT {exprs} "
+                        f"FROM {source}) GROUP BY GROUPING SETS ({sets})")
+        except Exception as exc:
+            if raw.fmt == "csv":
+                raise _csv_failure(raw, exc) from None
+            raise CostsimError(f"cannot read the file: {_duck_error(exc)}", raw.shown) from None
+        sizes = con.execute("SELECT " + ", ".join(
+            f"COUNT(*) FILTER (WHERE g{k} = 0)" for k in range(len(cols)))
+            + " FROM _distinct").fetchone()
+        for k, col in enumerate(cols):
+            if sizes[k] > MAX_ENUM * 4:
+                too_many.add(col)
+                continue
+            v = f"CAST(e{k} AS VARCHAR)"
+            rows = con.execute(
+                f"SELECT NULLIF(TRIM({v}), '') AS t, bool_and(e{k} IS NULL OR ({v} = TRIM({v}) "
+                f"AND length({v}) <= {MAX_LOG_TEXT})) FROM _distinct WHERE g{k} = 0 "
+                f"GROUP BY t").fetchall()
+            values = found.setdefault(col, set())
+            values |= {r[0] for r in rows if r[0] is not None}
+            if len(values) > MAX_ENUM:
+                too_many.add(col)
+                continue
+            if raw.columns[col][1] == "VARCHAR" and all(r[1] for r in rows):
+                clean[i].add(col)
+        con.execute("DROP TABLE _distinct")
     enums = {}
     for col in _ENUMS:
-        values: set = set()
-        too_many = False
-        clean = []
-        for raw, cols in zip(raws, colsets):
-            if col not in cols:
-                continue
-            expr, typ = raw.columns[col][:2]
-            rows = con.execute(
-                f"SELECT NULLIF(TRIM(CAST(v AS VARCHAR)), '') AS t, bool_and(v IS NULL OR "
-                f"(CAST(v AS VARCHAR) = TRIM(CAST(v AS VARCHAR)) AND length(CAST(v AS VARCHAR))"
-                f" <= {MAX_LOG_TEXT})) FROM (SELECT DISTINCT {expr} AS v FROM {raw.source} "
-                f"LIMIT {MAX_ENUM * 4 + 1}) GROUP BY t").fetchall()
-            values |= {r[0] for r in rows if r[0] is not None}
-            if len(rows) > MAX_ENUM * 4 or len(values) > MAX_ENUM:
-                too_many = True
-                break
-            if typ == "VARCHAR" and all(r[1] for r in rows):
-                clean.append(cols[col])
-        if col == "run":
-            values.add("")
-        if too_many or not values:
+        if col in too_many or col not in found:
+            continue
+        values = found[col] | ({""} if col == "run" else set())
+        if not values:
             continue
         con.execute(f"CREATE TYPE enum_{col} AS ENUM "
                     f"({', '.join(_lit(v) for v in sorted(values))})")
         enums[col] = f"enum_{col}"
-        # Every raw value of the column is already trimmed and short (seen in the DISTINCT
-        # above): the per-row TRIM and the length check cannot change or flag anything, and
-        # cost a tenth of the reading pass. Only '' -> NULL remains to do.
-        for c in clean:
-            t = c.value
-            c.pre[t] = c.pre[t].replace(f"NULLIF(TRIM({c.raw}), '')", f"NULLIF({c.raw}, '')")
-            c.checks = [ch for ch in c.checks if not ch[0].startswith(f"length({t}) > ")]
-    return enums
+    return enums, [c & set(enums) for c in clean]
+
+
+def _skip_trim(cols: dict, clean: set) -> None:
+    """Every raw value of these text columns is already trimmed and short (seen in the
+    DISTINCT of :func:`_enum_types`): the per-row TRIM and the length check cannot change or
+    flag anything, and cost a tenth of the reading pass. Only '' -> NULL remains to do."""
+    for name in clean:
+        c = cols[name]
+        t = c.value
+        c.pre[t] = c.pre[t].replace(f"NULLIF(TRIM({c.raw}), '')", f"NULLIF({c.raw}, '')")
+        c.checks = [ch for ch in c.checks if not ch[0].startswith(f"length({t}) > ")]
+
+
+ENUM_SAMPLE = 50_000      # CSV rows whose text values make the ENUMs on the fast path
+
+
+def _typed(raw: _Raw) -> _Raw:
+    """A CSV file read with DuckDB's parser typing the numeric, boolean and timestamp columns
+    itself (fast); any value it cannot parse fails the statement."""
+    return _Raw(**{**raw.__dict__, "source": _csv_source(raw, True), "columns": {
+        n: ((c, _CSV_TYPES[n]) if n in _CSV_TYPES else (c, t))
+        for n, (c, t) in raw.columns.items()}})
+
+
+def _load_rows_fast(con, raws: list) -> list | None:
+    """The ENUMs from the first ENUM_SAMPLE rows of each CSV file, then every file in one
+    typed pass. Any failure (a text value the sample did not show, a value DuckDB's typed
+    parse refuses, a malformed file) undoes it all and returns None: :func:`_load_rows` then
+    does the exact work and gives the located error. Returns each file's checks."""
+    try:
+        enums, clean = _enum_types(con, raws, sample=ENUM_SAMPLE)
+    except CostsimError:
+        enums = None
+    if enums is not None:
+        done = []
+        checks = []
+        try:
+            for i, raw in enumerate(raws):
+                r = _typed(raw) if raw.fmt == "csv" else raw
+                cols = _columns(r)
+                _skip_trim(cols, clean[i])
+                checks.append(_checks(cols))
+                verb = "CREATE TEMP TABLE runs_rows AS" if i == 0 else "INSERT INTO runs_rows"
+                con.execute(f"{verb} {_normalised_select(i, r, cols, checks[-1], enums)}")
+                done.append(r)
+            raws[:] = done
+            return checks
+        except Exception:  # noqa: BLE001 - any miss: the exact path below decides
+            pass
+    con.execute("DROP TABLE IF EXISTS runs_rows")
+    for col in _ENUMS:
+        con.execute(f"DROP TYPE IF EXISTS enum_{col}")
+    return None
+
+
+def _load_rows(con, raws: list) -> list:
+    """Every file into ``runs_rows``, the ENUMs from all of every file's values. Returns each
+    file's checks."""
+    enums, clean = _enum_types(con, raws)
+    checks = []
+    for i, raw in enumerate(raws):
+        verb = "CREATE TEMP TABLE runs_rows AS" if i == 0 else "INSERT INTO runs_rows"
+        if raw.fmt == "csv":
+            # Typed first; a value DuckDB's parser cannot take fails the statement (rolled
+            # back), and the file is read again as text, every value checked in SQL.
+            typed = _typed(raw)
+            cols = _columns(typed)
+            _skip_trim(cols, clean[i])
+            checks.append(_checks(cols))
+            try:
+                con.execute(f"{verb} {_normalised_select(i, typed, cols, checks[-1], enums)}")
+                raws[i] = typed
+                continue
+            except Exception:  # noqa: BLE001 - read again as text below
+                checks.pop()
+        cols = _columns(raw)
+        _skip_trim(cols, clean[i])
+        checks.append(_checks(cols))
+        try:
+            con.execute(f"{verb} {_normalised_select(i, raw, cols, checks[-1], enums)}")
+        except Exception as exc:
+            err = (_locate_csv_problem(raw.shown, raw.actual, len(raw.header))
+                   if raw.fmt == "csv" else None)
+            if err is not None:
+                raise err from None
+            raise CostsimError(f"cannot read the file: {_duck_error(exc)}", raw.shown) from None
+    return checks
 
 
 def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
@@ -1020,23 +1131,10 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
                 raise CostsimError("cannot read file: permission denied", shown)
             actual = _unpack(shown, comp, tmp.name) if comp in _UNPACK else shown
             if fmt == "csv":
+                # Read straight from the file (no copy of it as a table): as text for the
+                # ENUM pass, typed for the normalised one (see below).
                 raw = _load_csv(i, shown, actual)
-                table = f"raw{i}"
-                # Materialised: its rowid is the row's position in the file.
-                try:
-                    con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM "
-                                f"{_csv_source(raw, typed=True)}")
-                    for name, (c, _) in raw.columns.items():
-                        if name in _CSV_TYPES:
-                            raw.columns[name] = (c, _CSV_TYPES[name])
-                except Exception:
-                    try:
-                        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM "
-                                    f"{_csv_source(raw, typed=False)}")
-                    except Exception as exc:
-                        raise _csv_failure(raw, exc) from None
-                raw.source = table
-                tables.append(table)
+                raw.source = _csv_source(raw, typed=False)
             elif fmt == "jsonl":
                 raw = _load_jsonl(con, i, shown, actual)
                 tables.append(raw.source)
@@ -1052,29 +1150,17 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
             raws.append(raw)
         all_cols = frozenset(c for raw in raws for c in raw.columns if c in OPTIONAL)
 
-        # One pass per file: typed values plus the number of the first check the row fails.
-        # Materialised (Parquet too): every measurement reads it several times.
-        view = False
-        checks = []
-        selects = []
-        colsets = [_columns(raw) for raw in raws]
-        enums = _enum_types(con, raws, colsets)
-        for i, (raw, cols) in enumerate(zip(raws, colsets)):
-            checks.append(_checks(cols))
-            selects.append(_normalised_select(i, raw, cols, checks[-1], enums))
-        if view:
-            con.execute(f"CREATE TEMP VIEW runs AS {' UNION ALL '.join(selects)}")
-        else:
-            for i, (raw, sel) in enumerate(zip(raws, selects)):
-                verb = "CREATE TEMP TABLE runs AS" if i == 0 else "INSERT INTO runs"
-                try:
-                    con.execute(f"{verb} {sel}")
-                except Exception as exc:
-                    raise CostsimError(f"cannot read the file: {_duck_error(exc)}",
-                                       raw.shown) from None
+        # One pass per file: typed values plus the number of the first check the row fails,
+        # stored in file order (preserve_insertion_order, DuckDB's default): `runs_rows`'
+        # rowid is the row's place in the log, and the view ``runs`` numbers the rows from it.
+        # CSV files are read straight into it, with no copy of the file as a table (DuckDB's
+        # CSV reader gives no row numbers: the rowid does), first on the fast path below.
+        checks = _load_rows_fast(con, raws) if any(r.fmt == "csv" for r in raws) else None
+        if checks is None:
+            checks = _load_rows(con, raws)
         per_file = con.execute("""SELECT src, count(*), count(cost_usd), count(reviewer_changes),
                 count(ts), MIN(run), MAX(run), count(call), SUM(is_summary), MAX(_bad)
-                FROM runs GROUP BY src""").fetchall()
+                FROM runs_rows GROUP BY src""").fetchall()
         counts = {r[0]: r[1] for r in per_file}
         for i, raw in enumerate(raws):
             if counts.get(i, 0) == 0:
@@ -1085,16 +1171,22 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
                  sum(r[3] for r in per_file), sum(r[4] for r in per_file),
                  2 if runs_lo != runs_hi else 1, sum(r[7] for r in per_file),
                  sum(r[8] or 0 for r in per_file), max(r[9] for r in per_file)]
-        for i, raw in enumerate(raws):
-            if counts.get(i, 0) == 0:
-                raise CostsimError("no rows (the log has a header but no attempts)", raw.shown)
+        # row: the data row within its file (files were appended in order); pos: rowid.
+        starts = [0]
+        for i in range(len(raws) - 1):
+            starts.append(starts[-1] + counts.get(i, 0))
         if stats[7]:
-            src, row, k = con.execute("SELECT src, row, _bad FROM runs WHERE _bad > 0 "
-                                      "ORDER BY pos LIMIT 1").fetchone()
+            src, rowid, k = con.execute("SELECT src, rowid, _bad FROM runs_rows WHERE _bad > 0 "
+                                        "ORDER BY rowid LIMIT 1").fetchone()
+            row = rowid - starts[src]
             column, _, msg = checks[src][k - 1]
             if callable(msg):
                 msg = msg(_raw_value(con, raws[src], row, column))
             raise locators[src].error(row, column, msg)
+        row = ("rowid" if len(raws) == 1
+               else f"rowid - CAST([{', '.join(map(str, starts))}][src + 1] AS BIGINT)")
+        con.execute(f"CREATE TEMP VIEW runs AS SELECT src, {row} AS row, rowid AS pos, "
+                    f"* EXCLUDE (src) FROM runs_rows")
         for table in tables:
             con.execute(f"DROP TABLE {table}")
         log = RunsLog(
