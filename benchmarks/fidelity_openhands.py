@@ -103,10 +103,14 @@ def cascade_policy(cheap: str, dear: str, retry_context: str = "none") -> Policy
 
 # --- predictions ----------------------------------------------------------------------------
 
-def coins_prediction(cheap: str, dear: str, pa: float, pb: float, ca: float, cb: float):
+def coins_prediction(cheap: str, dear: str, pa: float, pb: float, ca: float, cb: float,
+                     variation: dict | None = None):
     """costsim's analytic engine with independent outcomes: one phase of TOKENS input tokens,
     each config priced so that an attempt costs its mean recorded cost, succeeding at its own
-    resolved share."""
+    resolved share. ``variation``: the same with tasks that differ (the workload's
+    ``variation``: difficulty, tokens, tokens_follow_difficulty) -- what ``calibrate`` writes for
+    a one-phase cost-only log, so the decomposition's oracles use the engine exactly as
+    calibrate + compare do."""
     # The second attempt must cost what the dearer config's run cost: no resent context. With
     # every resent token read from a free cache, retry_context: full bills exactly that (the
     # engine on main does not take retry_context: none yet).
@@ -120,7 +124,8 @@ def coins_prediction(cheap: str, dear: str, pa: float, pb: float, ca: float, cb:
         "version": 1, "name": "coins", "max_attempts": 2, "cache_hit_rate": 1.0,
         "task_types": [{"name": "t", "share": 1.0, "phases": [{
             "phase": PHASE, "calls": 1, "input_tokens": TOKENS, "output_tokens": 0,
-            "success": {cheap: pa, dear: pb}}]}]})
+            "success": {cheap: pa, dear: pb}}]}]}
+        | ({"variation": variation} if variation else {}))
     pol = cascade_policy(cheap, dear, retry_context="full")
     m = evaluate(compile_ladders(table, Strategy.routed(pol), wl))
     return m.completion_rate, m.cost_per_completed_task
@@ -152,6 +157,24 @@ def cli(args: list[str]) -> str:
     return res.stdout
 
 
+VARIATION_KEYS = ("difficulty", "tokens", "tokens_follow_difficulty")
+
+
+def bundled_variation() -> dict:
+    """The bundled medium-team's ``variation`` (what an unpaired log falls back on)."""
+    import yaml
+
+    v = yaml.safe_load((ROOT / "workloads" / "medium-team.yaml").read_text())["variation"]
+    return {k: float(v[k]) for k in VARIATION_KEYS}
+
+
+def log_rates(log: pd.DataFrame, config: str) -> tuple[float, float]:
+    """A config's resolved share and mean cost in a runs log (what calibrate fits for a
+    one-attempt cost-only log)."""
+    g = log[log["model"] == config]
+    return float((g["success"] == "true").mean()), float(g["cost_usd"].mean())
+
+
 def calibrated_prediction(log: pd.DataFrame, cheap: str, dear: str, tmp: Path, base: Path):
     """`costsim calibrate LOG --workload BASE --write-workload W --write-prices P`, then
     `costsim compare --prices P --workload W --policy CASCADE`: the cascade's completion and
@@ -172,7 +195,7 @@ def calibrated_prediction(log: pd.DataFrame, cheap: str, dear: str, tmp: Path, b
     got = {s["name"]: s for s in json.loads(out)["strategies"]}["cascade"]
     var = (yaml.safe_load(wp.read_text()).get("variation") or {})
     return (got["completion_rate"], got["cost_per_completed_task"],
-            float(var.get("difficulty", 0.0)))
+            {k: float(var.get(k, 0.0)) for k in VARIATION_KEYS})
 
 
 def paired_log(records: pd.DataFrame, cheap: str, dear: str, both) -> pd.DataFrame:
@@ -193,6 +216,31 @@ def unpaired_log(records: pd.DataFrame, cheap: str, dear: str, both,
     return runs_log(sel)
 
 
+# The decomposition of the unpaired error: costsim's engine on the cascade with each input
+# either as the unpaired log gives it or as the full paired records do. "full": each config's
+# resolved share and mean cost over all the instances (the replay's); "half": over the half it
+# ran in the unpaired log. Variation: "own" = fitted from the paired log (s, t, r),
+# "bundled s" = the bundled difficulty spread, "unpaired" = what calibrate fits from the
+# unpaired log (the bundled s, t and r from the half-logs' costs and outcomes).
+ORACLES = {
+    "full_own": ("full", "own"),                 # the model's own error (== paired, checked)
+    "full_bundled_s": ("full", "bundled s"),     # + (a) the bundled difficulty spread
+    "full_unpaired": ("full", "unpaired"),       # + (c) t, r as the unpaired log fits them
+    "half_own": ("half", "own"),                 # (b) half-log sampling noise alone
+    "half_unpaired": ("half", "unpaired"),       # everything: == the unpaired prediction
+}
+
+
+def decomposition(a: str, b: str, full: tuple, half: tuple, own: dict, unpaired: dict,
+                  bundled: dict) -> dict:
+    """Each oracle's (completion, cost per completed task), from the engine."""
+    var = {"own": own, "unpaired": unpaired,
+           "bundled s": dict(own, difficulty=bundled["difficulty"])}
+    rates = {"full": full, "half": half}
+    return {k: coins_prediction(a, b, *rates[r], variation=var[v])
+            for k, (r, v) in ORACLES.items()}
+
+
 @dataclass
 class PairResult:
     benchmark: str
@@ -209,6 +257,13 @@ class PairResult:
     unpaired_completion: float = math.nan
     unpaired_cost_per_completed: float = math.nan
     unpaired_s: float = math.nan
+    # the fitted variation of each log
+    paired_t: float = math.nan
+    paired_r: float = math.nan
+    unpaired_t: float = math.nan
+    unpaired_r: float = math.nan
+    # decomposition of the unpaired error: the engine with chosen inputs (see ORACLES)
+    oracles: dict = None
 
 
 def run_benchmark(name: str, records: pd.DataFrame, tmp: Path, max_pairs: int | None,
@@ -252,12 +307,17 @@ def run_benchmark(name: str, records: pd.DataFrame, tmp: Path, max_pairs: int | 
         if calibrated:
             inst = set(cost.index[both])
             base = base_workload(tmp / "base.yaml")
-            (row.paired_completion, row.paired_cost_per_completed,
-             row.paired_s) = calibrated_prediction(paired_log(records, a, b, inst), a, b, tmp,
-                                                   base)
-            (row.unpaired_completion, row.unpaired_cost_per_completed,
-             row.unpaired_s) = calibrated_prediction(unpaired_log(records, a, b, inst, rng), a,
-                                                     b, tmp, base)
+            row.paired_completion, row.paired_cost_per_completed, pv = calibrated_prediction(
+                paired_log(records, a, b, inst), a, b, tmp, base)
+            ulog = unpaired_log(records, a, b, inst, rng)
+            row.unpaired_completion, row.unpaired_cost_per_completed, uv = \
+                calibrated_prediction(ulog, a, b, tmp, base)
+            row.paired_s, row.paired_t, row.paired_r = (pv[k] for k in VARIATION_KEYS)
+            row.unpaired_s, row.unpaired_t, row.unpaired_r = (uv[k] for k in VARIATION_KEYS)
+            full = (float(ra.mean()), float(rb.mean()), float(ca.mean()), float(cb.mean()))
+            (hpa, hca), (hpb, hcb) = log_rates(ulog, a), log_rates(ulog, b)
+            half = (hpa, hpb, hca, hcb)
+            row.oracles = decomposition(a, b, full, half, pv, uv, bundled_variation())
         out.append(row)
     return out
 
@@ -271,6 +331,12 @@ def summarize(rows: list[PairResult]) -> pd.DataFrame:
     for k in ("paired", "unpaired"):
         r[f"{k}_points"] = 100 * (r[f"{k}_completion"] - r["completion"])
         r[f"{k}_cost"] = 100 * (r[f"{k}_cost_per_completed"] / r["cost_per_completed"] - 1)
+    if "oracles" in r and r["oracles"].notna().any():
+        for k in ORACLES:
+            comp = np.array([o[k][0] if o else np.nan for o in r["oracles"]])
+            cpct = np.array([o[k][1] if o else np.nan for o in r["oracles"]])
+            r[f"{k}_points"] = 100 * (comp - r["completion"])
+            r[f"{k}_cost"] = 100 * (cpct / r["cost_per_completed"] - 1)
     return r
 
 
