@@ -260,6 +260,33 @@ def mean_estimators(log: pd.DataFrame, configs, costs) -> tuple[tuple, tuple]:
     return tuple(sample), tuple(lognormal)
 
 
+def _own_rng(*key: str) -> np.random.Generator:
+    """A generator of its own for a pair (the shadow log's draw leaves the main generator, and
+    so the other pairs' unpaired halves, as they were)."""
+    import zlib
+
+    return np.random.default_rng(zlib.crc32("|".join(key).encode()))
+
+
+SHADOW = 0.2       # share of the instances the shadow log runs on both configs
+
+
+def shadow_log(records: pd.DataFrame, cheap: str, dear: str, both,
+               rng: np.random.Generator, share: float = SHADOW) -> pd.DataFrame:
+    """An unpaired log with a shadow sample: ``share`` of the instances (drawn with ``rng``) ran
+    on both configs, the rest split in halves as in :func:`unpaired_log`."""
+    inst = np.array(sorted(both))
+    rng.shuffle(inst)
+    k = int(round(share * len(inst)))
+    rest = inst[k:]
+    half = len(rest) // 2
+    a = set(inst[:k]) | set(rest[:half])
+    b = set(inst[:k]) | set(rest[half:])
+    sel = records[((records["config"] == cheap) & records["instance"].isin(a))
+                  | ((records["config"] == dear) & records["instance"].isin(b))]
+    return runs_log(sel)
+
+
 @dataclass
 class PairResult:
     benchmark: str
@@ -276,6 +303,9 @@ class PairResult:
     unpaired_completion: float = math.nan
     unpaired_cost_per_completed: float = math.nan
     unpaired_s: float = math.nan
+    shadow_completion: float = math.nan
+    shadow_cost_per_completed: float = math.nan
+    shadow_s: float = math.nan
     # the fitted variation of each log
     paired_t: float = math.nan
     paired_r: float = math.nan
@@ -352,6 +382,9 @@ def run_benchmark(name: str, records: pd.DataFrame, tmp: Path, max_pairs: int | 
                     or abs(hk / got - 1) < 1e-4), (a, b, hk, got)
             row.mean_err_sample, row.mean_err_lognormal = mean_estimators(ulog, (a, b),
                                                                           (ca, cb))
+            row.shadow_completion, row.shadow_cost_per_completed, sv = calibrated_prediction(
+                shadow_log(records, a, b, inst, _own_rng(name, a, b)), a, b, tmp, base)
+            row.shadow_s = sv["difficulty"]
         out.append(row)
     return out
 
@@ -362,7 +395,7 @@ def summarize(rows: list[PairResult]) -> pd.DataFrame:
     r = pd.DataFrame([vars(x) for x in rows])
     r["coins_points"] = 100 * (r["coins_completion"] - r["completion"])
     r["coins_cost"] = 100 * (r["coins_cost_per_completed"] / r["cost_per_completed"] - 1)
-    for k in ("paired", "unpaired"):
+    for k in ("paired", "unpaired", "shadow"):
         r[f"{k}_points"] = 100 * (r[f"{k}_completion"] - r["completion"])
         r[f"{k}_cost"] = _cost_error(r[f"{k}_cost_per_completed"], r["cost_per_completed"])
     if "oracles" in r and r["oracles"].notna().any():
@@ -534,11 +567,15 @@ def report(r: pd.DataFrame, dropped: list[str], data: Path, seconds: float,
                   "--write-workload W --write-prices P`, then `costsim compare --prices P "
                   "--workload W --policy CASCADE` (the command line, run in-process). BASE is "
                   "the bundled medium-team with `max_attempts: 2` (what the one-shot runs cannot "
-                  "show, the bundled `variation` included, comes from it). Two logs per pair, "
+                  "show, the bundled `variation` included, comes from it). Three logs per pair, "
                   "on the instances both configs ran: **paired** (both configs ran every "
                   "instance: the difficulty spread is fitted from how their outcomes hang "
-                  "together) and **unpaired** (each ran a different half, drawn with the seed: "
-                  "one outcome per instance, so the spread is the bundled 3.24). Targets, "
+                  "together), **unpaired** (each ran a different half, drawn with the seed: "
+                  "one outcome per instance, so the spread is the bundled 3.24) and "
+                  f"**unpaired + {SHADOW:.0%} shadow** (a random {SHADOW:.0%} of the instances "
+                  "ran on both configs, the rest is split in halves: what a team gets by "
+                  "running a sample of its tasks on both models; `calibrate` fits the spread "
+                  "when at least 10 instances show both outcomes). Targets, "
                   "median over pairs of the absolute error: paired within 1.5 points of "
                   "completion and 5% of cost per completed task, unpaired within 3 points and "
                   "10%.", "",
@@ -547,9 +584,10 @@ def report(r: pd.DataFrame, dropped: list[str], data: Path, seconds: float,
                   "|---|---|---|---|---|---|---|"]
         groups = [(b, g) for b, g in r.groupby("benchmark", sort=True)] + [("all pairs", r)]
         for name, g in groups:
-            for k in ("paired", "unpaired"):
+            for k in [k for k in ("paired", "unpaired", "shadow") if f"{k}_points" in g]:
                 s = _cal_stats(g, k)
-                lines.append(f"| {name} | {k} | {s['pts']:+.2f} | {s['pts_abs']:.2f} | "
+                label = f"unpaired + {SHADOW:.0%} shadow" if k == "shadow" else k
+                lines.append(f"| {name} | {label} | {s['pts']:+.2f} | {s['pts_abs']:.2f} | "
                              f"{s['cost']:+.1f}% | {s['cost_abs']:.1f}% | {s['s']:.2f} |")
         lines.append("")
         for k, (tp, tc) in TARGETS.items():
@@ -558,6 +596,13 @@ def report(r: pd.DataFrame, dropped: list[str], data: Path, seconds: float,
             lines.append(f"- **{k}**: median |error| {s['pts_abs']:.2f} points (target {tp}) "
                          f"and {s['cost_abs']:.1f}% (target {tc:g}%): "
                          f"{'met' if ok else 'MISSED'}.")
+        if "shadow_points" in r:
+            s = _cal_stats(r, "shadow")
+            tp, tc = TARGETS["unpaired"]
+            ok = s["pts_abs"] <= tp and s["cost_abs"] <= tc
+            lines.append(f"- unpaired + {SHADOW:.0%} shadow, against the unpaired targets: "
+                         f"{s['pts_abs']:.2f} points and {s['cost_abs']:.1f}%: "
+                         f"{'met' if ok else 'missed'}.")
         c = _stats(r)
         lines.append(f"- independent coins on the same pairs: {c['cmp_abs']:.1f} points and "
                      f"{c['cost_abs']:.1f}%.")
@@ -618,6 +663,8 @@ def main(argv=None) -> None:
     ap.add_argument("--max-pairs", type=int, default=None,
                     help="at most this many pairs per benchmark (drawn at random)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rows", type=Path, default=None,
+                    help="also write the per-pair results (one row per pair) to this CSV")
     ap.add_argument("--no-calibrate", action="store_true",
                     help="skip the calibrate + compare columns (replay and coins only)")
     args = ap.parse_args(argv)
@@ -633,6 +680,8 @@ def main(argv=None) -> None:
                                   calibrated=not args.no_calibrate)
             print(f"{name}: {sum(x.benchmark == name for x in rows)} pairs", file=sys.stderr)
     r = summarize(rows)
+    if args.rows:
+        r.to_csv(args.rows, index=False)
     section = report(r, dropped, args.data, time.perf_counter() - t0, args.max_pairs)
     write_section(args.out, section)
     print(section)
