@@ -268,6 +268,24 @@ def _own_rng(*key: str) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32("|".join(key).encode()))
 
 
+PROFILE_S = (1.0, 2.0, 3.24, 5.0, 8.0)     # difficulty spreads the likelihood is profiled at
+
+
+def spread_profile(log: pd.DataFrame, path: Path) -> float:
+    """How much the log's own likelihood (success patterns and sizes jointly, with each
+    config's rates and the size fit re-fitted at every spread) varies over PROFILE_S: the
+    largest minus the smallest log-likelihood. A log that shows the spread gives tens of units;
+    one that cannot, a fraction of one."""
+    from costsim.calibrate.variation import (fit_sizes, fit_success, patterns,
+                                             tables_from_records)
+
+    log.to_csv(path, index=False)
+    outcomes, sizes = tables_from_records(read_attempts(path).frame)
+    P = patterns(outcomes)
+    ll = [fit_sizes(sizes, P, fit_success(P, s_fixed=s)).loglik for s in PROFILE_S]
+    return float(max(ll) - min(ll))
+
+
 SHADOW = 0.2       # share of the instances the shadow log runs on both configs
 
 
@@ -303,6 +321,9 @@ class PairResult:
     unpaired_completion: float = math.nan
     unpaired_cost_per_completed: float = math.nan
     unpaired_s: float = math.nan
+    # spread_profile of each log: how much its likelihood varies over the spread
+    paired_profile: float = math.nan
+    unpaired_profile: float = math.nan
     shadow_completion: float = math.nan
     shadow_cost_per_completed: float = math.nan
     shadow_s: float = math.nan
@@ -380,6 +401,9 @@ def run_benchmark(name: str, records: pd.DataFrame, tmp: Path, max_pairs: int | 
             got = math.inf if got is None else float(got)
             assert (not math.isfinite(got) and not math.isfinite(hk)
                     or abs(hk / got - 1) < 1e-4), (a, b, hk, got)
+            row.paired_profile = spread_profile(paired_log(records, a, b, inst),
+                                                tmp / "profile.csv")
+            row.unpaired_profile = spread_profile(ulog, tmp / "profile.csv")
             row.mean_err_sample, row.mean_err_lognormal = mean_estimators(ulog, (a, b),
                                                                           (ca, cb))
             row.shadow_completion, row.shadow_cost_per_completed, sv = calibrated_prediction(
@@ -436,6 +460,40 @@ def _cell(g: pd.DataFrame, k: str) -> str:
             f"{g[f'{k}_cost'].abs().median():.1f}%")
 
 
+def reading_lines(r: pd.DataFrame) -> list[str]:
+    """What the calibrate rows mean, with the numbers of this run."""
+    u = _cal_stats(r, "unpaired")
+    text = ("Reading it. On a paired log the cascade's completion is reproduced to the "
+            "hundredth of a point: with both configs' outcomes on every instance, the fitted "
+            "difficulty spread carries exactly the correlation the replay sees. The cost error is "
+            "the size model's: one size per task shared by both configs (`tokens`, "
+            "`tokens_follow_difficulty`), where real runs of one instance differ in cost more "
+            "than that. On an unpaired log nothing is biased overall (signed medians "
+            f"{u['pts']:+.2f} points, {u['cost']:+.1f}%); the miss is the two parts taken apart "
+            "above, the difficulty spread that one outcome per instance cannot show and the "
+            "half-logs' sampling noise, and neither is an estimator's fault that `calibrate` "
+            "could fix: the spread is not in such a log, and no estimator of one config's rates "
+            "sees the instances the other config ran. What fixes it is data: more instances per "
+            "config")
+    big = r[r["instances"] >= BIG]
+    if len(big):
+        text += f" (pairs with {BIG}+ instances: {_cell(big, 'unpaired')})"
+    if "shadow_points" in r:
+        sh = _cal_stats(r, "shadow")
+        capped = int((r["shadow_s"] >= 9.99).sum())
+        text += (f", or a shadow sample, some instances run on both configs, from which "
+                 f"`calibrate` fits the spread itself: with {SHADOW:.0%} of the instances on "
+                 f"both (each config then ran {(1 + SHADOW) / 2:.0%} of them), "
+                 f"{sh['pts_abs']:.2f} points and {sh['cost_abs']:.1f}%. It needs a few dozen "
+                 f"shared instances: commit0's 1-3 are too few to fit anything (the spread "
+                 f"stays the bundled one), and among 10-30 there is often none that one "
+                 f"config resolved and the other did not, and then the likelihood keeps "
+                 f"rising with the spread up to its cap of 10 ({capped} of {len(r)} pairs).")
+    else:
+        text += ", or a log where some instances ran on both configs (a shadow sample)."
+    return ["", text]
+
+
 def decomposition_lines(r: pd.DataFrame) -> list[str]:
     """The unpaired error taken apart (ORACLES), per benchmark; the size fit of each log; the
     mean-cost estimators on the half-logs."""
@@ -479,7 +537,14 @@ def decomposition_lines(r: pd.DataFrame) -> list[str]:
               f"spreads (median {r['paired_s'].median():.2f}, quartiles "
               f"{r['paired_s'].quantile(.25):.2f}-{r['paired_s'].quantile(.75):.2f}) scatter "
               f"around the bundled 3.24; signed, the bundled one puts completion "
-              f"{aa['pts']:+.2f} points and cost {aa['cost']:+.1f}% off (median).",
+              f"{aa['pts']:+.2f} points and cost {aa['cost']:+.1f}% off (median). Nor can "
+              f"costs stand in for a second outcome: an unpaired log's joint likelihood of "
+              f"costs and outcomes (rates and size fit re-fitted at each spread) varies by "
+              f"{r['unpaired_profile'].median():.2f} log-likelihood units (median; at most "
+              f"{r['unpaired_profile'].max():.1f}) over spreads "
+              f"{PROFILE_S[0]:g}-{PROFILE_S[-1]:g}, the paired log's by "
+              f"{r['paired_profile'].median():.1f}: any spread fits an unpaired log equally "
+              f"well, r taking up the difference.",
               f"- **(c) the size fit.** On an unpaired log `calibrate` already fits t and r by "
               f"maximum likelihood, jointly over each instance's cost and outcome with the "
               f"spread held: how a config's cost differs between the instances it resolved and "
@@ -496,8 +561,9 @@ def decomposition_lines(r: pd.DataFrame) -> list[str]:
               f"(exp(mean + variance / 2) of log cost) would be the efficient estimator if "
               f"costs were lognormal; on these half-logs it is off the full-set mean by "
               f"{100 * np.median(ml[ok]):.1f}% (median over {ok.sum()} config halves) against "
-              f"{100 * np.median(ms[ok]):.1f}% for the sample mean that `calibrate` uses: real "
-              f"costs are not lognormal enough for it to pay, so the sample mean stays.",
+              f"{100 * np.median(ms[ok]):.1f}% for the sample mean that `calibrate` uses"
+              + (": real costs are not lognormal enough for it to pay, so the sample mean "
+                 "stays." if np.median(ml[ok]) >= np.median(ms[ok]) else "."),
               f"- **(d) how the unpaired log is built.** Each pair draws its own random split "
               f"(seeded) of the instances both configs ran: the cheaper config gets "
               f"floor(n/2) of them, the dearer the rest, so together the halves cover exactly "
@@ -608,23 +674,7 @@ def report(r: pd.DataFrame, dropped: list[str], data: Path, seconds: float,
                      f"{c['cost_abs']:.1f}%.")
         if "half_own_points" in r:
             lines += decomposition_lines(r)
-        lines += ["", "Reading it. On a paired log the cascade's completion is reproduced to the "
-                  "hundredth of a point: with both configs' outcomes on every instance, the "
-                  "fitted difficulty spread carries exactly the correlation the replay sees. The "
-                  "cost error is the size model's: one size per task shared by both configs "
-                  "(`tokens`, `tokens_follow_difficulty`), where real runs of one instance "
-                  "differ in cost more than that. On an unpaired log the signed medians over all "
-                  "pairs are near zero (no bias overall); the absolute error is mostly the "
-                  "sampling noise of half-logs -- each config's resolved share and mean cost "
-                  "come from half the instances (commit0: 5-8 instances per config; a mean of "
-                  "heavy-tailed costs over ~30 instances is uncertain by 10-15% on its own) -- "
-                  "and, per benchmark, the bundled difficulty spread (3.24, a mean over "
-                  "benchmarks) against the benchmark's own (the paired rows' fitted spread): "
-                  "where the bundled one is too large, the unpaired prediction's completion "
-                  "comes out low and its cost high, and the reverse where it is too small. What "
-                  "fixes it: more instances per config, or a log where some instances ran on "
-                  "both configs (a shadow sample), from which `calibrate` fits the spread "
-                  "itself, as in the paired rows."]
+        lines += reading_lines(r)
     lines += ["", "Independent coins overstate the cascade's completion and understate its cost "
               "per completed task on every benchmark: the instances the cheaper config fails "
               "are the hard ones, on which the dearer config also fails more often and spends "
