@@ -543,8 +543,11 @@ def decomposition_lines(r: pd.DataFrame) -> list[str]:
               f"{r['unpaired_profile'].median():.2f} log-likelihood units (median; at most "
               f"{r['unpaired_profile'].max():.1f}) over spreads "
               f"{PROFILE_S[0]:g}-{PROFILE_S[-1]:g}, the paired log's by "
-              f"{r['paired_profile'].median():.1f}: any spread fits an unpaired log equally "
-              f"well, r taking up the difference.",
+              f"{r['paired_profile'].median():.1f}. How a config's cost differs between "
+              f"the instances it resolved and those it did not shows about s*r, so such a log "
+              f"only rules out a spread too small to carry that link; above it, any spread "
+              f"fits equally well, r taking up the difference "
+              f"(`tests/test_variation_fit.py` shows both on simulated logs of known truth).",
               f"- **(c) the size fit.** On an unpaired log `calibrate` already fits t and r by "
               f"maximum likelihood, jointly over each instance's cost and outcome with the "
               f"spread held: how a config's cost differs between the instances it resolved and "
@@ -600,7 +603,7 @@ def _stats(g: pd.DataFrame) -> dict:
 
 
 def report(r: pd.DataFrame, dropped: list[str], data: Path, seconds: float,
-           max_pairs: int | None) -> str:
+           max_pairs: int | None, machine: str | None = None) -> str:
     lines = [START, "", "## Correlated outcomes: OpenHands cascades", "",
              "What a cheap-then-dear cascade really did on public benchmark data, against what "
              "costsim predicts. The data: per-instance cost and outcome of ~40 agent configs "
@@ -689,7 +692,7 @@ def report(r: pd.DataFrame, dropped: list[str], data: Path, seconds: float,
               "replays any cascade on them.", ""]
     lines += [f"Produced by `python benchmarks/fidelity_openhands.py"
               f"{f' --max-pairs {max_pairs}' if max_pairs else ''}` in {seconds:.0f} s "
-              f"({describe()}).", "", END]
+              f"({machine or describe()}).", "", END]
     return "\n".join(lines) + "\n"
 
 
@@ -714,13 +717,27 @@ def main(argv=None) -> None:
                     help="at most this many pairs per benchmark (drawn at random)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rows", type=Path, default=None,
-                    help="also write the per-pair results (one row per pair) to this CSV")
+                    help="also write the per-pair results (a pandas pickle, one row per "
+                         "pair); --report-from rebuilds the report from it")
+    ap.add_argument("--report-from", type=Path, default=None,
+                    help="write the report from the per-pair results of an earlier --rows "
+                         "instead of running the pairs")
     ap.add_argument("--no-calibrate", action="store_true",
                     help="skip the calibrate + compare columns (replay and coins only)")
     args = ap.parse_args(argv)
     if args.data is None or not args.data.exists():
         sys.exit(f"no data: pass --data FILE ({DATA_NAME} of the shared data folder)")
     t0 = time.perf_counter()
+    if args.report_from:
+        import pickle
+
+        saved = pickle.loads(args.report_from.read_bytes())
+        section = report(saved["rows"], saved["dropped"], args.data, saved["seconds"],
+                         saved["max_pairs"], machine=saved["machine"])
+        write_section(args.out, section)
+        print(section)
+        return
+    machine = describe()            # its load average is the one at the start
     records, dropped = load_records(args.data)
     rng = np.random.default_rng(args.seed)
     rows: list[PairResult] = []
@@ -730,9 +747,13 @@ def main(argv=None) -> None:
                                   calibrated=not args.no_calibrate)
             print(f"{name}: {sum(x.benchmark == name for x in rows)} pairs", file=sys.stderr)
     r = summarize(rows)
+    seconds = time.perf_counter() - t0
     if args.rows:
-        r.to_csv(args.rows, index=False)
-    section = report(r, dropped, args.data, time.perf_counter() - t0, args.max_pairs)
+        import pickle
+
+        args.rows.write_bytes(pickle.dumps({"rows": r, "dropped": dropped, "seconds": seconds,
+                                            "max_pairs": args.max_pairs, "machine": machine}))
+    section = report(r, dropped, args.data, seconds, args.max_pairs, machine=machine)
     write_section(args.out, section)
     print(section)
 
