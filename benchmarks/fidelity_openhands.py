@@ -486,9 +486,10 @@ def reading_lines(r: pd.DataFrame) -> list[str]:
                  f"both (each config then ran {(1 + SHADOW) / 2:.0%} of them), "
                  f"{sh['pts_abs']:.2f} points and {sh['cost_abs']:.1f}%. It needs a few dozen "
                  f"shared instances: commit0's 1-3 are too few to fit anything (the spread "
-                 f"stays the bundled one), and among 10-30 there is often none that one "
-                 f"config resolved and the other did not, and then the likelihood keeps "
-                 f"rising with the spread up to its cap of 10 ({capped} of {len(r)} pairs).")
+                 f"stays the bundled one), and where the shared instances show only one kind "
+                 f"of disagreement (the config that resolves fewer of them never resolves one "
+                 f"the other fails) the likelihood keeps rising with the spread up to its cap "
+                 f"of 10 ({capped} of {len(r)} pairs here).")
     else:
         text += ", or a log where some instances ran on both configs (a shadow sample)."
     return ["", text]
@@ -575,7 +576,8 @@ def decomposition_lines(r: pd.DataFrame) -> list[str]:
               f"here) predict no completed task; they count as misses (infinite cost error), "
               f"not left out.",
               "",
-              f"So the unpaired error is the spread's ({a['pts_abs']:.2f} points, "
+              f"So the unpaired error is the spread's with the size fit ((a)+(c): "
+              f"{a['pts_abs']:.2f} points, "
               f"{a['cost_abs']:.1f}%) and the half-logs' noise ({b['pts_abs']:.2f} points, "
               f"{b['cost_abs']:.1f}%) together: added in quadrature they make "
               f"{math.hypot(a['pts_abs'], b['pts_abs']):.2f} points and "
