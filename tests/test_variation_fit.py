@@ -155,3 +155,35 @@ def test_volume_without_month_to_month_variation_and_short_logs():
     short = fit_volume(_first_seen(2, 500, 0.5, 1), default_cv=0.25)
     assert short.source["cv"] == "default" and short.cv == 0.25
     assert short.mean == pytest.approx(500, rel=0.15)
+
+
+def _tables(tmp_path, assign, tasks, seed=5):
+    df = logsim.simulate_log(PRICES, _workload(), [_only("cheap"), _only("top")], tasks=tasks,
+                             seed=seed, rows="attempt", assign=assign, cost=True)
+    df[["input_tokens", "cached_input_tokens", "output_tokens"]] = 0    # costs only
+    path = tmp_path / f"{assign}.parquet"
+    logsim.write_log(df, path)
+    return tables_from_records(read_attempts(path).frame)
+
+
+def _profile(outcomes, sizes, spreads):
+    from costsim.calibrate.variation import fit_sizes
+
+    P = patterns(outcomes)
+    return [fit_sizes(sizes, P, fit_success(P, s_fixed=s)).loglik for s in spreads]
+
+
+def test_costs_cannot_stand_in_for_a_second_outcome(tmp_path):
+    """Known truth s = 1.5, t = 0.8, r = 0.6 (cost-only logs of two models). Paired (both models
+    on every task): the joint likelihood of costs and outcomes peaks at the true spread and
+    drops by tens of units away from it. Unpaired (each model on its own half): how a model's
+    cost differs between the tasks it resolved and those it did not shows about s*r, so a
+    spread too small to carry that link (s < s*r = 0.9) is ruled out, but above it the
+    likelihood is flat -- r takes up the difference -- and calibrate is right to keep the
+    default there."""
+    spreads = (0.5, 1.5, 4.0)
+    paired = _profile(*_tables(tmp_path, "all", 800), spreads)
+    assert paired[1] > max(paired[0], paired[2]) + 10
+    unpaired = _profile(*_tables(tmp_path, "split", 3000), spreads)
+    assert abs(unpaired[1] - unpaired[2]) < 1.0
+    assert unpaired[0] < unpaired[1] - 5

@@ -299,6 +299,9 @@ class SizeFit:
     c: dict                # item -> typical log size (at z = e = 0)
     runs_per_task: float
     tasks: int
+    # log-likelihood of the sizes and success patterns at the fit (b and s held): lets a
+    # caller profile it over s, e.g. to see whether a log shows the difficulty spread at all
+    loglik: float = math.nan
 
     @property
     def tokens(self) -> float:
@@ -432,7 +435,8 @@ def fit_sizes(sizes, P: Patterns | None, sf: SuccessFit | None, *, em_rounds: in
     gamma = math.exp(lg) if multi else 0.0
     omega = max(math.exp(lw), OMEGA_MIN)
     return SizeFit(beta=float(beta), gamma=gamma, omega=omega,
-                   c=dict(zip(items, c.tolist())), runs_per_task=float(runs.mean()), tasks=T)
+                   c=dict(zip(items, c.tolist())), runs_per_task=float(runs.mean()), tasks=T,
+                   loglik=-float(res.fun))
 
 
 # --- both ----------------------------------------------------------------------------------
