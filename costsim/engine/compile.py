@@ -51,6 +51,7 @@ import numpy as np
 
 from ..errors import CostsimError
 from ..models import Handoff, Policy, PriceTable, Workload
+from .buffers import Workspace
 from .variation import STEEP_WIDTH, NodeRule, Spread, expected_cost, node_rule, node_success, \
     solve_intercepts
 
@@ -851,12 +852,13 @@ class NodeBlock:
     cells: slice
     weight: np.ndarray           # [c, Q]
     size: np.ndarray             # [Q]
-    p: np.ndarray                # [c, Q, P, K]
+    p: np.ndarray                # [c, Q, P, K] (views of node-last arrays with variation)
     cost: np.ndarray             # [c, Q, P, K]
     summ_cost: np.ndarray        # [c, Q, P, K]
+    summ_shared: bool = False    # summ_cost is the same for every cell (a read-only view)
 
 
-def node_blocks(L: Ladders, max_elements: int = 1 << 17):
+def node_blocks(L: Ladders, max_elements: int = 1 << 17, work: Workspace | None = None):
     """Yield :class:`NodeBlock` s covering every cell, each of about ``max_elements`` entries
     (1 MiB a working array: the evaluation makes ~30 passes over them, which stay in cache;
     blocks of 8 MiB took 2.5x longer). The cells of a block share one node rule: consecutive
@@ -867,7 +869,7 @@ def node_blocks(L: Ladders, max_elements: int = 1 << 17):
 
     def flush():
         if group:
-            yield _materialise(L, list(group))
+            yield _materialise(L, list(group), work)
             group.clear()
 
     for t_idx, (c0, c1) in enumerate(_type_ranges(L)):
@@ -885,7 +887,7 @@ def node_blocks(L: Ladders, max_elements: int = 1 << 17):
                     yield NodeBlock(sl, L.weight[sl][:, None], np.ones(1), L.p[sl][:, None],
                                     L.cost[sl][:, None], L.summ_cost[sl][:, None])
                 else:
-                    yield _materialise(L, [(tn, a, b)])
+                    yield _materialise(L, [(tn, a, b)], work)
             continue
         if group and (group[0][0].rule is not tn.rule or c1 - group[0][1] > step):
             yield from flush()
@@ -904,32 +906,48 @@ def _type_ranges(L: Ladders) -> list[tuple[int, int]]:
     return out
 
 
-def _materialise(L: Ladders, parts: list[tuple[TypeNodes, int, int]]) -> NodeBlock:
-    """The node ladders of consecutive cells ``[(type nodes, first cell, end)]`` on one rule."""
+def _materialise(L: Ladders, parts: list[tuple[TypeNodes, int, int]],
+                 work: Workspace | None = None) -> NodeBlock:
+    """The node ladders of consecutive cells ``[(type nodes, first cell, end)]`` on one rule.
+
+    Stored node axis last (``[c, P, K, Q]``: the per-node tables and the success are built in
+    that order, and the sums over nodes read contiguous rows); the block's ``p``/``cost``/
+    ``summ_cost`` are ``[c, Q, P, K]`` views of them. Within its own phases and attempts every
+    cell of a task type is valid, so nothing needs masking; a block of one task type shares its
+    summarizer costs between cells (a broadcast view, ``summ_shared``). ``work``: build ``p`` and
+    ``cost`` in its arrays (overwritten by the next block built with it)."""
     C, P, K = L.p.shape
     rule = parts[0][0].rule
     Q = len(rule)
     c0, c1 = parts[0][1], parts[-1][2]
     n = c1 - c0
-    p = np.empty((n, Q, P, K))
-    cost = np.zeros((n, Q, P, K))
-    summ = np.zeros((n, Q, P, K))
+    p = np.empty((n, P, K, Q)) if work is None else work.get("p", (n, P, K, Q))
+    cost = np.empty((n, P, K, Q)) if work is None else work.get("cost", (n, P, K, Q))
+    tn0 = parts[0][0]
+    shared = len(parts) == 1 and tn0.summ.shape[:2] == (P, K)
+    if shared:
+        summ = np.broadcast_to(tn0.summ, (n, P, K, Q))
+    else:
+        summ = np.zeros((n, P, K, Q))
     for tn, a, b in parts:
         lo, hi = a - tn.cells.start, b - tn.cells.start
         at = slice(a - c0, b - c0)
-        x = node_success(L.p[a:b], tn.b[lo:hi], tn.spread.s, rule.z)        # [m, P, K, Q]
-        p[at] = np.moveaxis(x, -1, 1)
+        node_success(L.p[a:b], tn.b[lo:hi], tn.spread.s, rule.z, out=p[at])
         Pt, Kt = tn.cost.shape[:2]
         model = L.model[a:b, :Pt, :Kt]
-        valid = L.valid[a:b, :Pt, :Kt]
         ii = np.arange(Pt)[None, :, None]
         kk = np.arange(Kt)[None, None, :]
-        c = tn.cost[ii, kk, np.where(valid, model, 0)]                      # [m, Pt, Kt, Q]
-        cost[at, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], c, 0.0), -1, 1)
-        summ[at, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], tn.summ[None], 0.0),
-                                            -1, 1)
+        if Pt == P and Kt == K:
+            cost[at] = tn.cost[ii, kk, model]                               # [m, P, K, Q]
+        else:
+            cost[at] = 0.0
+            cost[at, :Pt, :Kt] = tn.cost[ii, kk, model]
+        if not shared:
+            summ[at, :Pt, :Kt] = tn.summ[None]
     sl = slice(c0, c1)
-    return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size, p, cost, summ)
+    return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size,
+                     np.moveaxis(p, -1, 1), np.moveaxis(cost, -1, 1), np.moveaxis(summ, -1, 1),
+                     summ_shared=shared)
 
 
 def _lookup(mapping: dict, mid: str, tier: str) -> float:

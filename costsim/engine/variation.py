@@ -286,17 +286,29 @@ def _solve_unique(p: np.ndarray, s: float, rule: NodeRule) -> np.ndarray:
     return sign[:, 0] * x
 
 
-def node_success(p: np.ndarray, b: np.ndarray, s: float, z: np.ndarray) -> np.ndarray:
+def node_success(p: np.ndarray, b: np.ndarray, s: float, z: np.ndarray,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Success probability at every node, ``σ(b − s·z)``, with ``p = 0`` and ``p = 1`` exact.
 
-    ``p``/``b``: any shape ``X``; ``z``: ``[Q]``; the result has shape ``X + [Q]``."""
-    p = np.asarray(p, float)[..., None]
-    x = np.asarray(b, float)[..., None] - s * z
-    with np.errstate(invalid="ignore"):
-        out = logistic(x)
+    ``p``/``b``: any shape ``X``; ``z``: ``[Q]``; the result has shape ``X + [Q]`` (written into
+    ``out`` if given). Computed as ``1 / (1 + e^{−b}·e^{s·z})``: one exponential per element of
+    ``b`` and one per node instead of one per pair (three passes over the result, not five).
+    ``b = ±inf`` (``p`` 1 or 0) gives exactly 1 or 0; an overflowing product gives 0, the
+    right limit (``σ`` is then below 1e-300)."""
+    p = np.asarray(p, float)
+    b = np.asarray(b, float)
+    with np.errstate(over="ignore"):
+        eb = np.exp(-b)[..., None]
+        ez = np.exp(s * np.asarray(z, float))
+    if out is None:
+        out = np.empty(b.shape + ez.shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.multiply(eb, ez, out=out)
+        out += 1.0
+        np.reciprocal(out, out=out)
     lo, hi = p <= 0.0, p >= 1.0
     if lo.any() or hi.any():
-        out = np.where(lo, 0.0, np.where(hi, 1.0, out))
+        out[...] = np.where(lo[..., None], 0.0, np.where(hi[..., None], 1.0, out))
     return out
 
 
