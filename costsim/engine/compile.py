@@ -516,6 +516,8 @@ class CompileCache:
         self._defects: _ModelTable = _ModelTable(axis=1)
         self._rules: dict = {}
         self._b: dict = {}
+        self._b_tables: dict = {}
+        self._b_known: dict = {}
         self._node_costs: dict = {}
 
     def _batch(self, table: _ModelTable, ids) -> list[str]:
@@ -618,12 +620,15 @@ class CompileCache:
         """The quadrature rule for ``spread`` (shared by every strategy unless the rule has to
         place panel edges at the strategy's own long-context steps)."""
         thr = np.asarray(thresholds, float)
-        thr = np.unique(thr[np.isfinite(thr) & (thr > 0)])
-        has_lc = spread.t > 0 and thr.size > 0
+        live = np.isfinite(thr) & (thr > 0)
+        has_lc = spread.t > 0 and bool(live.any())
         steep = has_lc and spread.steep
+        if steep:                   # the rule's panel edges depend on the thresholds themselves
+            thr = np.unique(thr[live])
         key = (spread, has_lc, thr.tobytes() if steep else b"")
         if key not in self._rules:
-            self._rules[key] = node_rule(spread, thr if has_lc else None)
+            self._rules[key] = node_rule(spread, thr[np.isfinite(thr) & (thr > 0)] if has_lc
+                                         else None)
         return key, self._rules[key]
 
     def intercepts(self, key: tuple, rule: NodeRule, s: float, p: np.ndarray) -> np.ndarray:
@@ -643,6 +648,28 @@ class CompileCache:
             ps, bs = ps[order], bs[order]
             self._b[key] = (ps, bs)
         return bs[np.searchsorted(ps, flat)].reshape(p.shape)
+
+    def type_intercepts(self, t_idx: int, key: tuple, rule: NodeRule, s: float,
+                        extra: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """:meth:`intercepts` of the §3.3 rates ``success(...)["p"][t_idx, extra, i, k, cols]``
+        (``extra`` ``[c]``, ``cols`` ``[c, P, K]``: success-table columns): kept per task type
+        and rule in a table shaped like the type's rates, so a strategy whose ladders were seen
+        before costs a gather (the same numbers: each value is solved by :meth:`intercepts`)."""
+        pa = self._success.arrays["p"][t_idx]                            # [E, P, K, models]
+        tab = self._b_tables.get((key, t_idx))
+        if tab is None or tab.shape != pa.shape:
+            tab = self._b_tables[(key, t_idx)] = np.full(pa.shape, np.nan)
+            self._b_known[(key, t_idx)] = np.zeros(pa.shape, bool)
+        known = self._b_known[(key, t_idx)]
+        P, K = cols.shape[1:]
+        at = (extra[:, None, None], np.arange(P)[None, :, None], np.arange(K)[None, None, :],
+              cols)
+        miss = ~known[at]
+        if miss.any():
+            idx = tuple(np.broadcast_to(a, cols.shape)[miss] for a in at)
+            tab[idx] = self.intercepts(key, rule, s, pa[idx])
+            known[idx] = True
+        return tab[at]
 
     def node_costs(self, t_idx: int, cfg: TableConfig, key: tuple, rule: NodeRule,
                    ids) -> _ModelTable:
@@ -1050,7 +1077,8 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
     ii = np.arange(P)[None, :, None]
     kk = np.arange(K)[None, None, :]
     ptab = cache.success(ids)
-    p = ptab.arrays["p"][tc, cache.cell_extra[:, None, None], ii, kk, ptab.index(ids)[chosen]]
+    pcol = ptab.index(ids)[chosen]                         # [C, P, K] success-table columns
+    p = ptab.arrays["p"][tc, cache.cell_extra[:, None, None], ii, kk, pcol]
     nan = np.isnan(p) & valid
     if nan.any():
         c, i, k = (int(x[0]) for x in np.nonzero(nan))
@@ -1091,7 +1119,7 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
                 continue
             sl = slice(info.start, info.stop)
             type_nodes.append(_type_nodes(cache, t_idx, cfg, ids, spreads[t_idx], sl,
-                                          chosen[sl, :info.phases, :info.attempts], p,
+                                          chosen[sl, :info.phases, :info.attempts], pcol,
                                           summ_cost, summarizer, index))
 
         def build_pieces() -> SizePieces:
@@ -1114,7 +1142,7 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
 
 
 def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str], spread: Spread,
-                sl: slice, chosen: np.ndarray, p: np.ndarray, summ_cost: np.ndarray,
+                sl: slice, chosen: np.ndarray, pcol: np.ndarray, summ_cost: np.ndarray,
                 summarizer: str | None, index: dict) -> TypeNodes | None:
     """The §3.5 parts of one task type: its node rule, intercepts and per-node cost tables."""
     info = cache.types[t_idx]
@@ -1137,7 +1165,7 @@ def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str
                                   math.inf)
         thresholds = np.concatenate([a["theta"][:, :, col][used].ravel(), summ_theta.ravel()])
     key, rule = cache.node_rule(spread, thresholds)
-    b = cache.intercepts(key, rule, spread.s, p[sl])
+    b = cache.type_intercepts(t_idx, key, rule, spread.s, cache.cell_extra[sl], pcol[sl])
     if spread.t == 0.0:
         tab = cache.costs(cfg, len(ids) == 1, ids)
         c = tab.arrays["cost"][t_idx, :Pt, :Kt][:, :, tab.index(ids)]
