@@ -684,8 +684,11 @@ class CompileCache:
             a = pz.arrays
             nc = expected_cost(a["base"][:, :, col], a["delta"][:, :, col], a["theta"][:, :, col],
                                rule.mu, rule.sigma)
-            ns = expected_cost(a["summ_base"][:, :, col], a["summ_delta"][:, :, col, None],
-                               a["summ_theta"][:, :, col, None], rule.mu, rule.sigma)
+            if cfg.summary:
+                ns = expected_cost(a["summ_base"][:, :, col], a["summ_delta"][:, :, col, None],
+                                   a["summ_theta"][:, :, col, None], rule.mu, rule.sigma)
+            else:       # no summaries in this handoff: zeros that take no memory
+                ns = np.broadcast_to(np.zeros(()), nc.shape)
             table.add(missing, {"cost": nc, "summ": ns})
         return table
 
