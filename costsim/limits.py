@@ -54,14 +54,14 @@ MAX_VOLUME_CV = 100.0
 MAX_VARIATION_DIFFICULTY = 10.0
 # variation.tokens, log scale: 5 spreads task sizes over a factor of e^5 (150) per sigma.
 MAX_VARIATION_TOKENS = 5.0
-# With variation, every phase's calls are integrated at each quadrature node (32 nodes at a
-# spread of 1.3, 80 at the measured 3.24, about 250 at the ceiling of 10): nodes x attempts x
+# With variation, every phase's calls are integrated at each quadrature node (42 nodes at a
+# spread of 1.3, 100 at the measured 3.24, about 310 at the ceiling of 10): nodes x attempts x
 # calls of one phase bound the arrays of that phase (1,000 calls x 5 attempts at a spread of 10
 # took 1.7 GB), and cells x nodes x phases x attempts, summed over task types, bound the work of
-# one strategy (issue 13's 50 task types x 16 cells x 20 phases x 4 attempts at 80 nodes is
-# 5.1 million: 0.2 s a strategy, 0.84 GB with 115 strategies).
+# one strategy (issue 13's 50 task types x 16 cells x 20 phases x 4 attempts at 100 nodes is
+# 6.4 million: about 0.15 s of CPU a strategy; docs/performance.md).
 MAX_VARIED_CALLS = 400_000
-MAX_VARIED_WORK = 6_000_000
+MAX_VARIED_WORK = 7_000_000
 # Review minutes (base, per defect): about two years.
 MAX_MINUTES = 1_000_000.0
 

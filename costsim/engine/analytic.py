@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .buffers import Workspace, empty_like_nodes
 from .compile import Ladders, NodeBlock, node_blocks
 
 
@@ -35,13 +36,16 @@ class CellStats:
     C: np.ndarray        # [...] completion probability
     defect: np.ndarray   # [...] P(ships a defect | completed)
     review: np.ndarray   # [...] review minutes per completed task
+    Fc: np.ndarray | None = None   # [..., P, K] F * cost (from ladder_stats; None from cell_stats)
+    Fp: np.ndarray | None = None   # [..., P, K] F * p: the attempt happens and succeeds
+    Fps: np.ndarray | None = None  # [..., P, K] F * p * summ_cost
 
 
-def attempt_reach(q: np.ndarray, axis: int = -1) -> np.ndarray:
+def attempt_reach(q: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
     """``F[k] = prod_{j<k} q[j]`` along ``axis`` (the probability that attempt k happens given
     the failure probabilities ``q``). The same products as ``np.cumprod``, in the same order
     (bit for bit), one slice at a time: cumprod along a short axis costs ~10x more."""
-    F = np.empty_like(q)
+    F = np.empty_like(q) if out is None else out
     Fm = np.moveaxis(F, axis, 0)
     qm = np.moveaxis(q, axis, 0)
     Fm[0] = 1.0
@@ -56,28 +60,41 @@ def sum_last(x: np.ndarray) -> np.ndarray:
     n = x.shape[-1]
     if n >= 8 or n == 0:
         return x.sum(-1)
-    out = x[..., 0].copy()
+    out = x[..., 0].copy(order="K")        # keeps a node-last memory layout
     for k in range(1, n):
         out += x[..., k]
     return out
 
 
 def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
-                 nodes: bool = False) -> CellStats:
+                 nodes: bool = False, work: Workspace | None = None) -> CellStats:
     """§3.4 for ladders ``p``/``cost``/``summ_cost`` of shape ``[c, P, K]`` (``nodes=False``) or
-    ``[c, Q, P, K]`` (``nodes=True``); defect and review data come from ``L`` (rows ``cells``)."""
+    ``[c, Q, P, K]`` (``nodes=True``); defect and review data come from ``L`` (rows ``cells``).
+    ``summ_cost=None``: no summarizer (no summary terms at all: ``Fps`` is None). ``work``: the
+    ladder-sized results (``F``, ``Fc``, ``Fp``, ``Fps``) go into its arrays, which the next call
+    with it overwrites."""
     sl = cells if cells is not None else slice(None)
 
     def per_cell(a):        # cell-level array -> broadcast over the node axis
         a = a[sl]
         return a[:, None] if nodes else a
 
-    q = 1.0 - p
-    F = attempt_reach(q)
+    q = np.subtract(1.0, p, out=empty_like_nodes(work, "q", p))
+    F = attempt_reach(q, out=empty_like_nodes(work, "F", p))
     P = 1.0 - F[..., -1] * q[..., -1]
-    E_phase = sum_last(F * cost) + sum_last(F * p * summ_cost)
+    Fc = np.multiply(F, cost, out=empty_like_nodes(work, "Fc", p))
+    Fp = np.multiply(F, p, out=empty_like_nodes(work, "Fp", p))
+    if summ_cost is None:
+        Fps = None
+        E_phase = sum_last(Fc)
+    else:
+        Fps = _times(Fp, summ_cost, work) if nodes else Fp * summ_cost
+        E_phase = sum_last(Fc) + sum_last(Fps)
+    # R_i = prod_{j<i} P_j: np.cumprod's products in its order, one phase slice at a time
+    # (cumprod along a strided axis cost as much as the attempt recursion)
     R = np.ones_like(P)
-    R[..., 1:] = np.cumprod(P[..., :-1], axis=-1)
+    for i in range(1, P.shape[-1]):
+        np.multiply(R[..., i - 1], P[..., i - 1], out=R[..., i])
     E = (R * E_phase).sum(-1)
     Cc = P.prod(-1)
 
@@ -97,10 +114,14 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     # Review attempt distribution and its catch rates; no review -> catch 0 with weight 1.
     first = np.zeros(K)
     first[0] = 1.0
-    take = ri[..., None, None]
-    w_at_review = w_at(np.take_along_axis(F, take, axis=-2),
-                       np.take_along_axis(p, take, axis=-2),
-                       np.take_along_axis(P, ri[..., None], axis=-1))[..., 0, :]
+    if ri.size and ri.min() == ri.max():       # one review phase for every cell (one task type)
+        r0 = int(ri.flat[0])
+        w_at_review = w_at(F[..., r0, :], p[..., r0, :], P[..., r0])
+    else:
+        take = ri[..., None, None]
+        w_at_review = w_at(np.take_along_axis(F, take, axis=-2),
+                           np.take_along_axis(p, take, axis=-2),
+                           np.take_along_axis(P, ri[..., None], axis=-1))[..., 0, :]
     w_rev = np.where(has[..., None], w_at_review, first)
     # noship = sum_k' w_rev[k'] * prod_i (1 - (1 - catch[k']) * rho_i)  (rho of the review
     # phase replaced below when it is a defect phase)
@@ -124,17 +145,31 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     defect = np.where(Cc > 0, ship, 0.0)
     defect = np.clip(defect, 0.0, 1.0)
     review = per_cell(L.review_base) + per_cell(L.review_per_defect) * defect
-    return CellStats(F=F, P=P, R=R, E_phase=E_phase, E=E, C=Cc, defect=defect, review=review)
+    return CellStats(F=F, P=P, R=R, E_phase=E_phase, E=E, C=Cc, defect=defect, review=review,
+                     Fc=Fc, Fp=Fp, Fps=Fps)
 
 
-def _blocks(L: Ladders):
+def _times(a: np.ndarray, b: np.ndarray, work: Workspace | None = None) -> np.ndarray:
+    """``a * b`` for node blocks ``[c, Q, P, K]`` stored node axis last, where ``b`` may be the
+    same for every cell (a broadcast view): multiplied in memory order, the result in ``a``'s
+    layout."""
+    out = empty_like_nodes(work, "Fps", a)
+    if b.strides[0] == 0 and a.strides[1] == a.itemsize:
+        np.multiply(np.moveaxis(a, 1, -1), np.moveaxis(b[0], 0, -1), out=np.moveaxis(out, 1, -1))
+        return out
+    return np.multiply(a, b, out=out)
+
+
+def _blocks(L: Ladders, work: Workspace | None = None):
     """(block, stats, weights, node axis?) over the ladders: one block of every cell without
-    variation (the ladders' own arrays), node blocks with it."""
+    variation (the ladders' own arrays), node blocks with it. ``work``: reuse its arrays for
+    every block (each block's arrays are then valid until the next one is yielded)."""
     if L.variation is None:
         yield None, ladder_stats(L.p, L.cost, L.summ_cost, L), L.weight
         return
-    for blk in node_blocks(L):
-        yield blk, ladder_stats(blk.p, blk.cost, blk.summ_cost, L, blk.cells, nodes=True), \
+    for blk in node_blocks(L, work=work):
+        summ = blk.summ_cost if L.summ_model >= 0 else None
+        yield blk, ladder_stats(blk.p, blk.cost, summ, L, blk.cells, nodes=True, work=work), \
             blk.weight
 
 
@@ -202,7 +237,7 @@ def evaluate(L: Ladders) -> Metrics:
     tok_m = np.zeros((M, 3))
     summ_tok = np.zeros(3)
     ph = {k: np.zeros(len(names)) for k in ("spend", "reach", "success_mass", "attempts")}
-    for blk, s, w in _blocks(L):
+    for blk, s, w in _blocks(L, Workspace()):
         nodes = blk is not None
         sl = blk.cells if nodes else slice(None)
         E += float(w.ravel() @ s.E.ravel())
@@ -215,19 +250,24 @@ def evaluate(L: Ladders) -> Metrics:
         keep = ids >= 0
         wr = w[..., None] * s.R
         if nodes:
-            # Sum over the nodes first: [c, Q, P, K] -> [c, P, K]. Expected token counts at a
-            # node are E[u | node] times the unit-size ones.
-            mass = wr[..., None] * s.F * L.valid[sl][:, None]                  # [c, Q, P, K]
-            succ_mass = mass * blk.p
-            c_, Q_, P_, K_ = mass.shape
-            att = mass.sum(axis=1)                                              # [c, P, K]
-            spend = (mass * blk.cost).sum(axis=1)
-            # sums over the nodes weighted by the size factor: one matrix-vector product each
-            tmass = np.matmul(blk.size, mass.reshape(c_, Q_, P_ * K_)).reshape(c_, P_, K_)
-            tsucc = np.matmul(blk.size, succ_mass.reshape(c_, Q_, P_ * K_)).reshape(c_, P_, K_)
+            # Sum over the nodes first: [c, Q, P, K] -> [c, P, K]. The block's arrays are stored
+            # node axis last, so each sum over the nodes is a batch of matrix-vector products
+            # ([K, Q] rows of F, F·cost, F·p, F·p·summ times the node masses w·R, and times
+            # w·R·E[u | node] for token counts) that read each array once; ``valid`` does not
+            # depend on the node, so it masks the sums.
+            v = L.valid[sl]
+            c_, Q_, P_, K_ = s.F.shape
+            W2 = np.empty((c_, P_, Q_, 2))
+            W2[..., 0] = np.moveaxis(wr, 1, -1)
+            np.multiply(W2[..., 0], blk.size, out=W2[..., 1])
+            aw = _node_last(s.F) @ W2                                           # [c, P, K, 2]
+            sw = _node_last(s.Fp) @ W2
+            att, tmass = aw[..., 0] * v, aw[..., 1] * v
+            succ, tsucc = sw[..., 0] * v, sw[..., 1] * v
+            spend = (_node_last(s.Fc) @ W2[..., :1])[..., 0] * v
             if L.summ_model >= 0:
-                summ_spend += float((succ_mass * blk.summ_cost).sum())
-                summ_calls += float((succ_mass * (blk.summ_cost > 0)).sum())
+                summ_spend += float(((_node_last(s.Fps) @ W2[..., :1])[..., 0] * v).sum())
+                summ_calls += _summary_calls(blk, s, wr, v, succ)
             attempts += float(att.sum())
             retries += float(att[..., 1:].sum())
             phase_att = att.sum(-1)
@@ -306,6 +346,26 @@ def evaluate(L: Ladders) -> Metrics:
                 "summary_calls": summ_calls},
         premium_share=_unit(premium / spent) if spent > 0 else 0.0,
         phases=phase_rows, models=models)
+
+
+def _node_last(x: np.ndarray) -> np.ndarray:
+    """``[c, Q, P, K]`` -> ``[c, P, K, Q]``, C-contiguous (a view when stored node axis last)."""
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+
+
+def _summary_calls(blk: NodeBlock, s: CellStats, wr: np.ndarray, v: np.ndarray,
+                   succ: np.ndarray) -> float:
+    """Expected summarizer calls of a node block: the mass of successes whose summary costs
+    something at that node. When the block's cells share their summary costs and each attempt's
+    is positive at every node or at none, that is the node-summed success mass ``succ`` where
+    it is positive; otherwise summed node by node."""
+    if blk.summ_shared:
+        pos = np.moveaxis(blk.summ_cost[0] > 0, 0, -1)                    # [P, K, Q]
+        every = pos.all(-1)
+        if (every == pos.any(-1)).all():
+            return float((succ * every).sum())
+    mask = (blk.summ_cost > 0) & v[:, None]
+    return float((wr[..., None] * s.Fp * mask).sum())
 
 
 def _unit(x: float) -> float:

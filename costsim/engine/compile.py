@@ -51,6 +51,7 @@ import numpy as np
 
 from ..errors import CostsimError
 from ..models import Handoff, Policy, PriceTable, Workload
+from .buffers import Workspace
 from .variation import STEEP_WIDTH, NodeRule, Spread, expected_cost, node_rule, node_success, \
     solve_intercepts
 
@@ -515,6 +516,8 @@ class CompileCache:
         self._defects: _ModelTable = _ModelTable(axis=1)
         self._rules: dict = {}
         self._b: dict = {}
+        self._b_tables: dict = {}
+        self._b_known: dict = {}
         self._node_costs: dict = {}
 
     def _batch(self, table: _ModelTable, ids) -> list[str]:
@@ -617,12 +620,15 @@ class CompileCache:
         """The quadrature rule for ``spread`` (shared by every strategy unless the rule has to
         place panel edges at the strategy's own long-context steps)."""
         thr = np.asarray(thresholds, float)
-        thr = np.unique(thr[np.isfinite(thr) & (thr > 0)])
-        has_lc = spread.t > 0 and thr.size > 0
+        live = np.isfinite(thr) & (thr > 0)
+        has_lc = spread.t > 0 and bool(live.any())
         steep = has_lc and spread.steep
+        if steep:                   # the rule's panel edges depend on the thresholds themselves
+            thr = np.unique(thr[live])
         key = (spread, has_lc, thr.tobytes() if steep else b"")
         if key not in self._rules:
-            self._rules[key] = node_rule(spread, thr if has_lc else None)
+            self._rules[key] = node_rule(spread, thr[np.isfinite(thr) & (thr > 0)] if has_lc
+                                         else None)
         return key, self._rules[key]
 
     def intercepts(self, key: tuple, rule: NodeRule, s: float, p: np.ndarray) -> np.ndarray:
@@ -643,6 +649,28 @@ class CompileCache:
             self._b[key] = (ps, bs)
         return bs[np.searchsorted(ps, flat)].reshape(p.shape)
 
+    def type_intercepts(self, t_idx: int, key: tuple, rule: NodeRule, s: float,
+                        extra: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """:meth:`intercepts` of the §3.3 rates ``success(...)["p"][t_idx, extra, i, k, cols]``
+        (``extra`` ``[c]``, ``cols`` ``[c, P, K]``: success-table columns): kept per task type
+        and rule in a table shaped like the type's rates, so a strategy whose ladders were seen
+        before costs a gather (the same numbers: each value is solved by :meth:`intercepts`)."""
+        pa = self._success.arrays["p"][t_idx]                            # [E, P, K, models]
+        tab = self._b_tables.get((key, t_idx))
+        if tab is None or tab.shape != pa.shape:
+            tab = self._b_tables[(key, t_idx)] = np.full(pa.shape, np.nan)
+            self._b_known[(key, t_idx)] = np.zeros(pa.shape, bool)
+        known = self._b_known[(key, t_idx)]
+        P, K = cols.shape[1:]
+        at = (extra[:, None, None], np.arange(P)[None, :, None], np.arange(K)[None, None, :],
+              cols)
+        miss = ~known[at]
+        if miss.any():
+            idx = tuple(np.broadcast_to(a, cols.shape)[miss] for a in at)
+            tab[idx] = self.intercepts(key, rule, s, pa[idx])
+            known[idx] = True
+        return tab[at]
+
     def node_costs(self, t_idx: int, cfg: TableConfig, key: tuple, rule: NodeRule,
                    ids) -> _ModelTable:
         """Expected attempt cost at every node, ``cost [P_t, K_t, models, Q]``, and of the
@@ -656,8 +684,11 @@ class CompileCache:
             a = pz.arrays
             nc = expected_cost(a["base"][:, :, col], a["delta"][:, :, col], a["theta"][:, :, col],
                                rule.mu, rule.sigma)
-            ns = expected_cost(a["summ_base"][:, :, col], a["summ_delta"][:, :, col, None],
-                               a["summ_theta"][:, :, col, None], rule.mu, rule.sigma)
+            if cfg.summary:
+                ns = expected_cost(a["summ_base"][:, :, col], a["summ_delta"][:, :, col, None],
+                                   a["summ_theta"][:, :, col, None], rule.mu, rule.sigma)
+            else:       # no summaries in this handoff: zeros that take no memory
+                ns = np.broadcast_to(np.zeros(()), nc.shape)
             table.add(missing, {"cost": nc, "summ": ns})
         return table
 
@@ -851,12 +882,13 @@ class NodeBlock:
     cells: slice
     weight: np.ndarray           # [c, Q]
     size: np.ndarray             # [Q]
-    p: np.ndarray                # [c, Q, P, K]
+    p: np.ndarray                # [c, Q, P, K] (views of node-last arrays with variation)
     cost: np.ndarray             # [c, Q, P, K]
     summ_cost: np.ndarray        # [c, Q, P, K]
+    summ_shared: bool = False    # summ_cost is the same for every cell (a read-only view)
 
 
-def node_blocks(L: Ladders, max_elements: int = 1 << 17):
+def node_blocks(L: Ladders, max_elements: int = 1 << 17, work: Workspace | None = None):
     """Yield :class:`NodeBlock` s covering every cell, each of about ``max_elements`` entries
     (1 MiB a working array: the evaluation makes ~30 passes over them, which stay in cache;
     blocks of 8 MiB took 2.5x longer). The cells of a block share one node rule: consecutive
@@ -867,7 +899,7 @@ def node_blocks(L: Ladders, max_elements: int = 1 << 17):
 
     def flush():
         if group:
-            yield _materialise(L, list(group))
+            yield _materialise(L, list(group), work)
             group.clear()
 
     for t_idx, (c0, c1) in enumerate(_type_ranges(L)):
@@ -885,7 +917,7 @@ def node_blocks(L: Ladders, max_elements: int = 1 << 17):
                     yield NodeBlock(sl, L.weight[sl][:, None], np.ones(1), L.p[sl][:, None],
                                     L.cost[sl][:, None], L.summ_cost[sl][:, None])
                 else:
-                    yield _materialise(L, [(tn, a, b)])
+                    yield _materialise(L, [(tn, a, b)], work)
             continue
         if group and (group[0][0].rule is not tn.rule or c1 - group[0][1] > step):
             yield from flush()
@@ -904,32 +936,48 @@ def _type_ranges(L: Ladders) -> list[tuple[int, int]]:
     return out
 
 
-def _materialise(L: Ladders, parts: list[tuple[TypeNodes, int, int]]) -> NodeBlock:
-    """The node ladders of consecutive cells ``[(type nodes, first cell, end)]`` on one rule."""
+def _materialise(L: Ladders, parts: list[tuple[TypeNodes, int, int]],
+                 work: Workspace | None = None) -> NodeBlock:
+    """The node ladders of consecutive cells ``[(type nodes, first cell, end)]`` on one rule.
+
+    Stored node axis last (``[c, P, K, Q]``: the per-node tables and the success are built in
+    that order, and the sums over nodes read contiguous rows); the block's ``p``/``cost``/
+    ``summ_cost`` are ``[c, Q, P, K]`` views of them. Within its own phases and attempts every
+    cell of a task type is valid, so nothing needs masking; a block of one task type shares its
+    summarizer costs between cells (a broadcast view, ``summ_shared``). ``work``: build ``p`` and
+    ``cost`` in its arrays (overwritten by the next block built with it)."""
     C, P, K = L.p.shape
     rule = parts[0][0].rule
     Q = len(rule)
     c0, c1 = parts[0][1], parts[-1][2]
     n = c1 - c0
-    p = np.empty((n, Q, P, K))
-    cost = np.zeros((n, Q, P, K))
-    summ = np.zeros((n, Q, P, K))
+    p = np.empty((n, P, K, Q)) if work is None else work.get("p", (n, P, K, Q))
+    cost = np.empty((n, P, K, Q)) if work is None else work.get("cost", (n, P, K, Q))
+    tn0 = parts[0][0]
+    shared = len(parts) == 1 and tn0.summ.shape[:2] == (P, K)
+    if shared:
+        summ = np.broadcast_to(tn0.summ, (n, P, K, Q))
+    else:
+        summ = np.zeros((n, P, K, Q))
     for tn, a, b in parts:
         lo, hi = a - tn.cells.start, b - tn.cells.start
         at = slice(a - c0, b - c0)
-        x = node_success(L.p[a:b], tn.b[lo:hi], tn.spread.s, rule.z)        # [m, P, K, Q]
-        p[at] = np.moveaxis(x, -1, 1)
+        node_success(L.p[a:b], tn.b[lo:hi], tn.spread.s, rule.z, out=p[at])
         Pt, Kt = tn.cost.shape[:2]
         model = L.model[a:b, :Pt, :Kt]
-        valid = L.valid[a:b, :Pt, :Kt]
         ii = np.arange(Pt)[None, :, None]
         kk = np.arange(Kt)[None, None, :]
-        c = tn.cost[ii, kk, np.where(valid, model, 0)]                      # [m, Pt, Kt, Q]
-        cost[at, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], c, 0.0), -1, 1)
-        summ[at, :, :Pt, :Kt] = np.moveaxis(np.where(valid[..., None], tn.summ[None], 0.0),
-                                            -1, 1)
+        if Pt == P and Kt == K:
+            cost[at] = tn.cost[ii, kk, model]                               # [m, P, K, Q]
+        else:
+            cost[at] = 0.0
+            cost[at, :Pt, :Kt] = tn.cost[ii, kk, model]
+        if not shared:
+            summ[at, :Pt, :Kt] = tn.summ[None]
     sl = slice(c0, c1)
-    return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size, p, cost, summ)
+    return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size,
+                     np.moveaxis(p, -1, 1), np.moveaxis(cost, -1, 1), np.moveaxis(summ, -1, 1),
+                     summ_shared=shared)
 
 
 def _lookup(mapping: dict, mid: str, tier: str) -> float:
@@ -1032,7 +1080,8 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
     ii = np.arange(P)[None, :, None]
     kk = np.arange(K)[None, None, :]
     ptab = cache.success(ids)
-    p = ptab.arrays["p"][tc, cache.cell_extra[:, None, None], ii, kk, ptab.index(ids)[chosen]]
+    pcol = ptab.index(ids)[chosen]                         # [C, P, K] success-table columns
+    p = ptab.arrays["p"][tc, cache.cell_extra[:, None, None], ii, kk, pcol]
     nan = np.isnan(p) & valid
     if nan.any():
         c, i, k = (int(x[0]) for x in np.nonzero(nan))
@@ -1073,7 +1122,7 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
                 continue
             sl = slice(info.start, info.stop)
             type_nodes.append(_type_nodes(cache, t_idx, cfg, ids, spreads[t_idx], sl,
-                                          chosen[sl, :info.phases, :info.attempts], p,
+                                          chosen[sl, :info.phases, :info.attempts], pcol,
                                           summ_cost, summarizer, index))
 
         def build_pieces() -> SizePieces:
@@ -1096,7 +1145,7 @@ def compile_ladders(prices: PriceTable, strategy: Strategy, workload: Workload, 
 
 
 def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str], spread: Spread,
-                sl: slice, chosen: np.ndarray, p: np.ndarray, summ_cost: np.ndarray,
+                sl: slice, chosen: np.ndarray, pcol: np.ndarray, summ_cost: np.ndarray,
                 summarizer: str | None, index: dict) -> TypeNodes | None:
     """The §3.5 parts of one task type: its node rule, intercepts and per-node cost tables."""
     info = cache.types[t_idx]
@@ -1119,7 +1168,7 @@ def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str
                                   math.inf)
         thresholds = np.concatenate([a["theta"][:, :, col][used].ravel(), summ_theta.ravel()])
     key, rule = cache.node_rule(spread, thresholds)
-    b = cache.intercepts(key, rule, spread.s, p[sl])
+    b = cache.type_intercepts(t_idx, key, rule, spread.s, cache.cell_extra[sl], pcol[sl])
     if spread.t == 0.0:
         tab = cache.costs(cfg, len(ids) == 1, ids)
         c = tab.arrays["cost"][t_idx, :Pt, :Kt][:, :, tab.index(ids)]
