@@ -55,6 +55,15 @@ def fit_variation_from(ms: Measurements, base: Workload | None):
     return fit_variation(outcomes, sizes, default=_base_variation(base))
 
 
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1.0 - 1e-12)
+    return math.log(p / (1.0 - p))
+
+
+def _expit(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
 MIN_SELECTED = 30     # retries and escalations an item needs before its rate over all tasks is read
 
 
@@ -92,10 +101,27 @@ def rates_over_all_tasks(attempts, vf, notes: list | None = None):
     sure = not vf.success.identified or vf.success.ci95[0] > 0
     thin = {g for g, (n, k) in tot.items()
             if sure and g[3] == "retry" and (n < MIN_SELECTED or k <= 0 or k >= n)}
+    # Above VARIATION_TASKS tasks the variation fit reads a sample: each item's rate over all
+    # tasks is then the whole log's raw rate moved by what the fit says selection does to it
+    # (the shift on the logit scale between the item's rate over all tasks and its raw rate
+    # in the sample), so the level comes from every task and only the selection from the
+    # sample. On the sample itself (every log up to VARIATION_TASKS tasks) this is the fit's
+    # rate exactly.
+    raw = vf.success.raw
     new, keep = [], []
     for key, n, k in zip(keys, a["n"], a["k"]):
         r = rates.get(key)
-        new.append(float(k) if r is None else float(n) * r)
+        q = raw.get(key)
+        n_all, k_all = tot[key]
+        if r is None:
+            new.append(float(k))
+        elif (q is None or not 0.0 < q < 1.0 or not 0.0 < k_all < n_all
+              or abs(k_all / n_all - q) < 1e-12):
+            new.append(float(n) * r)
+        else:
+            full = k_all / n_all
+            shift = _logit(r) - _logit(q)
+            new.append(float(n) * _expit(_logit(full) + shift))
         keep.append(key not in thin)
     a["k"] = new
     if notes is not None and thin:

@@ -189,6 +189,7 @@ class SuccessFit:
     nll: float
     identified: bool
     rates: dict = field(default_factory=dict)   # item -> rate over all tasks (mean over z)
+    raw: dict = field(default_factory=dict)     # item -> its raw success share in the fit's tasks
     se_v: float = math.inf                      # standard error of s^2
     ci95: tuple = (0.0, math.inf)               # 95% interval of s (from s^2 +- 1.96 se_v)
 
@@ -258,8 +259,10 @@ def fit_success(P: Patterns, s_fixed: float | None = None) -> SuccessFit:
     # identified: enough tasks seen twice or more, and outcomes that pin s^2 down (a finite
     # standard error; a log whose rates explain any s has none)
     ok = s_fixed is None and P.multi >= MIN_MULTI and math.isfinite(se_v)
+    tot = A + B
+    raw = {it: float(a / t) for it, a, t in zip(P.items, A, tot) if t > 0}
     return SuccessFit(items=P.items, b=b, s=s, se_s=se, nll=float(res.fun), identified=ok,
-                      rates=rates, se_v=se_v, ci95=ci)
+                      rates=rates, se_v=se_v, ci95=ci, raw=raw)
 
 
 def _se_last(grad, x, eps=1e-5) -> float:
