@@ -396,14 +396,18 @@ def _round(x: float, nd: int = 6) -> float:
 
 def fit_workload(ms: Measurements, tf: TokenFit, table: PriceTable, log_name: str, *,
                  base: Workload | None, workload_handoff: dict | None,
-                 handoff_why: str | None = None, cost_only=None) -> Fitted:
+                 handoff_why: str | None = None, cost_only=None, variation=None) -> Fitted:
     """Fit success, signals, defects, max attempts and volume; assemble the workload dict and
     validate it. ``workload_handoff``: the handoff to write (decided by the caller from the
-    runs; None: the base workload's)."""
+    runs; None: the base workload's). ``variation``: :func:`fit_variation_from`'s result when
+    the caller has it already (a future, or the value), else it is fitted here."""
     from_base = list(tf.from_base)
     notes: list[str] = []
     groups, shares, sig_names = signal_groups(ms.tasks)
-    vf = fit_variation_from(ms, base)
+    if variation is None:
+        vf = fit_variation_from(ms, base)
+    else:
+        vf = variation.result() if hasattr(variation, "result") else variation
     sf = fit_success(rates_over_all_tasks(ms.attempts, vf, notes), table, ms.phase_order,
                      groups)
     from_base += sf.unidentified

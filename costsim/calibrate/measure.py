@@ -679,9 +679,11 @@ def weekly_rows(days) -> list[dict]:
     return out
 
 
-def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
+def measure(log, table: PriceTable, prices_path: str, *, growth_fn, records_fn=None):
     """Run every query. ``growth_fn(measurements)`` fits the per-call growth the pricing of
-    per-attempt rows needs. Returns :class:`Measurements`."""
+    per-attempt rows needs; ``records_fn(measurements)``, when given, is called as soon as the
+    attempt records are read (the variation fit starts on them while the queries after go
+    on). Returns :class:`Measurements`."""
     M = Measure(log, table, prices_path)
     models = M.models_checked()
     task_types, order, runs = M.structure()
@@ -691,6 +693,8 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn):
     M.build(growth, models)
     ms.attempts = M.attempt_table()
     ms.records, ms.records_sampled = M.attempt_records(VARIATION_TASKS)
+    if records_fn is not None:
+        records_fn(ms)
     ms.starts = M.start_table()
     ms.tasks = M.task_table()
     ms.pivot_phases = sorted({ph for phases in order.values() for ph in phases})
