@@ -166,3 +166,10 @@ def test_bundled_file_is_in_writer_layout():
     text = bundled_prices_path().read_text()
     body = "\n".join(line for line in text.splitlines() if not line.startswith("#")) + "\n"
     assert dump_price_table(yaml.safe_load(text)) == body
+
+
+def test_a_final_newline_is_quoted():
+    """Found by the property above: ``$`` in a regex also matches before a final newline, so
+    "A\\n" was written plain and read back as "A"."""
+    assert format_scalar("A\n") == '"A\\n"'
+    assert yaml.safe_load(f"k: {format_scalar('A' + chr(10))}")["k"] == "A\n"

@@ -42,7 +42,7 @@ HISTORY_ORDER = ("date", "input", "output", "cache_read", "cache_write", "source
 
 # Strings that may be written without quotes: no YAML indicators, no ": ", no " #", and not
 # something YAML would read as another type (checked by round-tripping through safe_load).
-_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/+@ ]*$")
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/+@ ]*\Z")   # \Z: "$" also matches before a final newline
 
 
 def _ordered(mapping: dict[str, Any], order: tuple[str, ...]) -> list[tuple[str, Any]]:
