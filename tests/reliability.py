@@ -88,14 +88,43 @@ def memory_cap(extra_mb: int):
 
 def run_child(*argv, timeout: float = 60, stdout=subprocess.PIPE, env: dict | None = None,
               cwd=None) -> Run:
-    """``costsim ARGV`` as a child process; reports its wall time and peak memory (RSS)."""
+    """``costsim ARGV`` as a child process; reports its wall time and peak memory (RSS).
+
+    The peak is the child's own (``os.wait4``), not ``RUSAGE_CHILDREN``: that one is the
+    largest of every child this process ever reaped, and with the suite on several workers a
+    worker's Spark JVM (about 1 GB) reaped while this child ran showed up as its peak."""
+    import threading
+
     full_env = {**os.environ, **(env or {})}
     t0 = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    p = subprocess.run([sys.executable, "-c", ENTRY, *map(str, argv)], stdout=stdout,
-                       stderr=subprocess.PIPE, text=True, timeout=timeout, env=full_env, cwd=cwd)
+    p = subprocess.Popen([sys.executable, "-c", ENTRY, *map(str, argv)], stdout=stdout,
+                         stderr=subprocess.PIPE, text=True, env=full_env, cwd=cwd)
+    got: dict = {}
+
+    def read(name, fh):
+        with fh:
+            got[name] = fh.read()
+
+    readers = [threading.Thread(target=read, args=(n, fh)) for n, fh in
+               (("out", p.stdout), ("err", p.stderr)) if fh is not None]
+    for t in readers:
+        t.start()
+    status = usage = None
+    while True:
+        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() - t0 > timeout:
+            p.kill()
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            for t in readers:
+                t.join()
+            raise subprocess.TimeoutExpired(p.args, timeout)
+        time.sleep(0.005)
     seconds = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss is the largest child so far (KiB on Linux): exact when this child set it.
-    rss = after / 1024 if after > before else None
-    return Run(p.returncode, p.stdout or "", p.stderr, seconds, rss)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    for t in readers:
+        t.join()
+    rss = usage.ru_maxrss / 1024      # KiB on Linux
+    return Run(p.returncode, got.get("out") or "", got.get("err", ""), seconds, rss)
