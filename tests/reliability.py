@@ -15,7 +15,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FX = Path(__file__).parent / "fixtures"
-ENTRY = "from costsim.cli import main; main()"
+# The child reports its own peak resident memory at exit: VmHWM of /proc/self/status, which
+# starts afresh with the exec (getrusage's ru_maxrss does not: a forked child starts from its
+# parent's, and an xdist worker is ~1 GB by the time the limit tests run).
+ENTRY = """
+import atexit, os
+
+def _peak(path=os.environ.get("COSTSIM_TEST_PEAK")):
+    if path:
+        with open("/proc/self/status") as fh:
+            kib = next((ln.split()[1] for ln in fh if ln.startswith("VmHWM:")), None)
+        if kib is not None:
+            with open(path, "w") as out:
+                out.write(kib)
+
+atexit.register(_peak)
+from costsim.cli import main
+main()
+"""
 
 
 @dataclass
@@ -88,43 +105,21 @@ def memory_cap(extra_mb: int):
 
 def run_child(*argv, timeout: float = 60, stdout=subprocess.PIPE, env: dict | None = None,
               cwd=None) -> Run:
-    """``costsim ARGV`` as a child process; reports its wall time and peak memory (RSS).
+    """``costsim ARGV`` as a child process; reports its wall time and peak memory (RSS: the
+    child's own, see :data:`ENTRY`; None when it did not exit normally)."""
+    import tempfile
 
-    The peak is the child's own (``os.wait4``), not ``RUSAGE_CHILDREN``: that one is the
-    largest of every child this process ever reaped, and with the suite on several workers a
-    worker's Spark JVM (about 1 GB) reaped while this child ran showed up as its peak."""
-    import threading
-
-    full_env = {**os.environ, **(env or {})}
-    t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-c", ENTRY, *map(str, argv)], stdout=stdout,
-                         stderr=subprocess.PIPE, text=True, env=full_env, cwd=cwd)
-    got: dict = {}
-
-    def read(name, fh):
-        with fh:
-            got[name] = fh.read()
-
-    readers = [threading.Thread(target=read, args=(n, fh)) for n, fh in
-               (("out", p.stdout), ("err", p.stderr)) if fh is not None]
-    for t in readers:
-        t.start()
-    status = usage = None
-    while True:
-        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() - t0 > timeout:
-            p.kill()
-            _, status, usage = os.wait4(p.pid, 0)
-            p.returncode = os.waitstatus_to_exitcode(status)
-            for t in readers:
-                t.join()
-            raise subprocess.TimeoutExpired(p.args, timeout)
-        time.sleep(0.005)
-    seconds = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    for t in readers:
-        t.join()
-    rss = usage.ru_maxrss / 1024      # KiB on Linux
-    return Run(p.returncode, got.get("out") or "", got.get("err", ""), seconds, rss)
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = os.path.join(tmp, "peak")
+        full_env = {**os.environ, **(env or {}), "COSTSIM_TEST_PEAK": peak}
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-c", ENTRY, *map(str, argv)], stdout=stdout,
+                           stderr=subprocess.PIPE, text=True, timeout=timeout, env=full_env,
+                           cwd=cwd)
+        seconds = time.perf_counter() - t0
+        try:
+            with open(peak) as fh:
+                rss = int(fh.read()) / 1024          # KiB
+        except (OSError, ValueError):
+            rss = None
+    return Run(p.returncode, p.stdout or "", p.stderr, seconds, rss)
