@@ -497,7 +497,7 @@ def _replay_notes(result) -> list[str]:
     k = s.get("max_attempts", {})
     out = [f"{s.get('tasks', 0):,} tasks in {s.get('runs', 1):,} run(s); attempts per phase: "
            f"{k.get('text', '-')}.",
-           f"{100 * s.get('level', 0.95):.0f}% intervals: {s.get('bootstrap', 0):,} bootstrap "
+           f"{pct(s.get('level', 0.95), 0)} intervals: {s.get('bootstrap', 0):,} bootstrap "
            f"resamples of the tasks (seed {s.get('seed')}); P50-P99: the recorded spend per "
            f"task.",
            "Savings only against a baseline replayed on the same tasks; defects are not "

@@ -303,15 +303,24 @@ def _se(spend, done):
             "cost_per_completed_task": (R, (spend - R * done).std(ddof=1) / math.sqrt(n) / C)}
 
 
-@pytest.mark.parametrize("s", [0.0, 1.5])
-def test_replay_agrees_with_the_cost_model_on_paired_runs(tmp_path, s):
+def _replayed_cascade(tmp_path, s, runs_used, *, tasks, seed):
+    """A paired log of ``_paired_docs(s)`` (only the runs at ``runs_used``), simulated by
+    logsim, and the cascade replayed on it: (frame, replayed log, result)."""
     px, wl, runs, cascade = _paired_docs(s)
-    df = logsim.simulate_log(px, wl, runs, tasks=12_000, seed=7, rows="attempt", cost=True)
+    df = logsim.simulate_log(px, wl, [runs[i] for i in runs_used], tasks=tasks, seed=seed,
+                             rows="attempt", cost=True)
     path = tmp_path / "log.csv"
     logsim.write_log(df, path)
     table, workload, (casc,) = _load(tmp_path, px, wl, [cascade])
     rlog = prepare(read_attempts(path, table))
-    out = replay_strategy(rlog, Strategy.routed(casc), max_attempts(rlog, workload), "cheap")
+    return df, rlog, replay_strategy(rlog, Strategy.routed(casc), max_attempts(rlog, workload),
+                                     "cheap")
+
+
+@pytest.mark.parametrize("s", [0.0, 1.5])
+def test_replay_agrees_with_the_cost_model_on_paired_runs(tmp_path, s):
+    px, wl, runs, cascade = _paired_docs(s)
+    _, _, out = _replayed_cascade(tmp_path, s, range(len(runs)), tasks=12_000, seed=7)
     assert out.covered.all()
     got = _se(out.spend, out.completed.astype(float))
     truth = logsim.simulate_truth(px, wl, cascade, tasks=200_000, seed=1)
@@ -327,13 +336,7 @@ def test_replay_agrees_with_the_cost_model_on_paired_runs(tmp_path, s):
 
 
 def test_bootstrap_intervals_match_the_normal_approximation_and_the_seed(tmp_path):
-    px, wl, runs, cascade = _paired_docs(1.5)
-    df = logsim.simulate_log(px, wl, runs, tasks=4000, seed=2, rows="attempt", cost=True)
-    path = tmp_path / "log.csv"
-    logsim.write_log(df, path)
-    table, workload, (casc,) = _load(tmp_path, px, wl, [cascade])
-    rlog = prepare(read_attempts(path, table))
-    out = replay_strategy(rlog, Strategy.routed(casc), max_attempts(rlog, workload), "cheap")
+    _, rlog, out = _replayed_cascade(tmp_path, 1.5, range(3), tasks=4000, seed=2)
     iv = bootstrap([out], 2000, seed=5)[0]
     assert bootstrap([out], 2000, seed=5)[0] == iv
     assert bootstrap([out], 2000, seed=6)[0] != iv
@@ -349,15 +352,8 @@ def test_bootstrap_intervals_match_the_normal_approximation_and_the_seed(tmp_pat
 # --- coverage of a log that lacks records ------------------------------------------------------
 
 def test_coverage_counts_the_tasks_lacking_a_record(tmp_path):
-    px, wl, runs, cascade = _paired_docs(1.0)
     # only cheap and top ran: the cascade's midrange attempt has no record after a cheap failure
-    df = logsim.simulate_log(px, wl, [runs[0], runs[2]], tasks=3000, seed=4, rows="attempt",
-                             cost=True)
-    path = tmp_path / "log.csv"
-    logsim.write_log(df, path)
-    table, workload, (casc,) = _load(tmp_path, px, wl, [cascade])
-    rlog = prepare(read_attempts(path, table))
-    out = replay_strategy(rlog, Strategy.routed(casc), max_attempts(rlog, workload), "cheap")
+    df, rlog, out = _replayed_cascade(tmp_path, 1.0, (0, 2), tasks=3000, seed=4)
     t = logsim.task_outcomes(df).set_index(["run", "task_id"])
     cheap_ok = t.loc["only-cheap"].reindex(rlog.tasks)["completed"].to_numpy(bool)
     # covered exactly when cheap's first implement attempt succeeded

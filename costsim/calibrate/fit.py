@@ -55,15 +55,6 @@ def fit_variation_from(ms: Measurements, base: Workload | None):
     return fit_variation(outcomes, sizes, default=_base_variation(base))
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-12), 1.0 - 1e-12)
-    return math.log(p / (1.0 - p))
-
-
-def _expit(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
 MIN_SELECTED = 30     # retries and escalations an item needs before its rate over all tasks is read
 
 
@@ -83,6 +74,8 @@ def rates_over_all_tasks(attempts, vf, notes: list | None = None):
     fitted feedback gain, as for a model the log never shows; ``notes`` gets one line per
     model and phase. Only where the log shows that tasks differ (the spread's 95% interval
     excludes 0) or the spread comes from --workload."""
+    from scipy.special import expit, logit
+
     from .variation import item_key
 
     if vf is None or vf.success is None or vf.difficulty <= 0:
@@ -119,9 +112,8 @@ def rates_over_all_tasks(attempts, vf, notes: list | None = None):
               or abs(k_all / n_all - q) < 1e-12):
             new.append(float(n) * r)
         else:
-            full = k_all / n_all
-            shift = _logit(r) - _logit(q)
-            new.append(float(n) * _expit(_logit(full) + shift))
+            r = min(max(r, 1e-12), 1.0 - 1e-12)
+            new.append(float(n) * float(expit(logit(k_all / n_all) + logit(r) - logit(q))))
         keep.append(key not in thin)
     a["k"] = new
     if notes is not None and thin:
