@@ -106,35 +106,39 @@ def calibrate(log_path: str | Path, **kwargs) -> CalibrationResult:
     ``review_changes_below``: the recommendation rules (docs/calibrate.md); ``engine``:
     ``duckdb`` or ``ibis:URL``, where the measurement SQL runs (costsim/logs/engines.py).
     """
-    # SciPy carries its own OpenBLAS, loaded with scipy.linalg: load it first, since
-    # threadpool_limits only reaches the libraries already loaded. (Imported inside the fits,
-    # it escaped the limit on a process's first calibrate: the CLI's only one. Its threads
-    # made the L-BFGS fits take 5 s instead of 0.2 s on two busy cores.)
-    import scipy.optimize  # noqa: F401
-    from threadpoolctl import threadpool_limits
-
-    # The fits are small: BLAS threads only spin against each other and DuckDB's.
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _calibrate(log_path, **kwargs)
-
-
-def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=None,
-              min_samples: int = DEFAULT_MIN_SAMPLES, raise_below: float = DEFAULT_RAISE_BELOW,
-              lower_max_gap: float = DEFAULT_LOWER_MAX_GAP,
-              review_changes_below: float = DEFAULT_REVIEW_CHANGES_BELOW,
-              engine: str = "duckdb") -> CalibrationResult:
-    from .. import paths
-    from ..api import _as_prices
-    from ..loader import check_policy_against, load_policy, load_workload
-    from ..logs.runslog import read_log
-    from .check import engine_strategy, fit_check
+    # SciPy's import (0.3-0.5 s) runs on the fits' thread while DuckDB reads the log.
     from concurrent.futures import ThreadPoolExecutor
 
-    from .fit import fit_variation_from, fit_workload
-    from .measure import measure
-    from .policy import infer_strategy, validate_policy
-    from .recommend import recommend
-    from .tokens import fit_tokens
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="costsim-fits")
+    try:
+        return _calibrate(log_path, pool=pool, fitting=pool.submit(_load_fitting), **kwargs)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _load_fitting():
+    """Load SciPy before limiting BLAS threads. SciPy carries its own OpenBLAS, loaded with
+    scipy.linalg, and threadpool_limits only reaches the libraries already loaded. (Imported
+    inside the fits, it escaped the limit on a process's first calibrate: the CLI's only one.
+    Its threads made the L-BFGS fits take 5 s instead of 0.2 s on two busy cores.)"""
+    import scipy.optimize  # noqa: F401
+    import scipy.special  # noqa: F401
+
+
+def _calibrate(log_path: str | Path, *, pool, fitting, prices=None, policies=None,
+               workload=None, min_samples: int = DEFAULT_MIN_SAMPLES,
+               raise_below: float = DEFAULT_RAISE_BELOW,
+               lower_max_gap: float = DEFAULT_LOWER_MAX_GAP,
+               review_changes_below: float = DEFAULT_REVIEW_CHANGES_BELOW,
+               engine: str = "duckdb") -> CalibrationResult:
+    """Check the options, load the inputs, read the log (while ``fitting``, SciPy's import,
+    runs on ``pool``), then :func:`_fit_and_report` with BLAS limited to one thread."""
+    from threadpoolctl import threadpool_limits
+
+    from .. import paths
+    from ..api import _as_prices
+    from ..loader import load_policy, load_workload
+    from ..logs.runslog import read_log
 
     if min_samples < 1:
         raise CostsimError("must be at least 1", path="--min-samples")
@@ -155,10 +159,29 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
     else:
         base = load_workload(paths.resolve_workload_path(workload))
 
+    settings = {"min_samples": min_samples, "raise_below": raise_below,
+                "lower_max_gap": lower_max_gap, "review_changes_below": review_changes_below}
     log = read_log(log_path, engine=engine)
+    fitting.result()
+    # The fits are small: BLAS threads only spin against each other and DuckDB's.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_and_report(log, log_path, pool=pool, table=table, prices_path=prices_path,
+                               policy=policy, base=base, settings=settings)
+
+
+def _fit_and_report(log, log_path, *, pool, table, prices_path, policy, base,
+                    settings) -> CalibrationResult:
+    """Measure the log read, fit, check and recommend (BLAS limited to one thread)."""
+    from .check import engine_strategy, fit_check
+    from ..loader import check_policy_against
+    from .fit import fit_variation_from, fit_workload
+    from .measure import measure
+    from .policy import infer_strategy, validate_policy
+    from .recommend import recommend
+    from .tokens import fit_tokens
+
     # The variation fit (~0.8 s on a sampled log) needs only the attempt records: it runs on
     # a second thread while DuckDB (which releases the GIL) answers the queries after them.
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="costsim-variation")
     try:
         state: dict = {}
 
@@ -166,14 +189,13 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
             state["tokens"] = fit_tokens(ms.tokens, ms.phase_order, base)
             return state["tokens"].growth()
 
-        def records(ms):
-            state["variation"] = pool.submit(fit_variation_from, ms, base)
+        def records(frame):
+            state["variation"] = pool.submit(fit_variation_from, frame, base)
 
         ms = measure(log, table, prices_path, growth_fn=growth, records_fn=records)
         rows = log.rows
     finally:
         log.close()
-        pool.shutdown(wait=False, cancel_futures=True)
     tf = state["tokens"]
     warnings: list[str] = []
     notes: list[str] = []
@@ -262,8 +284,6 @@ def _calibrate(log_path: str | Path, *, prices=None, policies=None, workload=Non
     names = {run: (f"run {run}" if run else "the log") for run in ms.runs}
     fit_rows, fit_flags = fit_check(table, wl, engine_strats, measured, names)
 
-    settings = {"min_samples": min_samples, "raise_below": raise_below,
-                "lower_max_gap": lower_max_gap, "review_changes_below": review_changes_below}
     base_run = main_run
     if policy is not None and main_run not in given_runs:
         base_run = max(sorted(given_runs), key=lambda r: run_tasks.get(r, 0))

@@ -44,14 +44,15 @@ def _base_variation(base: Workload | None) -> dict:
             "tokens_follow_difficulty": float(v.tokens_follow_difficulty)}
 
 
-def fit_variation_from(ms: Measurements, base: Workload | None):
-    """Maximum-likelihood ``variation`` from the log's attempts (:mod:`.variation`); what the
-    log cannot show keeps the base workload's. None when the log has no attempt records."""
+def fit_variation_from(records, base: Workload | None):
+    """Maximum-likelihood ``variation`` from the log's attempt records (``Measurements.records``
+    or :meth:`.measure.Measure.early_records`; :mod:`.variation`); what the log cannot show
+    keeps the base workload's. None when the log has no attempt records."""
     from .variation import fit_variation, tables_from_attempts
 
-    if ms.records is None or not len(ms.records):
+    if records is None or not len(records):
         return None
-    outcomes, sizes = tables_from_attempts(ms.records)
+    outcomes, sizes = tables_from_attempts(records)
     return fit_variation(outcomes, sizes, default=_base_variation(base))
 
 
@@ -397,7 +398,7 @@ def fit_workload(ms: Measurements, tf: TokenFit, table: PriceTable, log_name: st
     notes: list[str] = []
     groups, shares, sig_names = signal_groups(ms.tasks)
     if variation is None:
-        vf = fit_variation_from(ms, base)
+        vf = fit_variation_from(ms.records, base)
     else:
         vf = variation.result() if hasattr(variation, "result") else variation
     sf = fit_success(rates_over_all_tasks(ms.attempts, vf, notes), table, ms.phase_order,

@@ -440,6 +440,49 @@ class Measure:
             ORDER BY a.pos""")
         return f, n > limit
 
+    def early_records(self, limit: int):
+        """The variation fit's part of :meth:`attempt_records` (every column but ``cost``), read
+        from the log's rows before any pricing, so the fit can start while the queries that
+        price the log run: the same tasks (the same sample), attempts, order and values.
+        None when it cannot stand in for them: a task without an outcome (the sample is drawn
+        among the others, which takes the pricing's anti-join) or no output tokens in the
+        sample (the fit then sizes tasks by cost)."""
+        R = self.R
+        if self.sql(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {R} WHERE is_summary = 0 AND "
+                    f"success IS NULL LIMIT 1) x")["n"].iloc[0]:
+            return None
+        n = int(self.sql(f"SELECT COUNT(DISTINCT task_id) AS n FROM {R}")["n"].iloc[0])
+        where = ""
+        if n > limit:
+            where = (f"AND r.task_id IN (SELECT task_id FROM (SELECT DISTINCT task_id FROM "
+                     f"{R}) d ORDER BY hash(task_id), task_id LIMIT {int(limit)})")
+        if self.log.has_signals:     # the task's signals: over all its rows (cal_task's)
+            sig = "COALESCE(t.signals, '')"
+            join = (f"JOIN (SELECT run, task_id, MAX(signals) AS signals FROM {R} r "
+                    f"WHERE 1 = 1 {where} GROUP BY run, task_id) t "
+                    f"ON t.run = a.run AND t.task_id = a.task_id")
+        else:
+            sig, join = "CAST('' AS VARCHAR)", ""
+        if self.log.call_rows == 0:
+            att = (f"SELECT r.run, r.task_id, r.task_type, r.phase, r.attempt, r.model, "
+                   f"r.success, r.calls, r.input_tokens, r.output_tokens, r.pos "
+                   f"FROM {R} r WHERE r.is_summary = 0 {where}")
+        else:
+            att = (f"SELECT r.run, r.task_id, MIN(r.task_type) AS task_type, r.phase, "
+                   f"r.attempt, MIN(r.model) AS model, MAX(r.success) AS success, "
+                   f"SUM(r.calls) AS calls, SUM(r.input_tokens) AS input_tokens, "
+                   f"SUM(r.output_tokens) AS output_tokens, MIN(r.pos) AS pos "
+                   f"FROM {R} r WHERE r.is_summary = 0 {where} "
+                   f"GROUP BY r.run, r.task_id, r.phase, r.attempt")
+        f = self.sql(f"""
+            SELECT a.run, a.task_id, a.task_type, a.phase, a.attempt, a.model, a.success,
+                   a.calls, a.input_tokens, a.output_tokens, {sig} AS signals
+            FROM ({att}) a {join}
+            ORDER BY a.pos""")
+        if not len(f) or not (f["output_tokens"].to_numpy(float) > 0).any():
+            return None
+        return f
+
     def start_table(self):
         """Phase runs per (run, tt, phase, signals, model of the first attempt, attempt at
         which it succeeded (NULL: ran out), last attempt)."""
@@ -681,10 +724,14 @@ def weekly_rows(days) -> list[dict]:
 
 def measure(log, table: PriceTable, prices_path: str, *, growth_fn, records_fn=None):
     """Run every query. ``growth_fn(measurements)`` fits the per-call growth the pricing of
-    per-attempt rows needs; ``records_fn(measurements)``, when given, is called as soon as the
-    attempt records are read (the variation fit starts on them while the queries after go
-    on). Returns :class:`Measurements`."""
+    per-attempt rows needs; ``records_fn(records)``, when given, is called as soon as the
+    variation fit's attempt records are read (it starts on them while the queries after go
+    on): before any pricing when :meth:`Measure.early_records` can read them, else with
+    ``measurements.records``. Returns :class:`Measurements`."""
     M = Measure(log, table, prices_path)
+    early = M.early_records(VARIATION_TASKS) if records_fn is not None else None
+    if early is not None:
+        records_fn(early)
     models = M.models_checked()
     task_types, order, runs = M.structure()
     ms = Measurements(task_types=task_types, phase_order=order, runs=runs,
@@ -693,8 +740,8 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn, records_fn=N
     M.build(growth, models)
     ms.attempts = M.attempt_table()
     ms.records, ms.records_sampled = M.attempt_records(VARIATION_TASKS)
-    if records_fn is not None:
-        records_fn(ms)
+    if records_fn is not None and early is None:
+        records_fn(ms.records)
     ms.starts = M.start_table()
     ms.tasks = M.task_table()
     ms.pivot_phases = sorted({ph for phases in order.values() for ph in phases})
