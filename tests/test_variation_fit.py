@@ -187,3 +187,30 @@ def test_costs_cannot_stand_in_for_a_second_outcome(tmp_path):
     unpaired = _profile(*_tables(tmp_path, "split", 3000), spreads)
     assert abs(unpaired[1] - unpaired[2]) < 1.0
     assert unpaired[0] < unpaired[1] - 5
+
+
+def test_items_that_always_or_never_succeed_sit_at_the_bound():
+    """An item whose attempts all succeeded has a likelihood that rises with its b for every z,
+    so its maximum is at the bound B_MAX (all failed: -B_MAX), whatever the other parameters.
+    There it weighs nothing (log sigmoid(30 - s z) ~ 0 on the grid), so the spread and the other
+    items come out as in a fit without it: an independent route to the same numbers."""
+    from costsim.calibrate.variation import B_MAX
+
+    rng = np.random.default_rng(4)
+    s, b = 2.0, {"a": -0.5, "b": 0.8, "c": 1.5}
+    z = rng.standard_normal(3000)
+    rows = []
+    for i, zi in enumerate(z):
+        for it, bk in b.items():
+            rows.append((f"t{i}", it, bool(rng.random() < 1 / (1 + math.exp(-(bk - s * zi))))))
+    extra = [(f"t{i}", "always", True) for i in range(40)]
+    extra += [(f"t{i}", "never", False) for i in range(100, 130)]
+    base = fit_success(patterns(pd.DataFrame(rows, columns=["task", "item", "success"])))
+    full = fit_success(patterns(pd.DataFrame(rows + extra,
+                                             columns=["task", "item", "success"])))
+    bk = dict(zip(full.items, full.b))
+    assert bk["always"] == B_MAX and bk["never"] == -B_MAX
+    assert full.s == pytest.approx(base.s, abs=1e-4)
+    assert abs(base.s - s) < 0.3                       # and the fit itself is right
+    for it, v in zip(base.items, base.b):
+        assert bk[it] == pytest.approx(v, abs=1e-4)

@@ -224,6 +224,10 @@ def fit_success(P: Patterns, s_fixed: float | None = None) -> SuccessFit:
     grid = _grid(s0)
     scale = math.sqrt(1 + math.pi * s0 ** 2 / 8)      # E sigmoid(b - s z) ~ sigmoid(b / scale)
     th0 = np.append(b0 * scale, s0 ** 2)
+    # An item whose attempts all succeeded (or all failed) has a likelihood that rises with its
+    # b to the bound (each of its terms does, for every z): it starts there.
+    th0[:K][B == 0] = B_MAX
+    th0[:K][A == 0] = -B_MAX
     bnds = bounds if s_fixed is None else bounds[:K] + [(s_fixed ** 2, s_fixed ** 2)]
     # The grid follows s between rounds (a fixed grid keeps each round smooth). A round can
     # end on a failed line search far from the optimum (seen: stopped at s = 1.03 with a
