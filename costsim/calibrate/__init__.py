@@ -106,7 +106,7 @@ def calibrate(log_path: str | Path, **kwargs) -> CalibrationResult:
     ``review_changes_below``: the recommendation rules (docs/calibrate.md); ``engine``:
     ``duckdb`` or ``ibis:URL``, where the measurement SQL runs (costsim/logs/engines.py).
     """
-    # SciPy's import (0.3-0.5 s) runs on the fits' thread while DuckDB reads the log.
+    # pandas' and SciPy's imports (0.7-0.9 s) run on the fits' thread while DuckDB reads the log.
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="costsim-fits")
@@ -117,10 +117,13 @@ def calibrate(log_path: str | Path, **kwargs) -> CalibrationResult:
 
 
 def _load_fitting():
-    """Load SciPy before limiting BLAS threads. SciPy carries its own OpenBLAS, loaded with
-    scipy.linalg, and threadpool_limits only reaches the libraries already loaded. (Imported
-    inside the fits, it escaped the limit on a process's first calibrate: the CLI's only one.
-    Its threads made the L-BFGS fits take 5 s instead of 0.2 s on two busy cores.)"""
+    """Import what the measurement and the fits use, off the main thread: pandas (0.3-0.5 s,
+    first needed when the first query's result is read) and SciPy, which must be loaded before
+    BLAS threads are limited: it carries its own OpenBLAS, loaded with scipy.linalg, and
+    threadpool_limits only reaches the libraries already loaded. (Imported inside the fits, it
+    escaped the limit on a process's first calibrate: the CLI's only one. Its threads made the
+    L-BFGS fits take 5 s instead of 0.2 s on two busy cores.)"""
+    import pandas  # noqa: F401
     import scipy.optimize  # noqa: F401
     import scipy.special  # noqa: F401
 
