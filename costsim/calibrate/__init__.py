@@ -134,8 +134,8 @@ def _calibrate(log_path: str | Path, *, pool, fitting, prices=None, policies=Non
                lower_max_gap: float = DEFAULT_LOWER_MAX_GAP,
                review_changes_below: float = DEFAULT_REVIEW_CHANGES_BELOW,
                engine: str = "duckdb") -> CalibrationResult:
-    """Check the options, load the inputs, read the log (while ``fitting``, SciPy's import,
-    runs on ``pool``), then :func:`_fit_and_report` with BLAS limited to one thread."""
+    """Check the options, load the inputs, read the log (while ``fitting``, pandas' and SciPy's
+    imports, runs on ``pool``), then :func:`_fit_and_report` with BLAS limited to one thread."""
     from threadpoolctl import threadpool_limits
 
     from .. import paths
@@ -165,7 +165,11 @@ def _calibrate(log_path: str | Path, *, pool, fitting, prices=None, policies=Non
     settings = {"min_samples": min_samples, "raise_below": raise_below,
                 "lower_max_gap": lower_max_gap, "review_changes_below": review_changes_below}
     log = read_log(log_path, engine=engine)
-    fitting.result()
+    try:
+        fitting.result()
+    except BaseException:
+        log.close()
+        raise
     # The fits are small: BLAS threads only spin against each other and DuckDB's.
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit_and_report(log, log_path, pool=pool, table=table, prices_path=prices_path,
@@ -175,16 +179,18 @@ def _calibrate(log_path: str | Path, *, pool, fitting, prices=None, policies=Non
 def _fit_and_report(log, log_path, *, pool, table, prices_path, policy, base,
                     settings) -> CalibrationResult:
     """Measure the log read, fit, check and recommend (BLAS limited to one thread)."""
-    from .check import engine_strategy, fit_check
     from ..loader import check_policy_against
+    from .check import engine_strategy, fit_check
     from .fit import fit_variation_from, fit_workload
     from .measure import measure
     from .policy import infer_strategy, validate_policy
     from .recommend import recommend
     from .tokens import fit_tokens
 
-    # The variation fit (~0.8 s on a sampled log) needs only the attempt records: it runs on
-    # a second thread while DuckDB (which releases the GIL) answers the queries after them.
+    # The variation fit (~0.5 s on a sampled log) needs only the attempt records: it runs on
+    # the pool's thread from when they are read (before the log is priced, where the log
+    # allows: measure.Measure.early_records) while DuckDB, which releases the GIL, answers the
+    # remaining queries.
     try:
         state: dict = {}
 
