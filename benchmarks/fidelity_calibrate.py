@@ -1,6 +1,7 @@
 """Round trips of `costsim calibrate` over the full matrix, for docs/fidelity.md.
 
     python benchmarks/fidelity_calibrate.py [--tasks 30000] [--quick]
+    python benchmarks/fidelity_calibrate.py --seeds 1-8 --case small-team/cheapest-routing/attempt
 
 For every bundled workload x bundled policy (plus tests/fixtures/calibrate's workload and
 policy, unlike the bundled ones), twice: per-call rows calibrated without --policy (the policy
@@ -12,6 +13,12 @@ models of the log's tiers on the fitted workload against the same strategies on 
 Prints one Markdown row per case: the log's policy's errors (cost per completed task,
 completion, defect rate) and the largest errors over every other strategy, with the issue's
 thresholds (own: 3% / 0.5 points / 15% or 0.3 points; others: 5% / 1 point).
+
+With ``--seeds``: one case (workload/policy/rows; ``attempt`` rows are calibrated with --policy,
+``call`` rows without) on logs of several seeds, to tell a bias from noise: per seed the fitted
+feedback gain and difficulty spread, and the own policy's completion error taken apart into the
+log's own sampling error (the log's plain completion rate minus the true one) and the fit's
+(fitted minus the log's); then the mean, sd and standard error of each over the seeds.
 """
 
 from __future__ import annotations
@@ -42,12 +49,72 @@ def cases(quick: bool):
     return out
 
 
+def _seed_list(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def seeds_study(case: str, seeds: list[int], tasks: int) -> None:
+    """One case over several seeds (see the module docstring)."""
+    import statistics as st
+
+    from logsim import measure_log
+
+    from calibrate_logs import PRICES
+    from costsim.api import compare
+    from costsim.loader import load_policy
+
+    wname, pname, rows = case.split("/")
+    w = (CAL_FIXTURES / "workload_maps.yaml" if wname == "workload_maps"
+         else ROOT / "workloads" / f"{wname}.yaml")
+    p = (CAL_FIXTURES / "policy_fast.yaml" if pname == "policy_fast"
+         else ROOT / "policies" / f"{pname}.yaml")
+    name = load_policy(p).name
+    truth = compare(prices=PRICES, policies=[p], workload=w, models=[]).get(name)
+    print("| seed | feedback_gain | variation.difficulty | own completion: fitted - true | "
+          "log - true | fitted - log | own cost |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    cols: dict = {k: [] for k in ("gain", "s", "comp", "log", "fit", "cost")}
+    for seed in seeds:
+        d = Path(tempfile.mkdtemp())
+        res, out, paths = roundtrip(d, w, p, rows=rows, tasks=tasks, seed=seed,
+                                    with_policy=rows == "attempt", single_models=[],
+                                    policies=[])
+        own = next(r for r in out if r["own"])
+        log = measure_log(paths["log"], PRICES)["completion_rate"] - truth.completion_rate
+        v = res.workload.variation
+        row = {"gain": res.fitted["feedback_gain"], "s": v.difficulty if v else 0.0,
+               "comp": 100 * own["completion"], "log": 100 * log,
+               "fit": 100 * (own["completion"] - log), "cost": 100 * own["cost"]}
+        for k, x in row.items():
+            cols[k].append(x)
+        print(f"| {seed} | {row['gain']:.4f} | {row['s']:.3f} | {row['comp']:+.2f} | "
+              f"{row['log']:+.2f} | {row['fit']:+.2f} | {row['cost']:+.2f}% |", flush=True)
+    if len(seeds) > 1:
+        for label, f in (("mean", st.mean), ("sd", st.stdev),
+                         ("se", lambda x: st.stdev(x) / len(x) ** 0.5)):
+            v = {k: f(x) for k, x in cols.items()}
+            print(f"| {label} | {v['gain']:.4f} | {v['s']:.3f} | {v['comp']:+.2f} | "
+                  f"{v['log']:+.2f} | {v['fit']:+.2f} | {v['cost']:+.2f}% |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", type=int, default=30_000)
     ap.add_argument("--quick", action="store_true", help="every fifth case only")
+    ap.add_argument("--seeds", help="one case over these seeds, e.g. 1-8 or 1,3,5")
+    ap.add_argument("--case", default="small-team/cheapest-routing/attempt",
+                    help="with --seeds: workload/policy/rows (call or attempt)")
     args = ap.parse_args()
     from machine import describe
+
+    if args.seeds:
+        print(f"machine: {describe()}; {args.tasks:,} tasks per log; {args.case}\n")
+        seeds_study(args.case, _seed_list(args.seeds), args.tasks)
+        return
 
     print(f"machine: {describe()}; {args.tasks:,} tasks per log\n")
     print("| workload | log's policy | rows | --policy | own cost | own completion | "

@@ -86,17 +86,18 @@ def test_full_history_per_attempt_rows_with_policy(tmp_path):
 
     Under the bundled variation the fitted feedback gain is the input that moves completion
     most: each 0.01 of gain moves it by about 0.4 points, against the 0.5-point threshold on the
-    log's own policy. When the variation fit read its rates from a 5,000-task sample, the gain
-    over seeds 1-9 of this log was 0.612-0.642 (sd 0.010); with the whole log's rates moved by
-    the sample's selection shift it is 0.626-0.633 over seeds 2, 3, 7 and 8 (sd 0.003), but
-    about 0.01 above the truth (0.62), a bias not explained yet, worth +0.7 points on seeds 3
-    and 8. Seed 7 is the one whose gain is within 0.01 of the truth; its log is within 1
-    standard error of the truth."""
+    log's own policy. Over seeds 1-20 of this log (8,000 tasks) the gain is 0.604-0.636, mean
+    0.6223 (standard error 0.0019: no bias; the truth is 0.62), sd 0.0083: the check below is
+    3 sd and holds for any seed. Completion is another matter at 8,000 tasks: the log's own
+    completion has a standard error of 0.4 points, so the round trip's 0.5-point threshold holds
+    on a seed whose log is within 1 standard error of the truth (seed 7; seeds 1-20 put the
+    fitted completion 0.86 points off at worst, of which the log's own error is 0.51).
+    """
     res, rows, paths = roundtrip(tmp_path, SMALL, POL / "premium-review-only.yaml",
                                  rows="attempt", tasks=8_000, seed=7, with_policy=True)
     assert all(abs(z) < 1 for z in own_log_error(
         paths["log"], SMALL, POL / "premium-review-only.yaml").values())
-    assert abs(res.fitted["feedback_gain"] - 0.62) < 0.01
+    assert abs(res.fitted["feedback_gain"] - 0.62) < 3 * 0.0083
     assert misses(rows) == []
     assert res.baseline.startswith("policy premium-review-only")
     assert res.workload.max_attempts == 3

@@ -75,8 +75,6 @@ def rates_over_all_tasks(attempts, vf, notes: list | None = None):
     fitted feedback gain, as for a model the log never shows; ``notes`` gets one line per
     model and phase. Only where the log shows that tasks differ (the spread's 95% interval
     excludes 0) or the spread comes from --workload."""
-    from scipy.special import expit, logit
-
     from .variation import item_key
 
     if vf is None or vf.success is None or vf.difficulty <= 0:
@@ -96,25 +94,23 @@ def rates_over_all_tasks(attempts, vf, notes: list | None = None):
     thin = {g for g, (n, k) in tot.items()
             if sure and g[3] == "retry" and (n < MIN_SELECTED or k <= 0 or k >= n)}
     # Above VARIATION_TASKS tasks the variation fit reads a sample: each item's rate over all
-    # tasks is then the whole log's raw rate moved by what the fit says selection does to it
-    # (the shift on the logit scale between the item's rate over all tasks and its raw rate
-    # in the sample), so the level comes from every task and only the selection from the
-    # sample. On the sample itself (every log up to VARIATION_TASKS tasks) this is the fit's
-    # rate exactly.
-    raw = vf.success.raw
+    # tasks then comes from the whole log's raw rate and the sample's selection, the
+    # distribution of z over the tasks that made the item's attempts (the variation fit's
+    # ``selected``): the b whose mean over that distribution is the whole log's raw rate, then
+    # its mean over all tasks. So the level comes from every task and only the selection from
+    # the sample, and an item whose attempts in the sample all succeeded (or all failed) still
+    # gets the whole log's level (it used to get the sample's 0 or 1: seen 0.000 for a premium
+    # retry that succeeded 32 times in 47 on a 30,000-task log). On the sample itself (every
+    # log up to VARIATION_TASKS tasks) this is the fit's rate exactly.
+    adjusted = _selected_rates(vf.success, {g: v for g, v in tot.items()
+                                           if v[0] > 0 and 0.0 < v[1] < v[0]})
     new, keep = [], []
     for key, n, k in zip(keys, a["n"], a["k"]):
         r = rates.get(key)
-        q = raw.get(key)
-        n_all, k_all = tot[key]
         if r is None:
             new.append(float(k))
-        elif (q is None or not 0.0 < q < 1.0 or not 0.0 < k_all < n_all
-              or abs(k_all / n_all - q) < 1e-12):
-            new.append(float(n) * r)
         else:
-            r = min(max(r, 1e-12), 1.0 - 1e-12)
-            new.append(float(n) * float(expit(logit(k_all / n_all) + logit(r) - logit(q))))
+            new.append(float(n) * adjusted.get(key, r))
         keep.append(key not in thin)
     a["k"] = new
     if notes is not None and thin:
@@ -127,6 +123,37 @@ def rates_over_all_tasks(attempts, vf, notes: list | None = None):
                          f"{n:,.0f} retries and escalations (too few, or all one outcome, on "
                          f"the hard tasks that reach them, to show a rate over all tasks)")
     return a[keep] if not all(keep) else a
+
+
+def _selected_rates(sf, counts: dict) -> dict:
+    """Item -> its rate over all tasks when the item's attempts show ``counts[item] = (n, k)``
+    (0 < k < n) on tasks selected as in the variation fit ``sf``: the b for which the mean of
+    ``sigmoid(b - s z)`` over the item's selected z is ``k / n`` (bisection, monotone in b),
+    then that sigmoid's mean over all tasks. Items the fit did not see are left out; an item
+    whose ``k / n`` is its raw share in the fit keeps the fit's rate."""
+    import numpy as np
+    from scipy.special import expit
+
+    if sf.selected is None:
+        return {}
+    index = {it: i for i, it in enumerate(sf.items)}
+    todo = [(g, index[g], k / n) for g, (n, k) in counts.items()
+            if g in index and abs(k / n - sf.raw.get(g, -1.0)) >= 1e-12]
+    if not todo:
+        return {}
+    rows = np.array([i for _, i, _ in todo])
+    target = np.array([q for _, _, q in todo])
+    sel, z, w, s = sf.selected[rows], sf.z, sf.w, sf.s
+    lo = np.full(len(todo), -60.0)
+    hi = np.full(len(todo), 60.0)
+    for _ in range(60):                       # 120 / 2^60: far below any rate's precision
+        mid = (lo + hi) / 2
+        up = (sel * expit(mid[:, None] - s * z[None, :])).sum(axis=1) < target
+        lo = np.where(up, mid, lo)
+        hi = np.where(up, hi, mid)
+    b = (lo + hi) / 2
+    r = expit(b[:, None] - s * z[None, :]) @ w
+    return {g: float(v) for (g, _, _), v in zip(todo, r)}
 
 
 # --- signals ---------------------------------------------------------------------------------

@@ -192,6 +192,13 @@ class SuccessFit:
     raw: dict = field(default_factory=dict)     # item -> its raw success share in the fit's tasks
     se_v: float = math.inf                      # standard error of s^2
     ci95: tuple = (0.0, math.inf)               # 95% interval of s (from s^2 +- 1.96 se_v)
+    # where each item's attempts fall in z: [items, nodes] on the grid ``z`` (weights ``w``),
+    # the posteriors of the tasks that made them, weighted by their attempts of the item; at the
+    # fit, ``selected[k] @ sigmoid(b[k] - s z)`` is the item's raw share (the likelihood's
+    # score equation for ``b[k]``)
+    selected: np.ndarray | None = None
+    z: np.ndarray | None = None
+    w: np.ndarray | None = None
 
 
 def spread_interval(v: float, se_v: float, z: float = 1.0) -> tuple[float, float]:
@@ -265,8 +272,12 @@ def fit_success(P: Patterns, s_fixed: float | None = None) -> SuccessFit:
     ok = s_fixed is None and P.multi >= MIN_MULTI and math.isfinite(se_v)
     tot = A + B
     raw = {it: float(a / t) for it, a, t in zip(P.items, A, tot) if t > 0}
+    L = pattern_loglik(P, b, s, z) + np.log(w)[None, :]
+    post = np.exp(L - _logsumexp(L, 1)[:, None]) * P.n[:, None]            # [P, Q]
+    sel = P.sAT @ post + P.sBT @ post                                      # [K, Q]
+    sel /= np.maximum(sel.sum(axis=1, keepdims=True), 1e-300)
     return SuccessFit(items=P.items, b=b, s=s, se_s=se, nll=float(res.fun), identified=ok,
-                      rates=rates, se_v=se_v, ci95=ci, raw=raw)
+                      rates=rates, se_v=se_v, ci95=ci, raw=raw, selected=sel, z=z, w=w)
 
 
 def _se_last(grad, x, eps=1e-5) -> float:
