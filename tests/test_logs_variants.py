@@ -1,0 +1,60 @@
+"""The variants real agent versions write, one fixture each (tests/fixtures/logs/*_variants/).
+
+Every expected number is added up by hand from the fixture lines (the sums are spelled out),
+never copied from the importer's output.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from costsim.logs.importer import import_logs
+
+LOGS = Path(__file__).parent / "fixtures" / "logs"
+
+
+def run(tmp_path, source, *paths, **kw):
+    out = tmp_path / "runs.csv"
+    res = import_logs(source, [LOGS / p for p in paths], out, **kw)
+    with open(out, newline="") as fh:
+        return res, list(csv.DictReader(fh))
+
+
+def calls(rs):
+    return [(r["task_id"][:4], r["model"], int(r["input_tokens"]),
+             int(r["cached_input_tokens"]), int(r["output_tokens"])) for r in rs]
+
+
+# --- Claude Code ----------------------------------------------------------------------------
+
+def test_claude_code_variants(tmp_path):
+    res, rs = run(tmp_path, "claude-code", "claude_code_variants")
+    opus, sonnet = "claude-opus-4-5-20251101", "claude-sonnet-4-20250514"
+    # 5c6d (version 1.0.30, costUSD): 1200/0/300 and 20+100+800 = 920 (800 cached) / 50.
+    # 9a0c: msg_01A1 streamed 2 -> 57 -> 311 output tokens, the last (complete) copy counts:
+    #   4 + 3000 (flat cache_creation_input_tokens; the nested 3000 + 0 is the same tokens)
+    #   + 12000 = 15004; msg_01A2 has only the nested breakdown: 6 + 700 + 1200 + 15000 =
+    #   16906; msg_01A3 (no requestId: deduplicated on message.id alone) 40 -> 120 out,
+    #   3 + 500 + 16000 = 16503. The <synthetic> API error and the isApiErrorMessage line are
+    #   not calls.
+    # 1b2d (resumed from 9a0c): its copies of msg_01A1 / msg_01A2 stay with 9a0c (the file
+    #   that is older); its own call 10 + 2000 + 20000 = 22010 / 400.
+    assert calls(rs) == [
+        ("1b2d", opus, 22010, 20000, 400),
+        ("5c6d", sonnet, 1200, 0, 300),
+        ("5c6d", sonnet, 920, 800, 50),
+        ("9a0c", opus, 15004, 12000, 311),
+        ("9a0c", opus, 16906, 15000, 95),
+        ("9a0c", opus, 16503, 16000, 120),
+    ]
+    assert res.input_tokens == 22010 + 1200 + 920 + 15004 + 16906 + 16503
+    assert res.output_tokens == 400 + 300 + 50 + 311 + 95 + 120
+    # 11 usage lines: A1 x3, A2, A3 x2, B1, the copies of A1 and A2, C1, C2.
+    assert res.records == 11 and res.duplicates == 5 and res.skipped == 0
+    # costUSD, where an old version wrote it, is carried as the row's stated cost.
+    assert [r["cost_usd"] for r in rs] == ["", "0.012345678", "0.000987654", "", "", ""]
+    assert res.cost_usd == pytest.approx(0.012345678 + 0.000987654, abs=1e-12)
+    assert res.tasks == 3
