@@ -58,3 +58,33 @@ def test_claude_code_variants(tmp_path):
     assert [r["cost_usd"] for r in rs] == ["", "0.012345678", "0.000987654", "", "", ""]
     assert res.cost_usd == pytest.approx(0.012345678 + 0.000987654, abs=1e-12)
     assert res.tasks == 3
+
+
+# --- Codex ----------------------------------------------------------------------------------
+
+def test_codex_variants(tmp_path):
+    res, rs = run(tmp_path, "codex", "codex_variants")
+    got = sorted((r["task_id"][:4], r["model"], int(r["input_tokens"]),
+                  int(r["cached_input_tokens"]), int(r["output_tokens"])) for r in rs)
+    # 0a1b (0.63): info: null is a rate-limit update; totals only: 10000/4000/500 (logged
+    #   twice: once), then on gpt-5.1-codex-max 25000-10000 = 15000, 16000-4000 = 12000,
+    #   1300-500 = 800; then last_token_usage with cache_read_input_tokens for cached:
+    #   7000/5000/200.
+    # 5e6f (0.30, totals only): 5000/0/1000 read before the turn_context naming o4-mini;
+    #   8000-5000 = 3000, 2000-0 = 2000, 1300-1000 = 300; then the total drops to 600/0/40:
+    #   a count started again, all of it new.
+    # 9d8c (flat token_count payloads, no model anywhere): gpt-5, 3000/1000/250, 4200/3000/90.
+    assert got == sorted([
+        ("0a1b", "gpt-5-codex", 10000, 4000, 500),
+        ("0a1b", "gpt-5.1-codex-max", 15000, 12000, 800),
+        ("0a1b", "gpt-5.1-codex-max", 7000, 5000, 200),
+        ("5e6f", "o4-mini", 5000, 0, 1000),
+        ("5e6f", "o4-mini", 3000, 2000, 300),
+        ("5e6f", "o4-mini", 600, 0, 40),
+        ("9d8c", "gpt-5", 3000, 1000, 250),
+        ("9d8c", "gpt-5", 4200, 3000, 90),
+    ])
+    assert res.input_tokens == 10000 + 15000 + 7000 + 5000 + 3000 + 600 + 3000 + 4200
+    assert res.cached_input_tokens == 4000 + 12000 + 5000 + 0 + 2000 + 0 + 1000 + 3000
+    assert res.output_tokens == 500 + 800 + 200 + 1000 + 300 + 40 + 250 + 90
+    assert res.duplicates == 1 and res.skipped == 0
