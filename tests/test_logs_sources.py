@@ -107,16 +107,18 @@ def test_otlp_document_and_span_lines(tmp_path):
     res, rs = run(tmp_path, "otlp", "otlp")
     # traces.json: the planner's invoke_agent span totals its two chat spans (not counted
     # again): 5200 (4096 cached) / 310 and 6100 (5120) / 420; coder: 15000 (12000) / 1800.
-    # spans.jsonl: 3000 / 200 and 4500 (2048) / 350 (logged twice); cached 900 > input 100 is
-    # malformed, so is the cut-off line.
-    assert res.input_tokens == 5200 + 6100 + 15000 + 3000 + 4500
-    assert res.cached_input_tokens == 4096 + 5120 + 12000 + 0 + 2048
-    assert res.output_tokens == 310 + 420 + 1800 + 200 + 350
-    assert res.duplicates == 1 and res.skipped == 2
+    # spans.jsonl: 3000 / 200 and 4500 (2048) / 350 (logged twice); cached 900 > input 100:
+    # counted apart (the Anthropic way), so 100 + 900 = 1000 in / 5; the cut-off line is
+    # malformed.
+    assert res.input_tokens == 5200 + 6100 + 15000 + 3000 + 4500 + 1000
+    assert res.cached_input_tokens == 4096 + 5120 + 12000 + 0 + 2048 + 900
+    assert res.output_tokens == 310 + 420 + 1800 + 200 + 350 + 5
+    assert res.duplicates == 1 and res.skipped == 1
     by = {(r["task_id"], r["phase"], r["call"]): r for r in rs}
     assert set(by) == {("conv-100", "planner", "1"), ("conv-100", "planner", "2"),
                        ("conv-100", "coder", "1"), ("conv-200", "coder", "1"),
-                       ("conv-200", "coder", "2")}
+                       ("conv-200", "coder", "2"),
+                       ("0x7f3a9c2d8e1b4f6a0c5d2e9f8a7b6c5d", "main", "1")}   # by trace id
     assert by[("conv-100", "planner", "1")]["model"] == "gpt-4.1"       # the request model
     assert by[("conv-200", "coder", "2")]["model"] == "gpt-4.1-mini"   # not the dated reply
     assert by[("conv-100", "planner", "1")]["timestamp"] == "2026-03-07T10:00:01.250Z"

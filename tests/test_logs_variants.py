@@ -88,3 +88,28 @@ def test_codex_variants(tmp_path):
     assert res.cached_input_tokens == 4000 + 12000 + 5000 + 0 + 2000 + 0 + 1000 + 3000
     assert res.output_tokens == 500 + 800 + 200 + 1000 + 300 + 40 + 250 + 90
     assert res.duplicates == 1 and res.skipped == 0
+
+
+# --- OpenTelemetry --------------------------------------------------------------------------
+
+def test_otlp_variants(tmp_path):
+    res, rs = run(tmp_path, "otlp", "otlp_variants")
+    # traces.json.gz, pretty-printed, two services. Trace 5b8e (conv-900): the "agent run"
+    # span totals its calls (21012 / 1300) and is not counted; the agent's Anthropic span
+    # (12 + 8000 read + 500 written) has the gateway's span of the same call below it, which
+    # counts: 8512 (8000 cached) / 700; the deprecated names on the gpt-4.1 span: prompt_tokens
+    # 12500.0 (doubleValue), completion_tokens "600", cache_read_input_tokens "4000". Trace
+    # 0af7 (no conversation id: the trace is the task): "3000" / 150.0. One model per attempt:
+    # gpt-4.1 has more tokens, the Anthropic call is its own phase.
+    got = [(r["task_id"][:8], r["phase"], r["model"], int(r["input_tokens"]),
+            int(r["cached_input_tokens"]), int(r["output_tokens"]), r["timestamp"]) for r in rs]
+    assert sorted(got) == sorted([
+        ("conv-900", "builder@anthropic/claude-sonnet-4-5", "anthropic/claude-sonnet-4-5", 8512,
+         8000, 700, "2026-03-31T23:33:21.100Z"),
+        ("conv-900", "builder", "gpt-4.1", 12500, 4000, 600, "2026-03-31T23:33:40.000Z"),
+        ("0af76519", "main", "gpt-4.1-mini", 3000, 0, 150, "2026-03-31T23:35:00.000Z"),
+    ])
+    assert res.input_tokens == 8512 + 12500 + 3000
+    assert res.cached_input_tokens == 8000 + 4000
+    assert res.output_tokens == 700 + 600 + 150
+    assert res.skipped == 0 and res.duplicates == 0

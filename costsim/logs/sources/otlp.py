@@ -34,8 +34,34 @@ from ..reading import (Malformed, boolean, count, first_char, json_document, jso
                        open_binary, text, timestamp)
 from .base import MAIN_PHASE, Options, Sink, Source
 
-AGGREGATE_OPS = ("invoke_agent", "create_agent")
 EVALUATION = "gen_ai.evaluation.result"
+# Current names first, then the deprecated ones older instrumentations still write.
+USAGE_IN = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens")
+USAGE_OUT = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+             "llm.usage.completion_tokens")
+CACHE_READ = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens")
+CACHE_WRITE = ("gen_ai.usage.cache_creation.input_tokens",
+               "gen_ai.usage.cache_creation_input_tokens")
+
+
+def _named(attrs: dict, names: tuple[str, ...]) -> int:
+    for k in names:
+        if attrs.get(k) is not None:
+            return count(attrs[k], k)
+    return 0
+
+
+def _tokens(attrs: dict) -> tuple[int, int, int]:
+    """(input, cached, output) of a call span. The conventions count cache reads and writes
+    inside ``input_tokens``; an input smaller than the reads + writes was counted the
+    Anthropic way (apart), and they are added to it."""
+    inp = _named(attrs, USAGE_IN)
+    out = _named(attrs, USAGE_OUT)
+    read_ = _named(attrs, CACHE_READ)
+    written = _named(attrs, CACHE_WRITE)
+    if read_ + written > inp:
+        inp += read_ + written
+    return inp, read_, out
 
 
 def _any_value(v):
@@ -182,13 +208,14 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
             return None
 
         def has_usage(s: _Span):
-            return ("gen_ai.usage.input_tokens" in s.attrs
-                    or "gen_ai.usage.output_tokens" in s.attrs)
+            return any(k in s.attrs for k in USAGE_IN + USAGE_OUT)
 
-        # Aggregating agent spans that have a call span below them are not counted.
+        # A span with usage that has a span with usage below it is not counted: it is an
+        # aggregate (an invoke_agent span, a framework's run span) or the same call seen by two
+        # instrumentations (an SDK's span inside a gateway's); the spans below are.
         covered: set = set()
         for s in spans:
-            if has_usage(s) and s.attrs.get("gen_ai.operation.name") not in AGGREGATE_OPS:
+            if has_usage(s):
                 for a in list(lineage(s))[1:]:
                     covered.add((a.trace, a.id))
 
@@ -209,22 +236,16 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
             if not has_usage(s):
                 sink.ignore()
                 continue
-            if (s.attrs.get("gen_ai.operation.name") in AGGREGATE_OPS
-                    and (s.trace, s.id) in covered):
+            if (s.trace, s.id) in covered:
                 sink.ignore()
                 continue
             a = s.attrs
             try:
-                model = text(a.get("gen_ai.request.model")) or text(a.get("gen_ai.response.model"))
+                model = (text(a.get("gen_ai.request.model")) or text(a.get("gen_ai.response.model"))
+                         or text(a.get("llm.request.model")))
                 if model is None:
                     raise Malformed("gen_ai.request.model / gen_ai.response.model: missing")
-                inp = count(a.get("gen_ai.usage.input_tokens"), "gen_ai.usage.input_tokens")
-                cached = count(a.get("gen_ai.usage.cache_read.input_tokens"),
-                               "gen_ai.usage.cache_read.input_tokens")
-                out = count(a.get("gen_ai.usage.output_tokens"), "gen_ai.usage.output_tokens")
-                if cached > inp:
-                    raise Malformed(f"gen_ai.usage.cache_read.input_tokens: {cached} is more "
-                                    f"than gen_ai.usage.input_tokens {inp} (which includes it)")
+                inp, cached, out = _tokens(a)
             except Malformed as exc:
                 sink.skip(path, s.line, f"span {s.id}: {exc}" if s.line is None else str(exc))
                 continue
