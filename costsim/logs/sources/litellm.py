@@ -84,6 +84,10 @@ def _rows(path: Path, sink: Sink):
     yield from json_lines(path, lambda n, why: sink.skip(path, n, why))
 
 
+def _truthy(v) -> bool:
+    return v is True or (isinstance(v, str) and v.strip().lower() in ("true", "t", "1", "yes"))
+
+
 def _one_per_line(path: Path) -> bool:
     with open_binary(path) as fh:
         for raw in fh:
@@ -114,24 +118,26 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                 usage = meta.get("usage_object") or meta.get("usage") or {}
                 if not isinstance(usage, dict):
                     usage = {}
-                reads = usage.get("cache_read_input_tokens")
-                writes = usage.get("cache_creation_input_tokens")
-                if reads is not None or writes is not None:
-                    r = count(reads, "metadata.usage_object.cache_read_input_tokens")
-                    w = count(writes, "metadata.usage_object.cache_creation_input_tokens")
-                    # LiteLLM's usage is OpenAI-shaped: prompt_tokens already counts the cache
-                    # reads and writes of Anthropic models. Only a prompt_tokens smaller than
-                    # those (a proxy that stored Anthropic's raw input_tokens) counts them apart.
-                    inp = prompt if prompt >= r + w else prompt + r + w
-                    cached = r
-                else:
-                    cached = count(dig(usage, "prompt_tokens_details.cached_tokens"),
-                                   "metadata.usage_object.prompt_tokens_details.cached_tokens")
-                    if cached > prompt:
-                        raise Malformed(f"prompt_tokens_details.cached_tokens: {cached} is more "
-                                        f"than prompt_tokens {prompt}")
-                    inp = prompt
+                where_u = "metadata.usage_object"
+                r = max(count(usage.get("cache_read_input_tokens"),
+                              f"{where_u}.cache_read_input_tokens"),
+                        count(dig(usage, "prompt_tokens_details.cached_tokens"),
+                              f"{where_u}.prompt_tokens_details.cached_tokens"))
+                w = count(usage.get("cache_creation_input_tokens"),
+                          f"{where_u}.cache_creation_input_tokens")
+                # LiteLLM's usage is OpenAI-shaped: prompt_tokens already counts the cache reads
+                # and writes (Anthropic models included). Only a prompt_tokens smaller than
+                # those (a proxy that stored Anthropic's raw input_tokens) counts them apart.
+                inp = prompt if prompt >= r + w else prompt + r + w
+                cached = r
                 cost = money(rec.get("spend"), "spend")
+                if _truthy(rec.get("cache_hit")):
+                    sink.ignore()        # served from LiteLLM's response cache: no model call
+                    continue
+                if (text(rec.get("status")) or "").lower() in ("failure", "failed", "error") \
+                        and inp == 0 and out == 0 and not cost:
+                    sink.ignore()        # a request that failed before any tokens were billed
+                    continue
                 tags = tags_from_list(_json_field(rec.get("request_tags"), "request_tags")
                                       or meta.get("tags"))
             except Malformed as exc:
