@@ -138,3 +138,25 @@ def test_litellm_variants(tmp_path):
     assert res.skipped == 1 and "metadata: not JSON" in res.reasons[0]
     assert res.ignored == 2 and res.tasks_from_fallback == 2
     assert rs[0]["timestamp"] == "2026-04-05T10:00:00.250Z"
+
+
+# --- OpenHands ------------------------------------------------------------------------------
+
+def test_openhands_eval_variants(tmp_path):
+    res, rs = run(tmp_path, "openhands", "openhands_variants")
+    got = {r["task_id"]: (r["attempt"], r["success"], r["input_tokens"], r["cached_input_tokens"],
+                          r["output_tokens"], r["cost_usd"], r["model"]) for r in rs}
+    sonnet = "litellm_proxy/claude-sonnet-4-5"
+    assert got == {
+        # git_patch only: success unknown. 50000 >= 40000 read + 5000 written: both inside.
+        "astropy__astropy-14995": ("1", "", "50000", "40000", "1200", "0.21", sonnet),
+        # resolved at the top level. 300 < 20000 read: Anthropic's raw input, 300 + 20000 +
+        # 3000 = 23300.
+        "django__django-15851": ("1", "true", "23300", "20000", "900", "0.0456", sonnet),
+        # report.resolved under test_result; 20000 <= 24000 < 20000 + 8000: the reads are
+        # inside, the writes are not: 24000 + 8000 = 32000.
+        "sympy__sympy-21612": ("2", "false", "32000", "20000", "700", "0.1", sonnet),
+        # metrics: null: tokens and cost not recorded; the model from metadata.llm_config.
+        "pallets__flask-5063": ("1", "true", "", "", "", "", "gpt-5"),
+    }
+    assert res.skipped == 1 and "instance_id: missing" in res.reasons[0]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..reading import (Malformed, base_name, count, dig, first_char, json_document, json_lines,
                        money, open_binary, text, timestamp)
-from .base import MAIN_PHASE, Options, Sink, Source, tags_from_list
+from .base import MAIN_PHASE, Options, Sink, Source, input_with_cache, tags_from_list
 
 
 def _json_field(value, what: str):
@@ -126,9 +126,8 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                 w = count(usage.get("cache_creation_input_tokens"),
                           f"{where_u}.cache_creation_input_tokens")
                 # LiteLLM's usage is OpenAI-shaped: prompt_tokens already counts the cache reads
-                # and writes (Anthropic models included). Only a prompt_tokens smaller than
-                # those (a proxy that stored Anthropic's raw input_tokens) counts them apart.
-                inp = prompt if prompt >= r + w else prompt + r + w
+                # and writes (Anthropic models included); a smaller one did not.
+                inp = input_with_cache(prompt, r, w)
                 cached = r
                 cost = money(rec.get("spend"), "spend")
                 if _truthy(rec.get("cache_hit")):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..reading import (Malformed, boolean, count, first_char, json_document, json_lines,
                        open_binary, text, timestamp)
-from .base import MAIN_PHASE, Options, Sink, Source
+from .base import MAIN_PHASE, Options, Sink, Source, input_with_cache
 
 EVALUATION = "gen_ai.evaluation.result"
 # Current names first, then the deprecated ones older instrumentations still write.
@@ -53,15 +53,13 @@ def _named(attrs: dict, names: tuple[str, ...]) -> int:
 
 def _tokens(attrs: dict) -> tuple[int, int, int]:
     """(input, cached, output) of a call span. The conventions count cache reads and writes
-    inside ``input_tokens``; an input smaller than the reads + writes was counted the
-    Anthropic way (apart), and they are added to it."""
+    inside ``input_tokens``; an input smaller than them was counted the Anthropic way (apart):
+    see :func:`~costsim.logs.sources.base.input_with_cache`."""
     inp = _named(attrs, USAGE_IN)
     out = _named(attrs, USAGE_OUT)
     read_ = _named(attrs, CACHE_READ)
     written = _named(attrs, CACHE_WRITE)
-    if read_ + written > inp:
-        inp += read_ + written
-    return inp, read_, out
+    return input_with_cache(inp, read_, written), read_, out
 
 
 def _any_value(v):
