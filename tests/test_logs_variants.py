@@ -160,3 +160,20 @@ def test_openhands_eval_variants(tmp_path):
         "pallets__flask-5063": ("1", "true", "", "", "", "", "gpt-5"),
     }
     assert res.skipped == 1 and "instance_id: missing" in res.reasons[0]
+
+
+# --- Aider ----------------------------------------------------------------------------------
+
+def test_aider_variants(tmp_path):
+    res, rs = run(tmp_path, "aider-bench", "aider_variants")
+    got = [(r["task_id"], r["attempt"], r["success"], r["input_tokens"], r["output_tokens"])
+           for r in rs]
+    # zipper: an older file with no token counts (left empty), three tries; react: no try
+    # recorded, one failed attempt carrying all of the file's 4001 / 99 / $0.0123.
+    assert got == [("python/react", "1", "false", "4001", "99"),
+                   ("python/zipper", "1", "false", "", ""),
+                   ("python/zipper", "2", "false", "", ""),
+                   ("python/zipper", "3", "true", "", "")]
+    zipper = [float(r["cost_usd"]) for r in rs if r["task_id"] == "python/zipper"]
+    assert sum(zipper) == pytest.approx(0.0301, abs=1e-12) and len(set(zipper[:2])) == 1
+    assert res.cost_usd == pytest.approx(0.0301 + 0.0123, abs=1e-12)
