@@ -177,3 +177,19 @@ def test_aider_variants(tmp_path):
     zipper = [float(r["cost_usd"]) for r in rs if r["task_id"] == "python/zipper"]
     assert sum(zipper) == pytest.approx(0.0301, abs=1e-12) and len(set(zipper[:2])) == 1
     assert res.cost_usd == pytest.approx(0.0301 + 0.0123, abs=1e-12)
+
+
+def test_otlp_claude_code_telemetry_events(tmp_path):
+    res, rs = run(tmp_path, "otlp", "otlp_claude_code")
+    # Claude Code's OTel log events: api_request counts are Anthropic's (cache apart):
+    # 8 + 14000 + 1200 = 15208 in (14000 cached) / 420, $0.0123456 as Claude Code computed it
+    # (sent twice: once); haiku 300 / 12, $0.00036. The user_prompt event is not a call.
+    assert [(r["task_id"], r["phase"], r["model"], int(r["input_tokens"]),
+             int(r["cached_input_tokens"]), int(r["output_tokens"]), float(r["cost_usd"]),
+             r["timestamp"]) for r in rs] == [
+        ("cc-sess-1", "main", "claude-sonnet-4-5-20250929", 15208, 14000, 420, 0.0123456,
+         "2026-04-06T08:00:05.123Z"),
+        ("cc-sess-1", "main@claude-haiku-4-5-20251001", "claude-haiku-4-5-20251001", 300, 0, 12,
+         0.00036, "2026-04-06T08:00:10.000Z"),
+    ]
+    assert res.duplicates == 1 and res.skipped == 0

@@ -31,7 +31,7 @@ import json
 from pathlib import Path
 
 from ..reading import (Malformed, boolean, count, first_char, json_document, json_lines,
-                       open_binary, text, timestamp)
+                       money, open_binary, text, timestamp)
 from .base import MAIN_PHASE, Options, Sink, Source, input_with_cache
 
 EVALUATION = "gen_ai.evaluation.result"
@@ -258,6 +258,9 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                       dedup_key=f"{s.trace}\x1f{s.id}" if s.id else None)
         for n, rec, res in logs:
             attrs = _attrs(rec.get("attributes"))
+            if _is_claude_code_call(rec, attrs):
+                _claude_code_call(path, n, rec, attrs, res, opts, sink)
+                continue
             conv = text(attrs.get("gen_ai.conversation.id"))
             trace = text(_first(rec, "traceId", "trace_id"))
             span = by_id.get((trace, text(_first(rec, "spanId", "span_id"))))
@@ -269,6 +272,52 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
             _verdict(path, n, attrs, key, verdicts, sink)
     for task in sorted(verdicts):
         sink.outcome(None, task, all(verdicts[task]))
+
+
+CLAUDE_CODE_CALL = "claude_code.api_request"
+
+
+def _is_claude_code_call(rec: dict, attrs: dict) -> bool:
+    body = _any_value(rec.get("body"))
+    return (body == CLAUDE_CODE_CALL or _first(rec, "eventName", "event_name") == CLAUDE_CODE_CALL
+            or (attrs.get("event.name") in ("api_request", CLAUDE_CODE_CALL)
+                and "input_tokens" in attrs))
+
+
+def _claude_code_call(path: Path, n, rec: dict, attrs: dict, res: dict, opts: Options,
+                      sink: Sink) -> None:
+    """Claude Code's own telemetry: one ``claude_code.api_request`` log event per API call.
+    Its token counts are Anthropic's (cache reads and writes apart from ``input_tokens``)."""
+    try:
+        model = text(attrs.get("model"))
+        if model is None:
+            raise Malformed("claude_code.api_request: model missing")
+        fresh = count(attrs.get("input_tokens"), "input_tokens", default=None)
+        read_ = count(attrs.get("cache_read_tokens"), "cache_read_tokens")
+        written = count(attrs.get("cache_creation_tokens"), "cache_creation_tokens")
+        out = count(attrs.get("output_tokens"), "output_tokens", default=None)
+        cost = money(attrs.get("cost_usd"), "cost_usd")
+    except Malformed as exc:
+        sink.skip(path, n, str(exc))
+        return
+    session = text(attrs.get("session.id")) or text(res.get("session.id"))
+    if opts.task_by == "session":
+        task = session
+    elif opts.task_by == "branch":
+        task = None
+    else:
+        task = text(attrs.get(opts.task_tag)) or text(res.get(opts.task_tag))
+    phase = (text(attrs.get(opts.phase_tag)) or text(res.get(opts.phase_tag))
+             if opts.phase_tag else None)
+    when = timestamp(attrs.get("event.timestamp")) or timestamp(
+        _first(rec, "timeUnixNano", "observedTimeUnixNano"))
+    seq = text(attrs.get("event.sequence"))
+    key = "\x1f".join(str(x) for x in (
+        "claude_code", session, seq or when, model, fresh, read_, written, out))
+    sink.call(file=path, line=n or 0, task=task, fallback_task=session or path.name,
+              phase=phase or MAIN_PHASE, model=model, input_tokens=fresh + read_ + written,
+              cached_input_tokens=read_, output_tokens=out, timestamp=when, cost_usd=cost,
+              dedup_key=key)
 
 
 def _verdict(path, line, attrs: dict, key, verdicts: dict, sink: Sink) -> None:
