@@ -124,14 +124,15 @@ def test_litellm_variants(tmp_path):
     # 9a02: objects; Anthropic through LiteLLM (12050 already holds the 10000 read + 2000
     #   written): 12050 / 10000 / 310. 9a03: failed, no tokens, $0: not a call. 9a04: failed
     #   but billed ($0.00041, 4000 / 50): kept. 9a05: a hit of LiteLLM's response cache: not a
-    #   call. 9a06: no metadata, no tags: the session is the task. 9a07: metadata not JSON.
+    #   call. 9a06: no metadata; request_tags a Postgres array literal {agent:reviewer,nightly}
+    #   (no task tag: the session is the task). 9a07: metadata not JSON.
     assert [(r["task_id"], r["phase"], r["model"], int(r["input_tokens"]),
              int(r["cached_input_tokens"]), int(r["output_tokens"]), float(r["cost_usd"]))
             for r in rs] == [
         ("T-9", "planner", "gpt-4.1", 5000, 3000, 200, 0.001234567),
         ("T-9", "coder", "claude-sonnet-4-5-20250929", 12050, 10000, 310, 0.0087654321),
         ("sess-Y", "main", "gpt-4.1", 4000, 0, 50, 0.00041),
-        ("sess-Z", "main", "gpt-4.1-mini", 700, 0, 30, 0.0000412),
+        ("sess-Z", "reviewer", "gpt-4.1-mini", 700, 0, 30, 0.0000412),
     ]
     assert res.cost_usd == pytest.approx(0.001234567 + 0.0087654321 + 0.00041 + 0.0000412,
                                          abs=1e-12)

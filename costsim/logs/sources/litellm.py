@@ -84,6 +84,20 @@ def _rows(path: Path, sink: Sink):
     yield from json_lines(path, lambda n, why: sink.skip(path, n, why))
 
 
+def _tag_list(value):
+    """``request_tags``: a JSON list (or a string holding one); a Postgres array literal
+    (``{a,b}``) or a comma-separated string is read too: tags never make a row unreadable."""
+    if isinstance(value, str) and value.strip():
+        try:
+            return json.loads(value)
+        except ValueError:
+            inner = value.strip()
+            if inner.startswith("{") and inner.endswith("}"):
+                inner = inner[1:-1]
+            return [t.strip().strip('"') for t in inner.split(",") if t.strip().strip('"')]
+    return value if isinstance(value, list) else None
+
+
 def _truthy(v) -> bool:
     return v is True or (isinstance(v, str) and v.strip().lower() in ("true", "t", "1", "yes"))
 
@@ -137,8 +151,7 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                         and inp == 0 and out == 0 and not cost:
                     sink.ignore()        # a request that failed before any tokens were billed
                     continue
-                tags = tags_from_list(_json_field(rec.get("request_tags"), "request_tags")
-                                      or meta.get("tags"))
+                tags = tags_from_list(_tag_list(rec.get("request_tags")) or meta.get("tags"))
             except Malformed as exc:
                 sink.skip(path, line, where + str(exc))
                 continue
