@@ -88,6 +88,9 @@ def _call_usage(payload: dict, previous):
     delta = tuple(a - b for a, b in zip(total_t, base))
     if min(delta) < 0:
         delta = total_t          # the cumulative count started again: all of it is new
+    if delta[1] > delta[0]:
+        raise Malformed(f"payload.info.total_token_usage: cached_input_tokens grew by "
+                        f"{delta[1]}, more than input_tokens ({delta[0]})")
     return delta, total_t
 
 

@@ -92,6 +92,15 @@ def _attrs(a) -> dict:
     return out
 
 
+def _dict(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _dicts(v) -> list[dict]:
+    """The objects of a list (anything else in an odd file: none)."""
+    return [x for x in v if isinstance(x, dict)] if isinstance(v, list) else []
+
+
 def _first(obj: dict, *keys):
     for k in keys:
         v = obj.get(k)
@@ -155,23 +164,16 @@ def _collect(path: Path, sink: Sink):
                 sink.skip(path, n, "expected a JSON object")
                 continue
             if "resourceSpans" in obj or "resourceLogs" in obj:
-                for rs in obj.get("resourceSpans") or []:
-                    if not isinstance(rs, dict):
-                        continue
-                    res = _attrs((rs.get("resource") or {}).get("attributes"))
-                    for ss in (rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans")
-                               or []):
-                        for sp in (ss.get("spans") or []) if isinstance(ss, dict) else []:
-                            if isinstance(sp, dict):
-                                spans.append(_Span(n, sp, res))
-                for rl in obj.get("resourceLogs") or []:
-                    if not isinstance(rl, dict):
-                        continue
-                    res = _attrs((rl.get("resource") or {}).get("attributes"))
-                    for sl in rl.get("scopeLogs") or []:
-                        for rec in (sl.get("logRecords") or []) if isinstance(sl, dict) else []:
-                            if isinstance(rec, dict):
-                                logs.append((n, rec, res))
+                for rs in _dicts(obj.get("resourceSpans")):
+                    res = _attrs(_dict(rs.get("resource")).get("attributes"))
+                    for ss in _dicts(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans")):
+                        for sp in _dicts(ss.get("spans")):
+                            spans.append(_Span(n, sp, res))
+                for rl in _dicts(obj.get("resourceLogs")):
+                    res = _attrs(_dict(rl.get("resource")).get("attributes"))
+                    for sl in _dicts(rl.get("scopeLogs")):
+                        for rec in _dicts(sl.get("logRecords")):
+                            logs.append((n, rec, res))
             elif _first(obj, "eventName", "event_name") == EVALUATION or (
                     obj.get("name") == EVALUATION and not _first(obj, "spanId", "span_id")):
                 logs.append((n, obj, {}))
