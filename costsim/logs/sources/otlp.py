@@ -74,9 +74,10 @@ def _any_value(v):
         except (TypeError, ValueError):
             return v["intValue"]
     if "arrayValue" in v:
-        return [_any_value(x) for x in (v["arrayValue"] or {}).get("values", []) or []]
+        values = _dict(v["arrayValue"]).get("values")
+        return [_any_value(x) for x in values] if isinstance(values, list) else []
     if "kvlistValue" in v:
-        return _attrs((v["kvlistValue"] or {}).get("values"))
+        return _attrs(_dict(v["kvlistValue"]).get("values"))
     return None
 
 
