@@ -194,3 +194,53 @@ def test_otlp_claude_code_telemetry_events(tmp_path):
          0.00036, "2026-04-06T08:00:10.000Z"),
     ]
     assert res.duplicates == 1 and res.skipped == 0
+
+
+# --- Odd values never escape as a traceback -------------------------------------------------
+
+_ODD = [None, "", "x", -1, 1.5, True, [], {}, [1, "a"], {"a": None}, "12", 10**20, "nan"]
+
+
+def _scramble(obj, rng, p=0.2):
+    if isinstance(obj, dict):
+        return {k: rng.choice(_ODD) if rng.random() < p else _scramble(v, rng, p)
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [rng.choice(_ODD) if rng.random() < p else _scramble(v, rng, p) for v in obj]
+    return obj
+
+
+@pytest.mark.parametrize("source,folder", [
+    ("claude-code", "claude_code_variants"), ("codex", "codex_variants"),
+    ("otlp", "otlp_variants"), ("otlp", "otlp_claude_code"), ("litellm", "litellm_variants"),
+    ("openhands", "openhands_variants"), ("aider-bench", "aider_variants")])
+def test_scrambled_variants_are_skipped_not_raised(tmp_path, source, folder):
+    """Every value of the variant fixtures replaced at random by one of another type: the
+    import succeeds or fails with one CostsimError line, never a traceback."""
+    import gzip
+    import json
+    import random
+
+    from costsim.errors import CostsimError
+
+    base = LOGS / folder
+    for seed in range(4):
+        rng = random.Random(seed)
+        root = tmp_path / str(seed)
+        for f in sorted(p for p in base.rglob("*") if p.is_file()):
+            dst = root / f.relative_to(base)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if f.suffix == ".gz":
+                doc = _scramble(json.loads(gzip.decompress(f.read_bytes())), rng)
+                dst.write_bytes(gzip.compress(json.dumps(doc).encode(), mtime=0))
+                continue
+            text = f.read_text()
+            try:
+                dst.write_text(json.dumps(_scramble(json.loads(text), rng)))
+            except ValueError:
+                dst.write_text("".join(json.dumps(_scramble(json.loads(line), rng)) + "\n"
+                                       for line in text.splitlines() if line.strip()))
+        try:
+            import_logs(source, [root], root / "out.csv")
+        except CostsimError:
+            pass
