@@ -6,10 +6,12 @@ one per content block: deduplicated on ``message.id`` + ``requestId``, keeping t
 copy). Mapping:
 
 - ``input_tokens`` = ``usage.input_tokens + cache_creation_input_tokens +
-  cache_read_input_tokens`` (Anthropic counts the three apart), ``cached_input_tokens`` =
+  cache_read_input_tokens`` (Anthropic counts the three apart; the writes from the nested
+  ``cache_creation`` breakdown where the flat total is absent), ``cached_input_tokens`` =
   ``cache_read_input_tokens``, ``output_tokens`` = ``usage.output_tokens``;
-- ``model`` = ``message.model`` (``<synthetic>`` lines are Claude Code's own notices, not API
-  calls: passed over); ``cost_usd`` = ``costUSD`` where an old version wrote it;
+- ``model`` = ``message.model`` (``<synthetic>`` lines are Claude Code's own notices and
+  ``isApiErrorMessage`` lines its rendering of a failed request, not billed calls: passed
+  over); ``cost_usd`` = ``costUSD`` where an old version wrote it;
 - task: ``sessionId`` (``--task-by branch``: ``gitBranch``, falling back to the session;
   ``tag:NAME``: the line's field NAME, e.g. ``tag:cwd``);
 - phase (``--phase-by agent``): ``main`` for the main thread; a subagent's lines take its type
@@ -17,6 +19,9 @@ copy). Mapping:
   call that started it, linked through the ``agentId`` of the tool result), ``subagent`` when
   the type cannot be found, ``compact`` for the context-compaction agent;
 - ``timestamp`` = the line's ``timestamp``.
+
+Files are read oldest first, so that of the copies a resumed session repeats, the original's is
+kept.
 """
 
 from __future__ import annotations

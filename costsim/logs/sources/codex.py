@@ -7,10 +7,14 @@ branch, ``turn_context`` the model of the turns that follow, and each ``event_ms
 - tokens from ``payload.info.last_token_usage`` (the call's own usage): ``input_tokens`` (cached
   included, as OpenAI counts them), ``cached_input_tokens``, ``output_tokens`` (reasoning
   included); where only the cumulative ``total_token_usage`` is written, the call is the
-  difference from the previous event. An event whose cumulative total repeats one already seen
-  in the session is the same call logged twice: deduplicated;
-- ``model`` = the latest ``turn_context.payload.model`` (a token count before any model is known
-  is malformed);
+  difference from the previous event (a total that drops: the count started again, the call is
+  that total). An event whose cumulative total repeats one already seen in the session is the
+  same call logged twice: deduplicated. ``cache_read_input_tokens`` stands for
+  ``cached_input_tokens`` where a version wrote that; the first versions' flat payload (usage
+  fields beside ``type``, no ``info``) is one call;
+- ``model`` = the one the token count names (``info.model`` ...), else the latest
+  ``turn_context.payload.model``; token counts before any model is named take the first one
+  the session names later, else :data:`LEGACY_MODEL` (as ccusage assumes);
 - task: the session id (``--task-by branch``: ``session_meta.payload.git.branch``;
   ``tag:NAME``: field NAME of ``session_meta.payload`` or ``turn_context.payload``, e.g.
   ``tag:cwd``); phase ``main`` (a subagent session, ``session_meta.payload.source.subagent``,

@@ -8,11 +8,14 @@ conventions):
 
 - ``input_tokens`` = ``gen_ai.usage.input_tokens`` (cached included, as the conventions define
   it), ``cached_input_tokens`` = ``gen_ai.usage.cache_read.input_tokens``, ``output_tokens`` =
-  ``gen_ai.usage.output_tokens``; ``model`` = ``gen_ai.request.model`` (the model asked for,
-  as routing policies and price tables name it), else ``gen_ai.response.model``; ``timestamp``
-  = the span's start; no stated cost;
-- an ``invoke_agent`` / ``create_agent`` span's usage is the sum of the calls under it: it is
-  counted only when the file has no call spans below it;
+  ``gen_ai.usage.output_tokens`` (the deprecated names older instrumentations write are read
+  too, and cache tokens counted apart are added: :func:`_tokens`); ``model`` =
+  ``gen_ai.request.model`` (the model asked for, as routing policies and price tables name
+  it), else ``gen_ai.response.model``; ``timestamp`` = the span's start; no stated cost;
+- only the lowest span with usage in a chain counts: one with usage below it is an aggregate
+  (``invoke_agent``, a framework's run span) or the same call seen by two instrumentations;
+- Claude Code's own telemetry, ``claude_code.api_request`` OTLP log records, are calls too
+  (:func:`_claude_code_call`);
 - task: ``gen_ai.conversation.id`` of the span or its nearest ancestor, else the trace id
   (``--task-by branch``: ``vcs.ref.head.name`` or ``git.branch``; ``tag:NAME``: attribute NAME
   of the span, an ancestor or the resource);
