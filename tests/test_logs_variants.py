@@ -122,9 +122,9 @@ def test_litellm_variants(tmp_path):
     # 9a01: metadata, spend and request_tags as JSON strings; cache_creation_input_tokens 0
     #   beside prompt_tokens_details.cached_tokens 3000 (OpenAI): 5000 in, 3000 cached, 200 out.
     # 9a02: objects; Anthropic through LiteLLM (12050 already holds the 10000 read + 2000
-    #   written): 12050 / 10000 / 310. 9a03: failed, no tokens, $0: not a call. 9a04: failed
-    #   but billed ($0.00041, 4000 / 50): kept. 9a05: a hit of LiteLLM's response cache: not a
-    #   call. 9a06: no metadata; request_tags a Postgres array literal {agent:reviewer,nightly}
+    #   written): 12050 / 10000 / 310. 9a03: failed, token counts null or empty, $0: not a
+    #   call. 9a04: failed but billed ($0.00041, 4000 / 50): kept. 9a05: a hit of LiteLLM's
+    #   response cache: not a call. 9a06: no metadata; request_tags a Postgres array literal {agent:reviewer,nightly}
     #   (no task tag: the session is the task). 9a07: metadata not JSON.
     assert [(r["task_id"], r["phase"], r["model"], int(r["input_tokens"]),
              int(r["cached_input_tokens"]), int(r["output_tokens"]), float(r["cost_usd"]))

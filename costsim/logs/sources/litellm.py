@@ -127,8 +127,12 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                 meta = _json_field(rec.get("metadata"), "metadata") or {}
                 if not isinstance(meta, dict):
                     meta = {}
-                prompt = count(rec.get("prompt_tokens"), "prompt_tokens", default=None)
-                out = count(rec.get("completion_tokens"), "completion_tokens", default=None)
+                failed = (text(rec.get("status")) or "").lower() in ("failure", "failed", "error")
+                # A failed request often has no token counts at all: none billed.
+                prompt = count(rec.get("prompt_tokens"), "prompt_tokens",
+                               default=0 if failed else None)
+                out = count(rec.get("completion_tokens"), "completion_tokens",
+                            default=0 if failed else None)
                 usage = meta.get("usage_object") or meta.get("usage") or {}
                 if not isinstance(usage, dict):
                     usage = {}
@@ -147,8 +151,7 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                 if _truthy(rec.get("cache_hit")):
                     sink.ignore()        # served from LiteLLM's response cache: no model call
                     continue
-                if (text(rec.get("status")) or "").lower() in ("failure", "failed", "error") \
-                        and inp == 0 and out == 0 and not cost:
+                if failed and inp == 0 and out == 0 and not cost:
                     sink.ignore()        # a request that failed before any tokens were billed
                     continue
                 tags = tags_from_list(_tag_list(rec.get("request_tags")) or meta.get("tags"))
