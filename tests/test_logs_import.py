@@ -132,7 +132,9 @@ def test_never_writes_over_an_input(tmp_path):
     out = tmp_path / "runs.csv"
     first = import_logs("litellm", [tmp_path], out)
     second = import_logs("litellm", [tmp_path], out)
-    assert first.rows == second.rows == 3
+    # spend_logs.csv: 7f1e0a01, 7f1e0a02 (7f1e0a03 malformed, 7f1e0a04 a failed request that
+    # billed nothing: not a call).
+    assert first.rows == second.rows == 2
 
 
 def test_failed_import_leaves_the_old_output(tmp_path):
@@ -159,7 +161,7 @@ def test_output_is_written_like_every_user_file(tmp_path):
     stale = tmp_path / f".real.csv.costsim-{2**22 + 1}-deadbeef.tmp"
     stale.write_text("partial")
     import_logs("litellm", [spend], link)
-    assert link.is_symlink() and len(rows(target)) == 3
+    assert link.is_symlink() and len(rows(target)) == 2   # 7f1e0a01, 7f1e0a02 (see above)
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["real.csv", "runs.csv"]
     ro = tmp_path / "ro.csv"
@@ -257,11 +259,13 @@ def test_cli_summary_and_json(tmp_path):
                               "--out", str(out), "--format", "json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert data["version"] == 1 and data["rows"] == 4 and data["duplicates"] == 1
-    assert data["input_tokens"] == 22700 + 8000 + 0 + 3900
+    # The failed $0 request (7f1e0a04) is passed over, not a call.
+    assert data["version"] == 1 and data["rows"] == 3 and data["duplicates"] == 1
+    assert data["ignored"] == 1
+    assert data["input_tokens"] == 22700 + 8000 + 3900
     res = runner.invoke(app, ["log", "import", "--source", "litellm", str(LOGS / "litellm"),
                               "--out", str(out)])
-    assert "4 calls of 2 tasks" in res.stdout and "duplicates removed: 1" in res.stdout
+    assert "3 calls of 2 tasks" in res.stdout and "duplicates removed: 1" in res.stdout
 
 
 # --- calibrate in one step ------------------------------------------------------------------

@@ -95,3 +95,18 @@ def tags_from_list(items) -> dict[str, str]:
         else:
             out.setdefault(it.strip(), it.strip())
     return out
+
+
+def input_with_cache(prompt: int, reads: int, writes: int) -> int:
+    """All input tokens of a call whose usage names the cache reads and writes apart.
+
+    OpenAI-shaped usage (LiteLLM, OpenTelemetry's ``gen_ai.usage.input_tokens``) counts them
+    inside the prompt; Anthropic's raw ``input_tokens`` counts neither, and some LiteLLM
+    versions counted the reads but not the writes. Told apart by size: a prompt of at least
+    reads + writes holds both; one of at least the reads holds the reads (the writes are
+    added); a smaller one holds neither (both are added)."""
+    if prompt >= reads + writes:
+        return prompt
+    if prompt >= reads:
+        return prompt + writes
+    return prompt + reads + writes

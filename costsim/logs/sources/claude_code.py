@@ -6,10 +6,12 @@ one per content block: deduplicated on ``message.id`` + ``requestId``, keeping t
 copy). Mapping:
 
 - ``input_tokens`` = ``usage.input_tokens + cache_creation_input_tokens +
-  cache_read_input_tokens`` (Anthropic counts the three apart), ``cached_input_tokens`` =
+  cache_read_input_tokens`` (Anthropic counts the three apart; the writes from the nested
+  ``cache_creation`` breakdown where the flat total is absent), ``cached_input_tokens`` =
   ``cache_read_input_tokens``, ``output_tokens`` = ``usage.output_tokens``;
-- ``model`` = ``message.model`` (``<synthetic>`` lines are Claude Code's own notices, not API
-  calls: passed over); ``cost_usd`` = ``costUSD`` where an old version wrote it;
+- ``model`` = ``message.model`` (``<synthetic>`` lines are Claude Code's own notices and
+  ``isApiErrorMessage`` lines its rendering of a failed request, not billed calls: passed
+  over); ``cost_usd`` = ``costUSD`` where an old version wrote it;
 - task: ``sessionId`` (``--task-by branch``: ``gitBranch``, falling back to the session;
   ``tag:NAME``: the line's field NAME, e.g. ``tag:cwd``);
 - phase (``--phase-by agent``): ``main`` for the main thread; a subagent's lines take its type
@@ -17,13 +19,18 @@ copy). Mapping:
   call that started it, linked through the ``agentId`` of the tool result), ``subagent`` when
   the type cannot be found, ``compact`` for the context-compaction agent;
 - ``timestamp`` = the line's ``timestamp``.
+
+Files are read oldest first, so that of the copies a resumed session repeats, the original's is
+kept.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from ..reading import Malformed, base_name, count, dig, json_lines, money, text, timestamp
+from ..reading import (Malformed, base_name, count, dig, json_lines, money, open_binary, text,
+                       timestamp)
 from .base import MAIN_PHASE, Options, Sink, Source
 
 SUBAGENT = "subagent"
@@ -40,7 +47,45 @@ def _session_of(path: Path) -> str:
     return stem[: -len(".jsonl")] if stem.endswith(".jsonl") else stem
 
 
+_TS = re.compile(rb'"timestamp"\s*:\s*"([^"]{10,40})"')
+_TAIL = 1 << 18
+
+
+def _span(path: Path) -> tuple[str, str]:
+    """(first, last) ``timestamp`` written in the file, as text ('' when none is found)."""
+    first = last = ""
+    try:
+        with open_binary(path) as fh:
+            for raw in fh:
+                m = _TS.search(raw)
+                if m:
+                    first = m.group(1).decode("latin-1")
+                    break
+            if path.name.lower().endswith(".gz"):
+                for raw in fh:
+                    found = _TS.findall(raw)
+                    if found:
+                        last = found[-1].decode("latin-1")
+            else:
+                size = fh.seek(0, 2)
+                fh.seek(max(0, size - _TAIL))
+                found = _TS.findall(fh.read())
+                if found:
+                    last = found[-1].decode("latin-1")
+    except (OSError, EOFError):
+        pass
+    return first, last or first
+
+
+def _in_time_order(files: list[Path]) -> list[Path]:
+    """Session files oldest first (first timestamp, then last, then path). A session resumed
+    into a new file repeats the earlier lines: the copies tie on tokens and timestamps, and the
+    deduplication then keeps the one read first, the original session's."""
+    return sorted(files, key=lambda f: (*_span(f), str(f)))
+
+
 def read(files: list[Path], opts: Options, sink: Sink) -> None:
+    files = _in_time_order(files)
     tool_types: dict[str, str] = {}      # tool_use id -> subagent_type
     agent_tool: dict[str, str] = {}      # agentId -> tool_use id that started it
     refs: set[str] = set()
@@ -69,7 +114,9 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                 continue
             try:
                 model = text(msg.get("model"))
-                if model == "<synthetic>":
+                if model == "<synthetic>" or obj.get("isApiErrorMessage") is True:
+                    # Claude Code's own notices and its rendering of a failed request (an API
+                    # error, a rate limit): no call was billed.
                     sink.ignore()
                     continue
                 if model is None:
@@ -78,8 +125,7 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                     raise Malformed("message.usage: expected an object")
                 fresh = count(usage.get("input_tokens"), "message.usage.input_tokens",
                               default=None)
-                written = count(usage.get("cache_creation_input_tokens"),
-                                "message.usage.cache_creation_input_tokens")
+                written = _cache_writes(usage)
                 read_ = count(usage.get("cache_read_input_tokens"),
                               "message.usage.cache_read_input_tokens")
                 out = count(usage.get("output_tokens"), "message.usage.output_tokens",
@@ -117,6 +163,22 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
         tool = agent_tool.get(agent)
         sub = tool_types.get(tool) if tool else None
         sink.name_phase(agent, sub.strip().lower() if sub else SUBAGENT)
+
+
+def _cache_writes(usage: dict) -> int:
+    """Tokens written to the cache: ``cache_creation_input_tokens`` (the total), else the sum of
+    the nested ``cache_creation`` breakdown (``ephemeral_5m_input_tokens``,
+    ``ephemeral_1h_input_tokens``) that newer API versions write beside or instead of it."""
+    flat = usage.get("cache_creation_input_tokens")
+    if flat is not None:
+        return count(flat, "message.usage.cache_creation_input_tokens")
+    nested = usage.get("cache_creation")
+    if nested is None:
+        return 0
+    if not isinstance(nested, dict):
+        raise Malformed("message.usage.cache_creation: expected an object")
+    return sum(count(v, f"message.usage.cache_creation.{k}") for k, v in sorted(nested.items())
+               if k.endswith("_input_tokens"))
 
 
 def _tool_types(msg: dict, tool_types: dict[str, str]) -> None:

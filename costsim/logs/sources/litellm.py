@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..reading import (Malformed, base_name, count, dig, first_char, json_document, json_lines,
                        money, open_binary, text, timestamp)
-from .base import MAIN_PHASE, Options, Sink, Source, tags_from_list
+from .base import MAIN_PHASE, Options, Sink, Source, input_with_cache, tags_from_list
 
 
 def _json_field(value, what: str):
@@ -84,6 +84,24 @@ def _rows(path: Path, sink: Sink):
     yield from json_lines(path, lambda n, why: sink.skip(path, n, why))
 
 
+def _tag_list(value):
+    """``request_tags``: a JSON list (or a string holding one); a Postgres array literal
+    (``{a,b}``) or a comma-separated string is read too: tags never make a row unreadable."""
+    if isinstance(value, str) and value.strip():
+        try:
+            return json.loads(value)
+        except ValueError:
+            inner = value.strip()
+            if inner.startswith("{") and inner.endswith("}"):
+                inner = inner[1:-1]
+            return [t.strip().strip('"') for t in inner.split(",") if t.strip().strip('"')]
+    return value if isinstance(value, list) else None
+
+
+def _truthy(v) -> bool:
+    return v is True or (isinstance(v, str) and v.strip().lower() in ("true", "t", "1", "yes"))
+
+
 def _one_per_line(path: Path) -> bool:
     with open_binary(path) as fh:
         for raw in fh:
@@ -109,31 +127,34 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                 meta = _json_field(rec.get("metadata"), "metadata") or {}
                 if not isinstance(meta, dict):
                     meta = {}
-                prompt = count(rec.get("prompt_tokens"), "prompt_tokens", default=None)
-                out = count(rec.get("completion_tokens"), "completion_tokens", default=None)
+                failed = (text(rec.get("status")) or "").lower() in ("failure", "failed", "error")
+                # A failed request often has no token counts at all: none billed.
+                prompt = count(rec.get("prompt_tokens"), "prompt_tokens",
+                               default=0 if failed else None)
+                out = count(rec.get("completion_tokens"), "completion_tokens",
+                            default=0 if failed else None)
                 usage = meta.get("usage_object") or meta.get("usage") or {}
                 if not isinstance(usage, dict):
                     usage = {}
-                reads = usage.get("cache_read_input_tokens")
-                writes = usage.get("cache_creation_input_tokens")
-                if reads is not None or writes is not None:
-                    r = count(reads, "metadata.usage_object.cache_read_input_tokens")
-                    w = count(writes, "metadata.usage_object.cache_creation_input_tokens")
-                    # LiteLLM's usage is OpenAI-shaped: prompt_tokens already counts the cache
-                    # reads and writes of Anthropic models. Only a prompt_tokens smaller than
-                    # those (a proxy that stored Anthropic's raw input_tokens) counts them apart.
-                    inp = prompt if prompt >= r + w else prompt + r + w
-                    cached = r
-                else:
-                    cached = count(dig(usage, "prompt_tokens_details.cached_tokens"),
-                                   "metadata.usage_object.prompt_tokens_details.cached_tokens")
-                    if cached > prompt:
-                        raise Malformed(f"prompt_tokens_details.cached_tokens: {cached} is more "
-                                        f"than prompt_tokens {prompt}")
-                    inp = prompt
+                where_u = "metadata.usage_object"
+                r = max(count(usage.get("cache_read_input_tokens"),
+                              f"{where_u}.cache_read_input_tokens"),
+                        count(dig(usage, "prompt_tokens_details.cached_tokens"),
+                              f"{where_u}.prompt_tokens_details.cached_tokens"))
+                w = count(usage.get("cache_creation_input_tokens"),
+                          f"{where_u}.cache_creation_input_tokens")
+                # LiteLLM's usage is OpenAI-shaped: prompt_tokens already counts the cache reads
+                # and writes (Anthropic models included); a smaller one did not.
+                inp = input_with_cache(prompt, r, w)
+                cached = r
                 cost = money(rec.get("spend"), "spend")
-                tags = tags_from_list(_json_field(rec.get("request_tags"), "request_tags")
-                                      or meta.get("tags"))
+                if _truthy(rec.get("cache_hit")):
+                    sink.ignore()        # served from LiteLLM's response cache: no model call
+                    continue
+                if failed and inp == 0 and out == 0 and not cost:
+                    sink.ignore()        # a request that failed before any tokens were billed
+                    continue
+                tags = tags_from_list(_tag_list(rec.get("request_tags")) or meta.get("tags"))
             except Malformed as exc:
                 sink.skip(path, line, where + str(exc))
                 continue

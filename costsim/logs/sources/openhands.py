@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..reading import (Malformed, base_name, boolean, count, dig, json_document, json_lines, money,
                        text)
-from .base import MAIN_PHASE, Options, Sink, Source
+from .base import MAIN_PHASE, Options, Sink, Source, input_with_cache
 
 _SUCCESS_KEYS = ("test_result.resolved", "resolved", "test_result.success", "success",
                  "report.resolved", "test_result.report.resolved")
@@ -100,8 +100,8 @@ def _eval_output(path: Path, opts: Options, sink: Sink) -> None:
                 prompt = count(usage.get("prompt_tokens"), f"{where}.prompt_tokens")
                 cached = count(usage.get("cache_read_tokens"), f"{where}.cache_read_tokens")
                 out = count(usage.get("completion_tokens"), f"{where}.completion_tokens")
-                inp = prompt if cached <= prompt else prompt + cached + count(
-                    usage.get("cache_write_tokens"), f"{where}.cache_write_tokens")
+                written = count(usage.get("cache_write_tokens"), f"{where}.cache_write_tokens")
+                inp = input_with_cache(prompt, cached, written)
             else:
                 inp = cached = out = None
             model = (text(usage.get("model")) or text(dig(rec, "metadata.llm_config.model"))

@@ -8,11 +8,14 @@ conventions):
 
 - ``input_tokens`` = ``gen_ai.usage.input_tokens`` (cached included, as the conventions define
   it), ``cached_input_tokens`` = ``gen_ai.usage.cache_read.input_tokens``, ``output_tokens`` =
-  ``gen_ai.usage.output_tokens``; ``model`` = ``gen_ai.request.model`` (the model asked for,
-  as routing policies and price tables name it), else ``gen_ai.response.model``; ``timestamp``
-  = the span's start; no stated cost;
-- an ``invoke_agent`` / ``create_agent`` span's usage is the sum of the calls under it: it is
-  counted only when the file has no call spans below it;
+  ``gen_ai.usage.output_tokens`` (the deprecated names older instrumentations write are read
+  too, and cache tokens counted apart are added: :func:`_tokens`); ``model`` =
+  ``gen_ai.request.model`` (the model asked for, as routing policies and price tables name
+  it), else ``gen_ai.response.model``; ``timestamp`` = the span's start; no stated cost;
+- only the lowest span with usage in a chain counts: one with usage below it is an aggregate
+  (``invoke_agent``, a framework's run span) or the same call seen by two instrumentations;
+- Claude Code's own telemetry, ``claude_code.api_request`` OTLP log records, are calls too
+  (:func:`_claude_code_call`);
 - task: ``gen_ai.conversation.id`` of the span or its nearest ancestor, else the trace id
   (``--task-by branch``: ``vcs.ref.head.name`` or ``git.branch``; ``tag:NAME``: attribute NAME
   of the span, an ancestor or the resource);
@@ -31,11 +34,35 @@ import json
 from pathlib import Path
 
 from ..reading import (Malformed, boolean, count, first_char, json_document, json_lines,
-                       open_binary, text, timestamp)
-from .base import MAIN_PHASE, Options, Sink, Source
+                       money, open_binary, text, timestamp)
+from .base import MAIN_PHASE, Options, Sink, Source, input_with_cache
 
-AGGREGATE_OPS = ("invoke_agent", "create_agent")
 EVALUATION = "gen_ai.evaluation.result"
+# Current names first, then the deprecated ones older instrumentations still write.
+USAGE_IN = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens")
+USAGE_OUT = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+             "llm.usage.completion_tokens")
+CACHE_READ = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens")
+CACHE_WRITE = ("gen_ai.usage.cache_creation.input_tokens",
+               "gen_ai.usage.cache_creation_input_tokens")
+
+
+def _named(attrs: dict, names: tuple[str, ...]) -> int:
+    for k in names:
+        if attrs.get(k) is not None:
+            return count(attrs[k], k)
+    return 0
+
+
+def _tokens(attrs: dict) -> tuple[int, int, int]:
+    """(input, cached, output) of a call span. The conventions count cache reads and writes
+    inside ``input_tokens``; an input smaller than them was counted the Anthropic way (apart):
+    see :func:`~costsim.logs.sources.base.input_with_cache`."""
+    inp = _named(attrs, USAGE_IN)
+    out = _named(attrs, USAGE_OUT)
+    read_ = _named(attrs, CACHE_READ)
+    written = _named(attrs, CACHE_WRITE)
+    return input_with_cache(inp, read_, written), read_, out
 
 
 def _any_value(v):
@@ -50,9 +77,10 @@ def _any_value(v):
         except (TypeError, ValueError):
             return v["intValue"]
     if "arrayValue" in v:
-        return [_any_value(x) for x in (v["arrayValue"] or {}).get("values", []) or []]
+        values = _dict(v["arrayValue"]).get("values")
+        return [_any_value(x) for x in values] if isinstance(values, list) else []
     if "kvlistValue" in v:
-        return _attrs((v["kvlistValue"] or {}).get("values"))
+        return _attrs(_dict(v["kvlistValue"]).get("values"))
     return None
 
 
@@ -66,6 +94,15 @@ def _attrs(a) -> dict:
             if isinstance(kv, dict) and isinstance(kv.get("key"), str):
                 out[kv["key"]] = _any_value(kv.get("value"))
     return out
+
+
+def _dict(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _dicts(v) -> list[dict]:
+    """The objects of a list (anything else in an odd file: none)."""
+    return [x for x in v if isinstance(x, dict)] if isinstance(v, list) else []
 
 
 def _first(obj: dict, *keys):
@@ -131,23 +168,16 @@ def _collect(path: Path, sink: Sink):
                 sink.skip(path, n, "expected a JSON object")
                 continue
             if "resourceSpans" in obj or "resourceLogs" in obj:
-                for rs in obj.get("resourceSpans") or []:
-                    if not isinstance(rs, dict):
-                        continue
-                    res = _attrs((rs.get("resource") or {}).get("attributes"))
-                    for ss in (rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans")
-                               or []):
-                        for sp in (ss.get("spans") or []) if isinstance(ss, dict) else []:
-                            if isinstance(sp, dict):
-                                spans.append(_Span(n, sp, res))
-                for rl in obj.get("resourceLogs") or []:
-                    if not isinstance(rl, dict):
-                        continue
-                    res = _attrs((rl.get("resource") or {}).get("attributes"))
-                    for sl in rl.get("scopeLogs") or []:
-                        for rec in (sl.get("logRecords") or []) if isinstance(sl, dict) else []:
-                            if isinstance(rec, dict):
-                                logs.append((n, rec, res))
+                for rs in _dicts(obj.get("resourceSpans")):
+                    res = _attrs(_dict(rs.get("resource")).get("attributes"))
+                    for ss in _dicts(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans")):
+                        for sp in _dicts(ss.get("spans")):
+                            spans.append(_Span(n, sp, res))
+                for rl in _dicts(obj.get("resourceLogs")):
+                    res = _attrs(_dict(rl.get("resource")).get("attributes"))
+                    for sl in _dicts(rl.get("scopeLogs")):
+                        for rec in _dicts(sl.get("logRecords")):
+                            logs.append((n, rec, res))
             elif _first(obj, "eventName", "event_name") == EVALUATION or (
                     obj.get("name") == EVALUATION and not _first(obj, "spanId", "span_id")):
                 logs.append((n, obj, {}))
@@ -182,13 +212,14 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
             return None
 
         def has_usage(s: _Span):
-            return ("gen_ai.usage.input_tokens" in s.attrs
-                    or "gen_ai.usage.output_tokens" in s.attrs)
+            return any(k in s.attrs for k in USAGE_IN + USAGE_OUT)
 
-        # Aggregating agent spans that have a call span below them are not counted.
+        # A span with usage that has a span with usage below it is not counted: it is an
+        # aggregate (an invoke_agent span, a framework's run span) or the same call seen by two
+        # instrumentations (an SDK's span inside a gateway's); the spans below are.
         covered: set = set()
         for s in spans:
-            if has_usage(s) and s.attrs.get("gen_ai.operation.name") not in AGGREGATE_OPS:
+            if has_usage(s):
                 for a in list(lineage(s))[1:]:
                     covered.add((a.trace, a.id))
 
@@ -209,22 +240,16 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
             if not has_usage(s):
                 sink.ignore()
                 continue
-            if (s.attrs.get("gen_ai.operation.name") in AGGREGATE_OPS
-                    and (s.trace, s.id) in covered):
+            if (s.trace, s.id) in covered:
                 sink.ignore()
                 continue
             a = s.attrs
             try:
-                model = text(a.get("gen_ai.request.model")) or text(a.get("gen_ai.response.model"))
+                model = (text(a.get("gen_ai.request.model")) or text(a.get("gen_ai.response.model"))
+                         or text(a.get("llm.request.model")))
                 if model is None:
                     raise Malformed("gen_ai.request.model / gen_ai.response.model: missing")
-                inp = count(a.get("gen_ai.usage.input_tokens"), "gen_ai.usage.input_tokens")
-                cached = count(a.get("gen_ai.usage.cache_read.input_tokens"),
-                               "gen_ai.usage.cache_read.input_tokens")
-                out = count(a.get("gen_ai.usage.output_tokens"), "gen_ai.usage.output_tokens")
-                if cached > inp:
-                    raise Malformed(f"gen_ai.usage.cache_read.input_tokens: {cached} is more "
-                                    f"than gen_ai.usage.input_tokens {inp} (which includes it)")
+                inp, cached, out = _tokens(a)
             except Malformed as exc:
                 sink.skip(path, s.line, f"span {s.id}: {exc}" if s.line is None else str(exc))
                 continue
@@ -239,6 +264,9 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
                       dedup_key=f"{s.trace}\x1f{s.id}" if s.id else None)
         for n, rec, res in logs:
             attrs = _attrs(rec.get("attributes"))
+            if _is_claude_code_call(rec, attrs):
+                _claude_code_call(path, n, rec, attrs, res, opts, sink)
+                continue
             conv = text(attrs.get("gen_ai.conversation.id"))
             trace = text(_first(rec, "traceId", "trace_id"))
             span = by_id.get((trace, text(_first(rec, "spanId", "span_id"))))
@@ -250,6 +278,52 @@ def read(files: list[Path], opts: Options, sink: Sink) -> None:
             _verdict(path, n, attrs, key, verdicts, sink)
     for task in sorted(verdicts):
         sink.outcome(None, task, all(verdicts[task]))
+
+
+CLAUDE_CODE_CALL = "claude_code.api_request"
+
+
+def _is_claude_code_call(rec: dict, attrs: dict) -> bool:
+    body = _any_value(rec.get("body"))
+    return (body == CLAUDE_CODE_CALL or _first(rec, "eventName", "event_name") == CLAUDE_CODE_CALL
+            or (attrs.get("event.name") in ("api_request", CLAUDE_CODE_CALL)
+                and "input_tokens" in attrs))
+
+
+def _claude_code_call(path: Path, n, rec: dict, attrs: dict, res: dict, opts: Options,
+                      sink: Sink) -> None:
+    """Claude Code's own telemetry: one ``claude_code.api_request`` log event per API call.
+    Its token counts are Anthropic's (cache reads and writes apart from ``input_tokens``)."""
+    try:
+        model = text(attrs.get("model"))
+        if model is None:
+            raise Malformed("claude_code.api_request: model missing")
+        fresh = count(attrs.get("input_tokens"), "input_tokens", default=None)
+        read_ = count(attrs.get("cache_read_tokens"), "cache_read_tokens")
+        written = count(attrs.get("cache_creation_tokens"), "cache_creation_tokens")
+        out = count(attrs.get("output_tokens"), "output_tokens", default=None)
+        cost = money(attrs.get("cost_usd"), "cost_usd")
+    except Malformed as exc:
+        sink.skip(path, n, str(exc))
+        return
+    session = text(attrs.get("session.id")) or text(res.get("session.id"))
+    if opts.task_by == "session":
+        task = session
+    elif opts.task_by == "branch":
+        task = None
+    else:
+        task = text(attrs.get(opts.task_tag)) or text(res.get(opts.task_tag))
+    phase = (text(attrs.get(opts.phase_tag)) or text(res.get(opts.phase_tag))
+             if opts.phase_tag else None)
+    when = timestamp(attrs.get("event.timestamp")) or timestamp(
+        _first(rec, "timeUnixNano", "observedTimeUnixNano"))
+    seq = text(attrs.get("event.sequence"))
+    key = "\x1f".join(str(x) for x in (
+        "claude_code", session, seq or when, model, fresh, read_, written, out))
+    sink.call(file=path, line=n or 0, task=task, fallback_task=session or path.name,
+              phase=phase or MAIN_PHASE, model=model, input_tokens=fresh + read_ + written,
+              cached_input_tokens=read_, output_tokens=out, timestamp=when, cost_usd=cost,
+              dedup_key=key)
 
 
 def _verdict(path, line, attrs: dict, key, verdicts: dict, sink: Sink) -> None:
