@@ -114,3 +114,30 @@ def test_the_report_says_how_tasks_differ(result, monkeypatch):
         shown = f"{k.replace('_', ' ')} {var[k]:.2f}"
         assert shown in text
         assert (f"{shown} from --workload" in text) == (var["source"][k] != "log")
+
+
+def test_per_run_table_names_each_strategy_once(tmp_path, monkeypatch):
+    """Two runs, one named after its strategy (single:claude-sonnet-5) and one whose policy is
+    inferred (two-tier): at 80 columns the table says "= run" and "inferred" instead of
+    repeating the run's name, so no name is folded; the JSON keeps the full names."""
+    from logsim import simulate_log, write_log
+
+    from costsim.calibrate import calibrate
+    from costsim.calibrate.render import render_calibration
+
+    p = tmp_path / "runs.csv"
+    write_log(simulate_log(PRICES, ROOT / "workloads" / "medium-team.yaml",
+                           [ROOT / "policies" / "two-tier.yaml", "single:claude-sonnet-5"],
+                           tasks=600, seed=5, rows="attempt", assign="split"), p)
+    res = calibrate(p, prices=PRICES)
+    monkeypatch.setenv("COLUMNS", "80")
+    text = render_calibration(res, "table")
+    lines = text[text.index("Per run"):].splitlines()
+    # title, blank, header, rule, then a row per run up to the next blank line
+    rows = lines[4:next(k for k, line in enumerate(lines[4:], 4) if not line.strip())]
+    rows = {line.split()[0]: line.split()[1] for line in rows}
+    assert rows == {"single:claude-sonnet-5": "=", "two-tier": "inferred"}
+    assert max(len(line) for line in text.splitlines()) <= 80
+    names = {s["run"]: s["name"] for s in res.to_dict()["strategies"]}
+    assert names == {"single:claude-sonnet-5": "single:claude-sonnet-5",
+                     "two-tier": "inferred-two-tier"}

@@ -38,13 +38,25 @@ def _summary_row(label, r):
             _pct(r.get("defect_rate"), 2)]
 
 
+def _strategy_label(run: str, name: str) -> str:
+    """A run's strategy without repeating the run's name beside it (an 80-column table folds
+    two long names): ``= run`` for a run named after its strategy, ``inferred`` for the policy
+    inferred from it (``inferred-RUN``)."""
+    if name == run:
+        return "= run"
+    if name == f"inferred-{run}":
+        return "inferred"
+    return name
+
+
 def _rows(result, wide: bool):
     overall = [_summary_row("all tasks", result.overall)]
     overall += [_summary_row(r["task_type"], r) for r in result.by_task_type]
     runs = []
     names = {s["run"]: s["name"] for s in result.strategies}
     for r in result.by_run:
-        runs.append([r["run"] or "(none)", names.get(r["run"], "-"), f"{r['tasks']:,}",
+        runs.append([r["run"] or "(none)", _strategy_label(r["run"], names.get(r["run"], "-")),
+                     f"{r['tasks']:,}",
                      _pct(r["completion_rate"]), _money(r["cost_per_completed_task"]),
                      _pct(r.get("defect_rate"), 2)])
     fit = []
