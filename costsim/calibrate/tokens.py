@@ -289,6 +289,38 @@ def _fit_linear(tok, order: dict, retry: dict | None = None, per_type=None,
             "w": w, "index": index, "lower": lower, "theta": theta, "tts": tts}
 
 
+def _run_sizes(tok):
+    """``tok`` with each run's cells of a task type brought to the type's size over all runs.
+
+    Runs that split the tasks between them (an A/B test of two strategies) ran different tasks,
+    so each run's cells of a type come out as the type's sizes times the mean size factor of
+    that run's tasks, and the runs disagree by a few percent. The output tokens per call of a
+    phase are the same for every model and multiplied by the task's size alone, so the ratio
+    of a run's outputs to the type's outputs over all runs, phase by phase (summaries left out),
+    is that run's factor relative to the type's. Each (run, type)'s cells are divided by it;
+    runs that ran the same tasks get 1. (The type's own factor relative to the other types is
+    :func:`_type_sizes`'s: only the system prompt, shared by the types, shows it.)"""
+    import numpy as np
+
+    if tok["run"].nunique() < 2:
+        return tok
+    att = tok[(tok["is_summary"] == 0) & (tok["n"] > 0)]
+    keys = ["task_type", "phase", "attempt"]
+    pooled = att.groupby(keys)[["output", "n"]].sum()
+    per_call = (pooled["output"] / pooled["n"]).rename("pc")
+    a = att.join(per_call, on=keys)
+    a = a.assign(expected=a["pc"].to_numpy(float) * a["n"].to_numpy(float))
+    g = a.groupby(["run", "task_type"])[["output", "expected"]].sum()
+    ratio = {(str(r), str(t)): (float(o) / float(e) if e > 0 and o > 0 else 1.0)
+             for (r, t), o, e in zip(g.index, g["output"], g["expected"])}
+    f = np.array([ratio.get((str(r), str(t)), 1.0)
+                  for r, t in zip(tok["run"], tok["task_type"])])
+    if np.allclose(f, 1.0):
+        return tok
+    return tok.assign(**{c: tok[c].to_numpy(dtype=float) / f
+                         for c in ("input", "cached", "output")})
+
+
 def _type_sizes(tok, order: dict):
     """``(tok, retry)``: ``tok`` (divided by :func:`unselected`) with each task type's cells on
     one common size, and each run's retry context as that fit read it (None when it is left).
@@ -339,7 +371,7 @@ def fit_tokens(tok, order: dict, base=None) -> TokenFit:
     varied = sized is not tok
     retry = None
     if varied:
-        sized, retry = _type_sizes(sized, order)
+        sized, retry = _type_sizes(_run_sizes(sized), order)
     fit = _fit_linear(sized, order, retry, exact_summary=varied)
     tok, co, N, modes, X, y, w, index, lower, theta = (
         fit["tok"], fit["co"], fit["N"], fit["modes"], fit["X"], fit["y"], fit["w"],
