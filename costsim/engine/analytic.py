@@ -67,12 +67,14 @@ def sum_last(x: np.ndarray) -> np.ndarray:
 
 
 def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
-                 nodes: bool = False, work: Workspace | None = None) -> CellStats:
+                 nodes: bool = False, work: Workspace | None = None,
+                 spend: bool = True) -> CellStats:
     """§3.4 for ladders ``p``/``cost``/``summ_cost`` of shape ``[c, P, K]`` (``nodes=False``) or
     ``[c, Q, P, K]`` (``nodes=True``); defect and review data come from ``L`` (rows ``cells``).
     ``summ_cost=None``: no summarizer (no summary terms at all: ``Fps`` is None). ``work``: the
     ladder-sized results (``F``, ``Fc``, ``Fp``, ``Fps``) go into its arrays, which the next call
-    with it overwrites."""
+    with it overwrites. ``spend=False``: no per-cell spend (``E_phase``, ``E`` and ``Fps`` are
+    None; :func:`evaluate` sums the spend from ``Fc`` and ``Fp`` over the nodes itself)."""
     sl = cells if cells is not None else slice(None)
 
     def per_cell(a):        # cell-level array -> broadcast over the node axis
@@ -84,7 +86,9 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     P = 1.0 - F[..., -1] * q[..., -1]
     Fc = np.multiply(F, cost, out=empty_like_nodes(work, "Fc", p))
     Fp = np.multiply(F, p, out=empty_like_nodes(work, "Fp", p))
-    if summ_cost is None:
+    if not spend:
+        Fps = E_phase = None
+    elif summ_cost is None:
         Fps = None
         E_phase = sum_last(Fc)
     else:
@@ -95,7 +99,7 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     R = np.ones_like(P)
     for i in range(1, P.shape[-1]):
         np.multiply(R[..., i - 1], P[..., i - 1], out=R[..., i])
-    E = (R * E_phase).sum(-1)
+    E = (R * E_phase).sum(-1) if spend else None
     Cc = P.prod(-1)
 
     # Defects (§3.4): given success, phase i succeeded at attempt k with w = F p / P. Only the
@@ -160,17 +164,18 @@ def _times(a: np.ndarray, b: np.ndarray, work: Workspace | None = None) -> np.nd
     return np.multiply(a, b, out=out)
 
 
-def _blocks(L: Ladders, work: Workspace | None = None):
+def _blocks(L: Ladders, work: Workspace | None = None, spend: bool = True):
     """(block, stats, weights, node axis?) over the ladders: one block of every cell without
     variation (the ladders' own arrays), node blocks with it. ``work``: reuse its arrays for
-    every block (each block's arrays are then valid until the next one is yielded)."""
+    every block (each block's arrays are then valid until the next one is yielded).
+    ``spend=False``: node blocks without per-cell spend (see :func:`ladder_stats`)."""
     if L.variation is None:
         yield None, ladder_stats(L.p, L.cost, L.summ_cost, L), L.weight
         return
     for blk in node_blocks(L, work=work):
         summ = blk.summ_cost if L.summ_model >= 0 else None
-        yield blk, ladder_stats(blk.p, blk.cost, summ, L, blk.cells, nodes=True, work=work), \
-            blk.weight
+        yield blk, ladder_stats(blk.p, blk.cost, summ, L, blk.cells, nodes=True, work=work,
+                                spend=spend), blk.weight
 
 
 def cell_stats(L: Ladders) -> CellStats:
@@ -237,10 +242,11 @@ def evaluate(L: Ladders) -> Metrics:
     tok_m = np.zeros((M, 3))
     summ_tok = np.zeros(3)
     ph = {k: np.zeros(len(names)) for k in ("spend", "reach", "success_mass", "attempts")}
-    for blk, s, w in _blocks(L, Workspace()):
+    for blk, s, w in _blocks(L, Workspace(), spend=False):
         nodes = blk is not None
         sl = blk.cells if nodes else slice(None)
-        E += float(w.ravel() @ s.E.ravel())
+        if not nodes:
+            E += float(w.ravel() @ s.E.ravel())
         C += float(w.ravel() @ s.C.ravel())
         ship_w += float(w.ravel() @ (s.C * s.defect).ravel())
         rev_w += float(w.ravel() @ (s.C * s.review).ravel())
@@ -265,13 +271,18 @@ def evaluate(L: Ladders) -> Metrics:
             att, tmass = aw[..., 0] * v, aw[..., 1] * v
             succ, tsucc = sw[..., 0] * v, sw[..., 1] * v
             spend = (_node_last(s.Fc) @ W2[..., :1])[..., 0] * v
+            phase_spend = spend.sum(-1)                                         # [c, P]
+            E += float(phase_spend.sum())
             if L.summ_model >= 0:
-                summ_spend += float(((_node_last(s.Fps) @ W2[..., :1])[..., 0] * v).sum())
+                summ_total, summ_phase = _summary_spend(blk, s, W2, v)
+                summ_spend += summ_total
+                E += summ_total
+                phase_spend += summ_phase
                 summ_calls += _summary_calls(blk, s, wr, v, succ)
             attempts += float(att.sum())
             retries += float(att[..., 1:].sum())
             phase_att = att.sum(-1)
-            vals = {"spend": (wr * s.E_phase).sum(axis=1), "reach": wr.sum(axis=1),
+            vals = {"spend": phase_spend, "reach": wr.sum(axis=1),
                     "success_mass": (wr * s.P).sum(axis=1), "attempts": phase_att}
         else:
             # Probability mass of each attempt actually happening, per task: w_c * R_i * F_k.
@@ -351,6 +362,25 @@ def evaluate(L: Ladders) -> Metrics:
 def _node_last(x: np.ndarray) -> np.ndarray:
     """``[c, Q, P, K]`` -> ``[c, P, K, Q]``, C-contiguous (a view when stored node axis last)."""
     return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+
+
+def _summary_spend(blk: NodeBlock, s: CellStats, W2: np.ndarray,
+                   v: np.ndarray) -> tuple[float, np.ndarray]:
+    """Expected summarizer spend of a node block: in all, and per cell and phase ``[c, P]``
+    (``Σ_q w·R·F·p·summ`` over the attempts). When the block's cells share their summary costs
+    (one task type, ``summ [P, K, Q]``) the node masses are summed over the cells first, in
+    one pass over ``F·p``, and the per-phase spend goes in the first cell's row (every cell of
+    one task type has the same phase names); otherwise ``F·p·summ`` node by node."""
+    Fp = _node_last(s.Fp)                                                    # [c, P, K, Q]
+    if blk.summ_shared and v.all():
+        G = np.einsum("cpq,cpkq->pkq", W2[..., 0], Fp)
+        per = np.einsum("pkq,pkq->p", G, np.moveaxis(blk.summ_cost[0], 0, -1))
+        out = np.zeros(v.shape[:2])
+        out[0] = per
+        return float(per.sum()), out
+    per = (np.ascontiguousarray(Fp * _node_last(blk.summ_cost)) @ W2[..., :1])[..., 0] * v
+    per = per.sum(-1)
+    return float(per.sum()), per
 
 
 def _summary_calls(blk: NodeBlock, s: CellStats, wr: np.ndarray, v: np.ndarray,
