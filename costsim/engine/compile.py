@@ -803,6 +803,9 @@ class TypeNodes:
     b: np.ndarray                # [cells, P, K] intercepts (±inf where p is 0 or 1)
     cost: np.ndarray             # [P_t, K_t, M, Q] expected attempt cost at each node, by model
     summ: np.ndarray             # [P_t, K_t, Q] expected summarizer cost after success at k
+    cost_cols: np.ndarray | None = None   # set: ``cost`` is the cache's table of every model
+                                          # (C order), the strategy's model j its column
+                                          # cost_cols[j] (no copy per strategy)
 
 
 @dataclass
@@ -967,9 +970,17 @@ def _materialise(L: Ladders, parts: list[tuple[TypeNodes, int, int]],
         model = L.model[a:b, :Pt, :Kt]
         ii = np.arange(Pt)[None, :, None]
         kk = np.arange(Kt)[None, None, :]
-        if Pt == P and Kt == K:
+        if Pt == P and Kt == K and tn.cost_cols is not None:
+            # rows of the table as one take (a fancy index over three axes costs twice that)
+            M = tn.cost.shape[2]
+            rows = ((ii * Kt + kk) * M + tn.cost_cols[model]).reshape(-1)
+            np.take(tn.cost.reshape(-1, Q), rows, axis=0, out=cost[at].reshape(-1, Q),
+                    mode="clip")
+        elif Pt == P and Kt == K:
             cost[at] = tn.cost[ii, kk, model]                               # [m, P, K, Q]
         else:
+            if tn.cost_cols is not None:
+                model = tn.cost_cols[model]
             cost[at] = 0.0
             cost[at, :Pt, :Kt] = tn.cost[ii, kk, model]
         if not shared:
@@ -1169,6 +1180,7 @@ def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str
         thresholds = np.concatenate([a["theta"][:, :, col][used].ravel(), summ_theta.ravel()])
     key, rule = cache.node_rule(spread, thresholds)
     b = cache.type_intercepts(t_idx, key, rule, spread.s, cache.cell_extra[sl], pcol[sl])
+    cost_cols = None
     if spread.t == 0.0:
         tab = cache.costs(cfg, len(ids) == 1, ids)
         c = tab.arrays["cost"][t_idx, :Pt, :Kt][:, :, tab.index(ids)]
@@ -1176,12 +1188,14 @@ def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str
         node_summ = np.broadcast_to(summ_cost[sl.start, :Pt, :Kt, None], (Pt, Kt, len(rule)))
     else:
         nc = cache.node_costs(t_idx, cfg, key, rule, ids)
-        node_cost = nc.arrays["cost"][:, :, nc.index(ids)]
+        node_cost = nc.arrays["cost"]
+        cost_cols = nc.index(ids)
         if summarizer is not None:
             node_summ = nc.arrays["summ"][:, :, nc.index([summarizer])[0]]
         else:
             node_summ = np.zeros((Pt, Kt, len(rule)))
-    return TypeNodes(spread=spread, rule=rule, cells=sl, b=b, cost=node_cost, summ=node_summ)
+    return TypeNodes(spread=spread, rule=rule, cells=sl, b=b, cost=node_cost, summ=node_summ,
+                     cost_cols=cost_cols)
 
 
 def _size_pieces(cache: CompileCache, cfg: TableConfig, ids: list[str], spreads: list[Spread],
