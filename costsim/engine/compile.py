@@ -53,7 +53,7 @@ from ..errors import CostsimError
 from ..models import Handoff, Policy, PriceTable, Workload
 from .buffers import Workspace
 from .variation import STEEP_WIDTH, NodeRule, Spread, expected_cost, node_rule, node_success, \
-    solve_intercepts
+    solve_intercepts, trapezoid_step
 
 PER_MILLION = 1_000_000.0
 
@@ -625,7 +625,14 @@ class CompileCache:
         steep = has_lc and spread.steep
         if steep:                   # the rule's panel edges depend on the thresholds themselves
             thr = np.unique(thr[live])
-        key = (spread, has_lc, thr.tobytes() if steep else b"")
+            key = (spread, True, thr.tobytes())
+        elif spread.s == 0.0:       # one node, whatever the thresholds
+            key = (spread, False, b"")
+        else:
+            # the trapezoidal rule depends on its step alone: strategies with and without
+            # long-context calls share it (and its intercepts and per-node costs) whenever
+            # the steps agree, as they do unless a long-context step is narrower than it
+            key = (spread, "step", trapezoid_step(spread, has_lc))
         if key not in self._rules:
             self._rules[key] = node_rule(spread, thr[np.isfinite(thr) & (thr > 0)] if has_lc
                                          else None)
