@@ -667,16 +667,19 @@ class CompileCache:
         if tab is None or tab.shape != pa.shape:
             tab = self._b_tables[(key, t_idx)] = np.full(pa.shape, np.nan)
             self._b_known[(key, t_idx)] = np.zeros(pa.shape, bool)
-        known = self._b_known[(key, t_idx)]
+        known = self._b_known[(key, t_idx)].reshape(-1)
+        flat_tab = tab.reshape(-1)
         P, K = cols.shape[1:]
-        at = (extra[:, None, None], np.arange(P)[None, :, None], np.arange(K)[None, None, :],
-              cols)
-        miss = ~known[at]
+        _, P0, K0, M0 = pa.shape
+        # flat positions in the table (one take instead of a four-axis fancy index)
+        at = (((extra[:, None, None] * P0 + np.arange(P)[None, :, None]) * K0
+               + np.arange(K)[None, None, :]) * M0 + cols).reshape(-1)
+        miss = ~known.take(at)
         if miss.any():
-            idx = tuple(np.broadcast_to(a, cols.shape)[miss] for a in at)
-            tab[idx] = self.intercepts(key, rule, s, pa[idx])
+            idx = np.unique(at[miss])
+            flat_tab[idx] = self.intercepts(key, rule, s, pa.reshape(-1)[idx])
             known[idx] = True
-        return tab[at]
+        return flat_tab.take(at).reshape(cols.shape)
 
     def node_costs(self, t_idx: int, cfg: TableConfig, key: tuple, rule: NodeRule,
                    ids) -> _ModelTable:
@@ -1173,7 +1176,10 @@ def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str
     if spread.is_zero:
         return None
     thresholds = np.zeros(0)
-    if spread.t > 0.0:
+    # the thresholds matter only where the rule depends on them: steep long-context steps
+    # (panel edges), or a trapezoidal step that long-context calls narrow
+    if spread.t > 0.0 and spread.s > 0.0 and (
+            spread.steep or trapezoid_step(spread, True) != trapezoid_step(spread, False)):
         pz = cache.pieces(t_idx, cfg, ids)
         a = pz.arrays
         col = pz.index(ids)
