@@ -111,28 +111,32 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     has = per_cell(L.has_review)
     ri = np.maximum(per_cell(L.review_index), 0)
 
-    def w_at(Fi, pi, Pi):
+    def w_at(Fpi, Pi):          # Fpi = F·p (the same products as F[...] * p[...])
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(Pi[..., None] > 0, Fi * pi / Pi[..., None], 0.0)
+            return np.where(Pi[..., None] > 0, Fpi / Pi[..., None], 0.0)
+
+    if D.size and D[-1] - D[0] == D.size - 1:
+        D_at = slice(int(D[0]), int(D[-1]) + 1)  # a run of phases: views, not copies
+    else:
+        D_at = D
 
     # Review attempt distribution and its catch rates; no review -> catch 0 with weight 1.
     first = np.zeros(K)
     first[0] = 1.0
     if ri.size and ri.min() == ri.max():       # one review phase for every cell (one task type)
         r0 = int(ri.flat[0])
-        w_at_review = w_at(F[..., r0, :], p[..., r0, :], P[..., r0])
+        w_at_review = w_at(Fp[..., r0, :], P[..., r0])
     else:
         take = ri[..., None, None]
-        w_at_review = w_at(np.take_along_axis(F, take, axis=-2),
-                           np.take_along_axis(p, take, axis=-2),
+        w_at_review = w_at(np.take_along_axis(Fp, take, axis=-2),
                            np.take_along_axis(P, ri[..., None], axis=-1))[..., 0, :]
     w_rev = np.where(has[..., None], w_at_review, first)
     # noship = sum_k' w_rev[k'] * prod_i (1 - (1 - catch[k']) * rho_i)  (rho of the review
     # phase replaced below when it is a defect phase)
     surv = 1.0 - per_cell(L.catch)                                           # [..., K]
-    is_def = per_cell(L.is_defect_phase)[..., D]
-    defect_D = per_cell(L.defect)[..., D, :]
-    rho = np.where(is_def, sum_last(w_at(F[..., D, :], p[..., D, :], P[..., D]) * defect_D),
+    is_def = per_cell(L.is_defect_phase)[..., D_at]
+    defect_D = per_cell(L.defect)[..., D_at, :]
+    rho = np.where(is_def, sum_last(w_at(Fp[..., D_at, :], P[..., D_at]) * defect_D),
                    0.0)                                                      # [..., |D|]
     terms = 1.0 - surv[..., None, :] * rho[..., :, None]                     # [..., |D|, K]
     # A review phase that is also a defect phase: its defect comes from the same succeeding
