@@ -46,6 +46,12 @@ def attempt_reach(q: np.ndarray, axis: int = -1, out: np.ndarray | None = None) 
     the failure probabilities ``q``). The same products as ``np.cumprod``, in the same order
     (bit for bit), one slice at a time: cumprod along a short axis costs ~10x more."""
     F = np.empty_like(q) if out is None else out
+    if axis in (-1, q.ndim - 1):
+        Fm = F[..., 0]
+        Fm[...] = 1.0
+        for k in range(1, F.shape[-1]):
+            np.multiply(F[..., k - 1], q[..., k - 1], out=F[..., k])
+        return F
     Fm = np.moveaxis(F, axis, 0)
     qm = np.moveaxis(q, axis, 0)
     Fm[0] = 1.0
@@ -268,7 +274,7 @@ def evaluate(L: Ladders) -> Metrics:
             v = L.valid[sl]
             c_, Q_, P_, K_ = s.F.shape
             W2 = np.empty((c_, P_, Q_, 2))
-            W2[..., 0] = np.moveaxis(wr, 1, -1)
+            W2[..., 0] = wr.transpose(0, 2, 1)
             np.multiply(W2[..., 0], blk.size, out=W2[..., 1])
             aw = _node_last(s.F) @ W2                                           # [c, P, K, 2]
             sw = _node_last(s.Fp) @ W2
@@ -365,7 +371,7 @@ def evaluate(L: Ladders) -> Metrics:
 
 def _node_last(x: np.ndarray) -> np.ndarray:
     """``[c, Q, P, K]`` -> ``[c, P, K, Q]``, C-contiguous (a view when stored node axis last)."""
-    return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
 
 def _summary_spend(blk: NodeBlock, s: CellStats, W2: np.ndarray,

@@ -997,7 +997,8 @@ def _materialise(L: Ladders, parts: list[tuple[TypeNodes, int, int]],
             summ[at, :Pt, :Kt] = tn.summ[None]
     sl = slice(c0, c1)
     return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size,
-                     np.moveaxis(p, -1, 1), np.moveaxis(cost, -1, 1), np.moveaxis(summ, -1, 1),
+                     p.transpose(0, 3, 1, 2), cost.transpose(0, 3, 1, 2),
+                     summ.transpose(0, 3, 1, 2),
                      summ_shared=shared)
 
 
