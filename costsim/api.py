@@ -369,6 +369,13 @@ def _evaluated(table, wl, strategies, cache: CompileCache, threads: bool = True)
             while pending and pending[0][2].done():
                 s0, L0, f0 = pending.popleft()
                 yield s0, L0, f0.result()
+        # the last ones: what the worker has not started is evaluated here meanwhile
+        for i in range(len(pending) - 1, -1, -1):
+            s0, L0, f0 = pending[i]
+            if f0.cancel():
+                f0 = Future()
+                f0.set_result(evaluate(L0))
+                pending[i] = (s0, L0, f0)
         while pending:
             s0, L0, f = pending.popleft()
             yield s0, L0, f.result()
