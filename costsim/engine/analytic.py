@@ -267,24 +267,25 @@ def evaluate(L: Ladders) -> Metrics:
         wr = w[..., None] * s.R
         if nodes:
             # Sum over the nodes first: [c, Q, P, K] -> [c, P, K]. The block's arrays are stored
-            # node axis last, so each sum over the nodes is a batch of matrix-vector products
-            # ([K, Q] rows of F, F·cost, F·p, F·p·summ times the node masses w·R, and times
-            # w·R·E[u | node] for token counts) that read each array once; ``valid`` does not
-            # depend on the node, so it masks the sums.
+            # node axis last, so each sum over the nodes is a batch of matrix products
+            # ([2, Q] rows of node masses w·R and w·R·E[u | node] (token counts) times the
+            # [Q, K] columns of F, F·p, F·cost) that read each array once; ``valid`` does not
+            # depend on the node, so it masks the sums. Masses on the left: [2, Q] @ [Q, K]
+            # per (cell, phase) took a third of the time of [K, Q] @ [Q, 2].
             v = L.valid[sl]
             c_, Q_, P_, K_ = s.F.shape
-            W2 = np.empty((c_, P_, Q_, 2))
-            W2[..., 0] = wr.transpose(0, 2, 1)
-            np.multiply(W2[..., 0], blk.size, out=W2[..., 1])
-            aw = _node_last(s.F) @ W2                                           # [c, P, K, 2]
-            sw = _node_last(s.Fp) @ W2
-            att, tmass = aw[..., 0] * v, aw[..., 1] * v
-            succ, tsucc = sw[..., 0] * v, sw[..., 1] * v
-            spend = (_node_last(s.Fc) @ W2[..., :1])[..., 0] * v
+            WT = np.empty((c_, P_, 2, Q_))
+            WT[:, :, 0] = wr.transpose(0, 2, 1)
+            np.multiply(WT[:, :, 0], blk.size, out=WT[:, :, 1])
+            aw = np.matmul(WT, _node_cols(s.F))                                 # [c, P, 2, K]
+            sw = np.matmul(WT, _node_cols(s.Fp))
+            att, tmass = aw[:, :, 0] * v, aw[:, :, 1] * v
+            succ, tsucc = sw[:, :, 0] * v, sw[:, :, 1] * v
+            spend = np.matmul(WT[:, :, :1], _node_cols(s.Fc))[:, :, 0] * v
             phase_spend = spend.sum(-1)                                         # [c, P]
             E += float(phase_spend.sum())
             if L.summ_model >= 0:
-                summ_total, summ_phase = _summary_spend(blk, s, W2, v)
+                summ_total, summ_phase = _summary_spend(blk, s, WT[:, :, 0], v)
                 summ_spend += summ_total
                 E += summ_total
                 phase_spend += summ_phase
@@ -369,26 +370,34 @@ def evaluate(L: Ladders) -> Metrics:
         phases=phase_rows, models=models)
 
 
+def _node_cols(x: np.ndarray) -> np.ndarray:
+    """``[c, Q, P, K]`` -> ``[c, P, Q, K]`` (a view of the node-last memory: each (cell, phase)
+    a [Q, K] matrix whose columns are contiguous), the right-hand side of the node sums."""
+    return _node_last(x).transpose(0, 1, 3, 2)
+
+
 def _node_last(x: np.ndarray) -> np.ndarray:
     """``[c, Q, P, K]`` -> ``[c, P, K, Q]``, C-contiguous (a view when stored node axis last)."""
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
 
-def _summary_spend(blk: NodeBlock, s: CellStats, W2: np.ndarray,
+def _summary_spend(blk: NodeBlock, s: CellStats, mass: np.ndarray,
                    v: np.ndarray) -> tuple[float, np.ndarray]:
     """Expected summarizer spend of a node block: in all, and per cell and phase ``[c, P]``
-    (``Σ_q w·R·F·p·summ`` over the attempts). When the block's cells share their summary costs
-    (one task type, ``summ [P, K, Q]``) the node masses are summed over the cells first, in
-    one pass over ``F·p``, and the per-phase spend goes in the first cell's row (every cell of
-    one task type has the same phase names); otherwise ``F·p·summ`` node by node."""
+    (``Σ_q w·R·F·p·summ`` over the attempts; ``mass`` = ``w·R`` ``[c, P, Q]``). When the
+    block's cells share their summary costs (one task type, ``summ [P, K, Q]``) the node masses
+    are summed over the cells first, in one pass over ``F·p``, and the per-phase spend goes in
+    the first cell's row (every cell of one task type has the same phase names); otherwise
+    ``F·p·summ`` node by node."""
     Fp = _node_last(s.Fp)                                                    # [c, P, K, Q]
     if blk.summ_shared and v.all():
-        G = np.einsum("cpq,cpkq->pkq", W2[..., 0], Fp)
+        G = np.einsum("cpq,cpkq->pkq", mass, Fp)
         per = np.einsum("pkq,pkq->p", G, np.moveaxis(blk.summ_cost[0], 0, -1))
         out = np.zeros(v.shape[:2])
         out[0] = per
         return float(per.sum()), out
-    per = (np.ascontiguousarray(Fp * _node_last(blk.summ_cost)) @ W2[..., :1])[..., 0] * v
+    Fps = Fp * _node_last(blk.summ_cost)                                     # [c, P, K, Q]
+    per = np.matmul(mass[:, :, None], Fps.transpose(0, 1, 3, 2))[:, :, 0] * v
     per = per.sum(-1)
     return float(per.sum()), per
 
