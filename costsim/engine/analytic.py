@@ -252,6 +252,9 @@ def evaluate(L: Ladders) -> Metrics:
     tok_m = np.zeros((M, 3))
     summ_tok = np.zeros(3)
     ph = {k: np.zeros(len(names)) for k in ("spend", "reach", "success_mass", "attempts")}
+    if L.variation is not None:
+        by_cell = {k: np.zeros(L.p.shape) for k in ("spend", "att", "tmass", "tsucc")}
+        by_phase = {k: np.zeros(L.p.shape[:2]) for k in ph}
     for blk, s, w in _blocks(L, Workspace(), spend=False):
         nodes = blk is not None
         sl = blk.cells if nodes else slice(None)
@@ -261,9 +264,6 @@ def evaluate(L: Ladders) -> Metrics:
         ship_w += float(w.ravel() @ (s.C * s.defect).ravel())
         rev_w += float(w.ravel() @ (s.C * s.review).ravel())
 
-        m_idx = np.where(L.valid[sl], L.model[sl], 0).ravel()
-        ids = name_id[sl]
-        keep = ids >= 0
         wr = w[..., None] * s.R
         if nodes:
             # Sum over the nodes first: [c, Q, P, K] -> [c, P, K]. The block's arrays are stored
@@ -306,6 +306,17 @@ def evaluate(L: Ladders) -> Metrics:
             summ_calls += float(succ_mass[L.summ_cost > 0].sum()) if L.summ_model >= 0 else 0.0
             vals = {"spend": wr * s.E_phase, "reach": wr, "success_mass": wr * s.P,
                     "attempts": mass.sum(-1)}
+        if nodes:
+            # kept per cell; counted by model and phase name once, after the last block
+            # (a dozen small calls a block fewer)
+            for k, x in (("spend", spend), ("att", att), ("tmass", tmass), ("tsucc", tsucc)):
+                by_cell[k][sl] = x
+            for k, x in vals.items():
+                by_phase[k][sl] = x
+            continue
+        m_idx = np.where(L.valid, L.model, 0).ravel()      # one block of every cell
+        ids = name_id
+        keep = ids >= 0
         spend_m += np.bincount(m_idx, weights=spend.ravel(), minlength=M)
         att_m += np.bincount(m_idx, weights=att.ravel(), minlength=M)
         tok = L.tokens[sl]
@@ -315,6 +326,16 @@ def evaluate(L: Ladders) -> Metrics:
         # per phase name (task types sharing a phase name are pooled)
         for k, v in vals.items():
             ph[k] += np.bincount(ids[keep], weights=v[keep], minlength=len(names))
+    if L.variation is not None:
+        m_idx = np.where(L.valid, L.model, 0).ravel()
+        spend_m += np.bincount(m_idx, weights=by_cell["spend"].ravel(), minlength=M)
+        att_m += np.bincount(m_idx, weights=by_cell["att"].ravel(), minlength=M)
+        tok_m += np.stack([np.bincount(m_idx, weights=(by_cell["tmass"] * L.tokens[..., x])
+                                       .ravel(), minlength=M) for x in range(3)], axis=1)
+        summ_tok += (by_cell["tsucc"][..., None] * L.summ_tokens).sum(axis=(0, 1, 2))
+        keep = name_id >= 0
+        for k, v in by_phase.items():
+            ph[k] += np.bincount(name_id[keep], weights=v[keep], minlength=len(names))
 
     # Rates are clamped to [0, 1] where they are computed: sums of weights that add up to 1
     # only to rounding gave completions of 1.0000000000000002.
