@@ -333,9 +333,12 @@ PARALLEL_FROM = 16            # strategies from which compare evaluates on a sec
 
 def _evaluated(table, wl, strategies, cache: CompileCache, threads: bool = True):
     """``(strategy, ladders, metrics)`` of every strategy, in order. With many strategies and
-    more than one core, each strategy's evaluation runs on a worker thread while the next one
-    compiles (NumPy releases the GIL in its array loops; compiling shares ``cache`` and stays
-    on this thread). The numbers do not depend on it: each evaluation is on its own."""
+    more than one core, evaluations also run on a worker thread (NumPy releases the GIL in its
+    array loops): this thread compiles every strategy (compiling shares ``cache``) and hands
+    the evaluation to the worker while fewer than two of its evaluations are unfinished, else
+    evaluates it itself. So two threads stay busy on two cores (a third, compiling beside two
+    evaluating, cost ~10-15% more CPU time in cache and GIL contention). The numbers do not
+    depend on it: each evaluation is on its own."""
     import os
 
     workers = min(2, os.cpu_count() or 1)
@@ -345,21 +348,34 @@ def _evaluated(table, wl, strategies, cache: CompileCache, threads: bool = True)
             yield s, L, evaluate(L)
         return
     from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     from threadpoolctl import threadpool_limits
 
     # BLAS on one thread meanwhile: its small products (node sums) beside two busy threads
     # would otherwise start OpenBLAS's spinning workers (see search/tables.py's _bmm)
+    helpers = workers - 1
     with threadpool_limits(limits=1, user_api="blas"), \
-            ThreadPoolExecutor(max_workers=workers) as pool:
+            ThreadPoolExecutor(max_workers=helpers) as pool:
         pending: deque = deque()
         for s in strategies:
             L = compile_ladders(table, s, wl, cache=cache)
-            pending.append((s, L, pool.submit(evaluate, L)))
-            if len(pending) > 2 * workers:
-                s0, L0, f = pending.popleft()
-                yield s0, L0, f.result()
+            if sum(not f.done() for _, _, f in pending) < 2 * helpers:
+                f = pool.submit(evaluate, L)
+            else:
+                f = Future()
+                f.set_result(evaluate(L))
+            pending.append((s, L, f))
+            while pending and pending[0][2].done():
+                s0, L0, f0 = pending.popleft()
+                yield s0, L0, f0.result()
+        # the last ones: what the worker has not started is evaluated here meanwhile
+        for i in range(len(pending) - 1, -1, -1):
+            s0, L0, f0 = pending[i]
+            if f0.cancel():
+                f0 = Future()
+                f0.set_result(evaluate(L0))
+                pending[i] = (s0, L0, f0)
         while pending:
             s0, L0, f = pending.popleft()
             yield s0, L0, f.result()

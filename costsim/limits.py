@@ -59,7 +59,7 @@ MAX_VARIATION_TOKENS = 5.0
 # calls of one phase bound the arrays of that phase (1,000 calls x 5 attempts at a spread of 10
 # took 1.7 GB), and cells x nodes x phases x attempts, summed over task types, bound the work of
 # one strategy (issue 13's 50 task types x 16 cells x 20 phases x 4 attempts at 100 nodes is
-# 6.4 million: about 0.15 s of CPU a strategy; docs/performance.md).
+# 6.4 million: about 0.1 s of CPU a strategy; docs/performance.md).
 MAX_VARIED_CALLS = 400_000
 MAX_VARIED_WORK = 7_000_000
 # Review minutes (base, per defect): about two years.

@@ -372,3 +372,23 @@ def test_per_type_tables_for_other_evaluators_match_the_ladders(tmp_path):
             node_success(L.p[sl, :Pt, :Kt], tn.b[:, :Pt, :Kt], spread.s, tn.rule.z)).all()
     nc = cache.type_node_costs(0, cfg, key, rule, ids)
     assert (nc["cost"][ii, kk, model] == tn.cost[ii, kk, model]).all()
+
+
+def test_compare_on_two_threads_gives_the_same_numbers_in_the_same_order(monkeypatch):
+    """With many strategies `compare` evaluates on a worker thread as well as its own (which
+    also compiles): every strategy's numbers and their order are those of one thread."""
+    import os
+
+    from costsim import api
+
+    models = ["gpt-5.6-luna", "deepseek-v4-flash", "glm-5.2", "gemini-3.7-flash"]
+
+    def run(parallel_from: int) -> str:
+        monkeypatch.setattr(api, "PARALLEL_FROM", parallel_from)
+        monkeypatch.setattr(os, "cpu_count", lambda: 2)
+        r = costsim.compare(models=models).to_dict(breakdown=True)
+        return json.dumps(r, sort_keys=True)
+
+    one = run(10 ** 9)
+    assert len(json.loads(one)["strategies"]) >= 8
+    assert run(2) == one

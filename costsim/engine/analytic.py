@@ -46,6 +46,12 @@ def attempt_reach(q: np.ndarray, axis: int = -1, out: np.ndarray | None = None) 
     the failure probabilities ``q``). The same products as ``np.cumprod``, in the same order
     (bit for bit), one slice at a time: cumprod along a short axis costs ~10x more."""
     F = np.empty_like(q) if out is None else out
+    if axis in (-1, q.ndim - 1):
+        Fm = F[..., 0]
+        Fm[...] = 1.0
+        for k in range(1, F.shape[-1]):
+            np.multiply(F[..., k - 1], q[..., k - 1], out=F[..., k])
+        return F
     Fm = np.moveaxis(F, axis, 0)
     qm = np.moveaxis(q, axis, 0)
     Fm[0] = 1.0
@@ -67,12 +73,14 @@ def sum_last(x: np.ndarray) -> np.ndarray:
 
 
 def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
-                 nodes: bool = False, work: Workspace | None = None) -> CellStats:
+                 nodes: bool = False, work: Workspace | None = None,
+                 spend: bool = True) -> CellStats:
     """§3.4 for ladders ``p``/``cost``/``summ_cost`` of shape ``[c, P, K]`` (``nodes=False``) or
     ``[c, Q, P, K]`` (``nodes=True``); defect and review data come from ``L`` (rows ``cells``).
     ``summ_cost=None``: no summarizer (no summary terms at all: ``Fps`` is None). ``work``: the
     ladder-sized results (``F``, ``Fc``, ``Fp``, ``Fps``) go into its arrays, which the next call
-    with it overwrites."""
+    with it overwrites. ``spend=False``: no per-cell spend (``E_phase``, ``E`` and ``Fps`` are
+    None; :func:`evaluate` sums the spend from ``Fc`` and ``Fp`` over the nodes itself)."""
     sl = cells if cells is not None else slice(None)
 
     def per_cell(a):        # cell-level array -> broadcast over the node axis
@@ -84,7 +92,9 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     P = 1.0 - F[..., -1] * q[..., -1]
     Fc = np.multiply(F, cost, out=empty_like_nodes(work, "Fc", p))
     Fp = np.multiply(F, p, out=empty_like_nodes(work, "Fp", p))
-    if summ_cost is None:
+    if not spend:
+        Fps = E_phase = None
+    elif summ_cost is None:
         Fps = None
         E_phase = sum_last(Fc)
     else:
@@ -95,7 +105,7 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     R = np.ones_like(P)
     for i in range(1, P.shape[-1]):
         np.multiply(R[..., i - 1], P[..., i - 1], out=R[..., i])
-    E = (R * E_phase).sum(-1)
+    E = (R * E_phase).sum(-1) if spend else None
     Cc = P.prod(-1)
 
     # Defects (§3.4): given success, phase i succeeded at attempt k with w = F p / P. Only the
@@ -107,28 +117,32 @@ def ladder_stats(p, cost, summ_cost, L: Ladders, cells: slice | None = None,
     has = per_cell(L.has_review)
     ri = np.maximum(per_cell(L.review_index), 0)
 
-    def w_at(Fi, pi, Pi):
+    def w_at(Fpi, Pi):          # Fpi = F·p (the same products as F[...] * p[...])
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(Pi[..., None] > 0, Fi * pi / Pi[..., None], 0.0)
+            return np.where(Pi[..., None] > 0, Fpi / Pi[..., None], 0.0)
+
+    if D.size and D[-1] - D[0] == D.size - 1:
+        D_at = slice(int(D[0]), int(D[-1]) + 1)  # a run of phases: views, not copies
+    else:
+        D_at = D
 
     # Review attempt distribution and its catch rates; no review -> catch 0 with weight 1.
     first = np.zeros(K)
     first[0] = 1.0
     if ri.size and ri.min() == ri.max():       # one review phase for every cell (one task type)
         r0 = int(ri.flat[0])
-        w_at_review = w_at(F[..., r0, :], p[..., r0, :], P[..., r0])
+        w_at_review = w_at(Fp[..., r0, :], P[..., r0])
     else:
         take = ri[..., None, None]
-        w_at_review = w_at(np.take_along_axis(F, take, axis=-2),
-                           np.take_along_axis(p, take, axis=-2),
+        w_at_review = w_at(np.take_along_axis(Fp, take, axis=-2),
                            np.take_along_axis(P, ri[..., None], axis=-1))[..., 0, :]
     w_rev = np.where(has[..., None], w_at_review, first)
     # noship = sum_k' w_rev[k'] * prod_i (1 - (1 - catch[k']) * rho_i)  (rho of the review
     # phase replaced below when it is a defect phase)
     surv = 1.0 - per_cell(L.catch)                                           # [..., K]
-    is_def = per_cell(L.is_defect_phase)[..., D]
-    defect_D = per_cell(L.defect)[..., D, :]
-    rho = np.where(is_def, sum_last(w_at(F[..., D, :], p[..., D, :], P[..., D]) * defect_D),
+    is_def = per_cell(L.is_defect_phase)[..., D_at]
+    defect_D = per_cell(L.defect)[..., D_at, :]
+    rho = np.where(is_def, sum_last(w_at(Fp[..., D_at, :], P[..., D_at]) * defect_D),
                    0.0)                                                      # [..., |D|]
     terms = 1.0 - surv[..., None, :] * rho[..., :, None]                     # [..., |D|, K]
     # A review phase that is also a defect phase: its defect comes from the same succeeding
@@ -160,17 +174,18 @@ def _times(a: np.ndarray, b: np.ndarray, work: Workspace | None = None) -> np.nd
     return np.multiply(a, b, out=out)
 
 
-def _blocks(L: Ladders, work: Workspace | None = None):
+def _blocks(L: Ladders, work: Workspace | None = None, spend: bool = True):
     """(block, stats, weights, node axis?) over the ladders: one block of every cell without
     variation (the ladders' own arrays), node blocks with it. ``work``: reuse its arrays for
-    every block (each block's arrays are then valid until the next one is yielded)."""
+    every block (each block's arrays are then valid until the next one is yielded).
+    ``spend=False``: node blocks without per-cell spend (see :func:`ladder_stats`)."""
     if L.variation is None:
         yield None, ladder_stats(L.p, L.cost, L.summ_cost, L), L.weight
         return
     for blk in node_blocks(L, work=work):
         summ = blk.summ_cost if L.summ_model >= 0 else None
-        yield blk, ladder_stats(blk.p, blk.cost, summ, L, blk.cells, nodes=True, work=work), \
-            blk.weight
+        yield blk, ladder_stats(blk.p, blk.cost, summ, L, blk.cells, nodes=True, work=work,
+                                spend=spend), blk.weight
 
 
 def cell_stats(L: Ladders) -> CellStats:
@@ -237,41 +252,48 @@ def evaluate(L: Ladders) -> Metrics:
     tok_m = np.zeros((M, 3))
     summ_tok = np.zeros(3)
     ph = {k: np.zeros(len(names)) for k in ("spend", "reach", "success_mass", "attempts")}
-    for blk, s, w in _blocks(L, Workspace()):
+    if L.variation is not None:
+        by_cell = {k: np.zeros(L.p.shape) for k in ("spend", "att", "tmass", "tsucc")}
+        by_phase = {k: np.zeros(L.p.shape[:2]) for k in ph}
+    for blk, s, w in _blocks(L, Workspace(), spend=False):
         nodes = blk is not None
         sl = blk.cells if nodes else slice(None)
-        E += float(w.ravel() @ s.E.ravel())
+        if not nodes:
+            E += float(w.ravel() @ s.E.ravel())
         C += float(w.ravel() @ s.C.ravel())
         ship_w += float(w.ravel() @ (s.C * s.defect).ravel())
         rev_w += float(w.ravel() @ (s.C * s.review).ravel())
 
-        m_idx = np.where(L.valid[sl], L.model[sl], 0).ravel()
-        ids = name_id[sl]
-        keep = ids >= 0
         wr = w[..., None] * s.R
         if nodes:
             # Sum over the nodes first: [c, Q, P, K] -> [c, P, K]. The block's arrays are stored
-            # node axis last, so each sum over the nodes is a batch of matrix-vector products
-            # ([K, Q] rows of F, F·cost, F·p, F·p·summ times the node masses w·R, and times
-            # w·R·E[u | node] for token counts) that read each array once; ``valid`` does not
-            # depend on the node, so it masks the sums.
+            # node axis last, so each sum over the nodes is a batch of matrix products
+            # ([2, Q] rows of node masses w·R and w·R·E[u | node] (token counts) times the
+            # [Q, K] columns of F, F·p, F·cost) that read each array once; ``valid`` does not
+            # depend on the node, so it masks the sums. Masses on the left: [2, Q] @ [Q, K]
+            # per (cell, phase) took a third of the time of [K, Q] @ [Q, 2].
             v = L.valid[sl]
             c_, Q_, P_, K_ = s.F.shape
-            W2 = np.empty((c_, P_, Q_, 2))
-            W2[..., 0] = np.moveaxis(wr, 1, -1)
-            np.multiply(W2[..., 0], blk.size, out=W2[..., 1])
-            aw = _node_last(s.F) @ W2                                           # [c, P, K, 2]
-            sw = _node_last(s.Fp) @ W2
-            att, tmass = aw[..., 0] * v, aw[..., 1] * v
-            succ, tsucc = sw[..., 0] * v, sw[..., 1] * v
-            spend = (_node_last(s.Fc) @ W2[..., :1])[..., 0] * v
+            WT = np.empty((c_, P_, 2, Q_))
+            WT[:, :, 0] = wr.transpose(0, 2, 1)
+            np.multiply(WT[:, :, 0], blk.size, out=WT[:, :, 1])
+            aw = np.matmul(WT, _node_cols(s.F))                                 # [c, P, 2, K]
+            sw = np.matmul(WT, _node_cols(s.Fp))
+            att, tmass = aw[:, :, 0] * v, aw[:, :, 1] * v
+            succ, tsucc = sw[:, :, 0] * v, sw[:, :, 1] * v
+            spend = np.matmul(WT[:, :, :1], _node_cols(s.Fc))[:, :, 0] * v
+            phase_spend = spend.sum(-1)                                         # [c, P]
+            E += float(phase_spend.sum())
             if L.summ_model >= 0:
-                summ_spend += float(((_node_last(s.Fps) @ W2[..., :1])[..., 0] * v).sum())
+                summ_total, summ_phase = _summary_spend(blk, s, WT[:, :, 0], v)
+                summ_spend += summ_total
+                E += summ_total
+                phase_spend += summ_phase
                 summ_calls += _summary_calls(blk, s, wr, v, succ)
             attempts += float(att.sum())
             retries += float(att[..., 1:].sum())
             phase_att = att.sum(-1)
-            vals = {"spend": (wr * s.E_phase).sum(axis=1), "reach": wr.sum(axis=1),
+            vals = {"spend": phase_spend, "reach": wr.sum(axis=1),
                     "success_mass": (wr * s.P).sum(axis=1), "attempts": phase_att}
         else:
             # Probability mass of each attempt actually happening, per task: w_c * R_i * F_k.
@@ -284,6 +306,17 @@ def evaluate(L: Ladders) -> Metrics:
             summ_calls += float(succ_mass[L.summ_cost > 0].sum()) if L.summ_model >= 0 else 0.0
             vals = {"spend": wr * s.E_phase, "reach": wr, "success_mass": wr * s.P,
                     "attempts": mass.sum(-1)}
+        if nodes:
+            # kept per cell; counted by model and phase name once, after the last block
+            # (a dozen small calls a block fewer)
+            for k, x in (("spend", spend), ("att", att), ("tmass", tmass), ("tsucc", tsucc)):
+                by_cell[k][sl] = x
+            for k, x in vals.items():
+                by_phase[k][sl] = x
+            continue
+        m_idx = np.where(L.valid, L.model, 0).ravel()      # one block of every cell
+        ids = name_id
+        keep = ids >= 0
         spend_m += np.bincount(m_idx, weights=spend.ravel(), minlength=M)
         att_m += np.bincount(m_idx, weights=att.ravel(), minlength=M)
         tok = L.tokens[sl]
@@ -293,6 +326,16 @@ def evaluate(L: Ladders) -> Metrics:
         # per phase name (task types sharing a phase name are pooled)
         for k, v in vals.items():
             ph[k] += np.bincount(ids[keep], weights=v[keep], minlength=len(names))
+    if L.variation is not None:
+        m_idx = np.where(L.valid, L.model, 0).ravel()
+        spend_m += np.bincount(m_idx, weights=by_cell["spend"].ravel(), minlength=M)
+        att_m += np.bincount(m_idx, weights=by_cell["att"].ravel(), minlength=M)
+        tok_m += np.stack([np.bincount(m_idx, weights=(by_cell["tmass"] * L.tokens[..., x])
+                                       .ravel(), minlength=M) for x in range(3)], axis=1)
+        summ_tok += (by_cell["tsucc"][..., None] * L.summ_tokens).sum(axis=(0, 1, 2))
+        keep = name_id >= 0
+        for k, v in by_phase.items():
+            ph[k] += np.bincount(name_id[keep], weights=v[keep], minlength=len(names))
 
     # Rates are clamped to [0, 1] where they are computed: sums of weights that add up to 1
     # only to rounding gave completions of 1.0000000000000002.
@@ -348,9 +391,36 @@ def evaluate(L: Ladders) -> Metrics:
         phases=phase_rows, models=models)
 
 
+def _node_cols(x: np.ndarray) -> np.ndarray:
+    """``[c, Q, P, K]`` -> ``[c, P, Q, K]`` (a view of the node-last memory: each (cell, phase)
+    a [Q, K] matrix whose columns are contiguous), the right-hand side of the node sums."""
+    return _node_last(x).transpose(0, 1, 3, 2)
+
+
 def _node_last(x: np.ndarray) -> np.ndarray:
     """``[c, Q, P, K]`` -> ``[c, P, K, Q]``, C-contiguous (a view when stored node axis last)."""
-    return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def _summary_spend(blk: NodeBlock, s: CellStats, mass: np.ndarray,
+                   v: np.ndarray) -> tuple[float, np.ndarray]:
+    """Expected summarizer spend of a node block: in all, and per cell and phase ``[c, P]``
+    (``Σ_q w·R·F·p·summ`` over the attempts; ``mass`` = ``w·R`` ``[c, P, Q]``). When the
+    block's cells share their summary costs (one task type, ``summ [P, K, Q]``) the node masses
+    are summed over the cells first, in one pass over ``F·p``, and the per-phase spend goes in
+    the first cell's row (every cell of one task type has the same phase names); otherwise
+    ``F·p·summ`` node by node."""
+    Fp = _node_last(s.Fp)                                                    # [c, P, K, Q]
+    if blk.summ_shared and v.all():
+        G = np.einsum("cpq,cpkq->pkq", mass, Fp)
+        per = np.einsum("pkq,pkq->p", G, np.moveaxis(blk.summ_cost[0], 0, -1))
+        out = np.zeros(v.shape[:2])
+        out[0] = per
+        return float(per.sum()), out
+    Fps = Fp * _node_last(blk.summ_cost)                                     # [c, P, K, Q]
+    per = np.matmul(mass[:, :, None], Fps.transpose(0, 1, 3, 2))[:, :, 0] * v
+    per = per.sum(-1)
+    return float(per.sum()), per
 
 
 def _summary_calls(blk: NodeBlock, s: CellStats, wr: np.ndarray, v: np.ndarray,

@@ -11,6 +11,8 @@ whoever takes one uses it before asking for the next block.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -24,7 +26,7 @@ class Workspace:
         """An uninitialised float array of ``shape`` (the same memory as the last request of
         ``name`` when it fits)."""
         a = self._arrays.get(name)
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         if a is None or a.size < size:
             a = self._arrays[name] = np.empty(size)
         return a[:size].reshape(shape)
@@ -34,7 +36,7 @@ class Workspace:
         it, node axis last (or C order when ``like`` is not)."""
         if like.ndim == 4 and like.strides[1] == like.itemsize and like.strides[0] != 0:
             c, q, p, k = like.shape
-            return np.moveaxis(self.get(name, (c, p, k, q)), -1, 1)
+            return self.get(name, (c, p, k, q)).transpose(0, 3, 1, 2)   # [c, Q, P, K] view
         return self.get(name, like.shape)
 
 

@@ -53,7 +53,7 @@ from ..errors import CostsimError
 from ..models import Handoff, Policy, PriceTable, Workload
 from .buffers import Workspace
 from .variation import STEEP_WIDTH, NodeRule, Spread, expected_cost, node_rule, node_success, \
-    solve_intercepts
+    solve_intercepts, trapezoid_step
 
 PER_MILLION = 1_000_000.0
 
@@ -625,7 +625,14 @@ class CompileCache:
         steep = has_lc and spread.steep
         if steep:                   # the rule's panel edges depend on the thresholds themselves
             thr = np.unique(thr[live])
-        key = (spread, has_lc, thr.tobytes() if steep else b"")
+            key = (spread, True, thr.tobytes())
+        elif spread.s == 0.0:       # one node, whatever the thresholds
+            key = (spread, False, b"")
+        else:
+            # the trapezoidal rule depends on its step alone: strategies with and without
+            # long-context calls share it (and its intercepts and per-node costs) whenever
+            # the steps agree, as they do unless a long-context step is narrower than it
+            key = (spread, "step", trapezoid_step(spread, has_lc))
         if key not in self._rules:
             self._rules[key] = node_rule(spread, thr[np.isfinite(thr) & (thr > 0)] if has_lc
                                          else None)
@@ -660,16 +667,19 @@ class CompileCache:
         if tab is None or tab.shape != pa.shape:
             tab = self._b_tables[(key, t_idx)] = np.full(pa.shape, np.nan)
             self._b_known[(key, t_idx)] = np.zeros(pa.shape, bool)
-        known = self._b_known[(key, t_idx)]
+        known = self._b_known[(key, t_idx)].reshape(-1)
+        flat_tab = tab.reshape(-1)
         P, K = cols.shape[1:]
-        at = (extra[:, None, None], np.arange(P)[None, :, None], np.arange(K)[None, None, :],
-              cols)
-        miss = ~known[at]
+        _, P0, K0, M0 = pa.shape
+        # flat positions in the table (one take instead of a four-axis fancy index)
+        at = (((extra[:, None, None] * P0 + np.arange(P)[None, :, None]) * K0
+               + np.arange(K)[None, None, :]) * M0 + cols).reshape(-1)
+        miss = ~known.take(at)
         if miss.any():
-            idx = tuple(np.broadcast_to(a, cols.shape)[miss] for a in at)
-            tab[idx] = self.intercepts(key, rule, s, pa[idx])
+            idx = np.unique(at[miss])
+            flat_tab[idx] = self.intercepts(key, rule, s, pa.reshape(-1)[idx])
             known[idx] = True
-        return tab[at]
+        return flat_tab.take(at).reshape(cols.shape)
 
     def node_costs(self, t_idx: int, cfg: TableConfig, key: tuple, rule: NodeRule,
                    ids) -> _ModelTable:
@@ -803,6 +813,9 @@ class TypeNodes:
     b: np.ndarray                # [cells, P, K] intercepts (±inf where p is 0 or 1)
     cost: np.ndarray             # [P_t, K_t, M, Q] expected attempt cost at each node, by model
     summ: np.ndarray             # [P_t, K_t, Q] expected summarizer cost after success at k
+    cost_cols: np.ndarray | None = None   # set: ``cost`` is the cache's table of every model
+                                          # (C order), the strategy's model j its column
+                                          # cost_cols[j] (no copy per strategy)
 
 
 @dataclass
@@ -967,16 +980,25 @@ def _materialise(L: Ladders, parts: list[tuple[TypeNodes, int, int]],
         model = L.model[a:b, :Pt, :Kt]
         ii = np.arange(Pt)[None, :, None]
         kk = np.arange(Kt)[None, None, :]
-        if Pt == P and Kt == K:
+        if Pt == P and Kt == K and tn.cost_cols is not None:
+            # rows of the table as one take (a fancy index over three axes costs twice that)
+            M = tn.cost.shape[2]
+            rows = ((ii * Kt + kk) * M + tn.cost_cols[model]).reshape(-1)
+            np.take(tn.cost.reshape(-1, Q), rows, axis=0, out=cost[at].reshape(-1, Q),
+                    mode="clip")
+        elif Pt == P and Kt == K:
             cost[at] = tn.cost[ii, kk, model]                               # [m, P, K, Q]
         else:
+            if tn.cost_cols is not None:
+                model = tn.cost_cols[model]
             cost[at] = 0.0
             cost[at, :Pt, :Kt] = tn.cost[ii, kk, model]
         if not shared:
             summ[at, :Pt, :Kt] = tn.summ[None]
     sl = slice(c0, c1)
     return NodeBlock(sl, L.weight[sl][:, None] * rule.weight[None, :], rule.size,
-                     np.moveaxis(p, -1, 1), np.moveaxis(cost, -1, 1), np.moveaxis(summ, -1, 1),
+                     p.transpose(0, 3, 1, 2), cost.transpose(0, 3, 1, 2),
+                     summ.transpose(0, 3, 1, 2),
                      summ_shared=shared)
 
 
@@ -1155,7 +1177,10 @@ def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str
     if spread.is_zero:
         return None
     thresholds = np.zeros(0)
-    if spread.t > 0.0:
+    # the thresholds matter only where the rule depends on them: steep long-context steps
+    # (panel edges), or a trapezoidal step that long-context calls narrow
+    if spread.t > 0.0 and spread.s > 0.0 and (
+            spread.steep or trapezoid_step(spread, True) != trapezoid_step(spread, False)):
         pz = cache.pieces(t_idx, cfg, ids)
         a = pz.arrays
         col = pz.index(ids)
@@ -1169,6 +1194,7 @@ def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str
         thresholds = np.concatenate([a["theta"][:, :, col][used].ravel(), summ_theta.ravel()])
     key, rule = cache.node_rule(spread, thresholds)
     b = cache.type_intercepts(t_idx, key, rule, spread.s, cache.cell_extra[sl], pcol[sl])
+    cost_cols = None
     if spread.t == 0.0:
         tab = cache.costs(cfg, len(ids) == 1, ids)
         c = tab.arrays["cost"][t_idx, :Pt, :Kt][:, :, tab.index(ids)]
@@ -1176,12 +1202,14 @@ def _type_nodes(cache: CompileCache, t_idx: int, cfg: TableConfig, ids: list[str
         node_summ = np.broadcast_to(summ_cost[sl.start, :Pt, :Kt, None], (Pt, Kt, len(rule)))
     else:
         nc = cache.node_costs(t_idx, cfg, key, rule, ids)
-        node_cost = nc.arrays["cost"][:, :, nc.index(ids)]
+        node_cost = nc.arrays["cost"]
+        cost_cols = nc.index(ids)
         if summarizer is not None:
             node_summ = nc.arrays["summ"][:, :, nc.index([summarizer])[0]]
         else:
             node_summ = np.zeros((Pt, Kt, len(rule)))
-    return TypeNodes(spread=spread, rule=rule, cells=sl, b=b, cost=node_cost, summ=node_summ)
+    return TypeNodes(spread=spread, rule=rule, cells=sl, b=b, cost=node_cost, summ=node_summ,
+                     cost_cols=cost_cols)
 
 
 def _size_pieces(cache: CompileCache, cfg: TableConfig, ids: list[str], spreads: list[Spread],

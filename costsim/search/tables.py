@@ -416,21 +416,31 @@ def blas_one_thread():
         yield
 
 
-def _grid(factors: list[tuple[np.ndarray, np.ndarray]], g: int, R: int
-          ) -> tuple[np.ndarray, np.ndarray]:
+def _grid(factors: list[tuple[np.ndarray, np.ndarray]], g: int, R: int,
+          out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Success product and expected spend of a run of consecutive phases over the grid of their
     routes: ``factors`` = [(P_i, E_i)] each [g, w_i, R]; returns (prod_i P_i, sum_i prod_{j<i}
     P_j E_i), each [g, prod w_i, R] (the run's first route slowest). An empty run: (1, 0) with
-    one column. The ranks are the last, contiguous axis, so every loop runs over them."""
+    one column. The ranks are the last, contiguous axis, so every loop runs over them.
+    ``out``: (C, E) arrays [g, prod w_i, R] the results are written into (and returned)."""
     if not factors:
-        return np.ones((g, 1, R)), np.zeros((g, 1, R))
-    C, E = factors[0]
-    for Pi, Ei in factors[1:]:
+        C, E = np.ones((g, 1, R)), np.zeros((g, 1, R))
+    else:
+        C, E = factors[0]
+    if len(factors) <= 1:
+        if out is None:
+            return C, E
+        out[0][...] = C
+        out[1][...] = E
+        return out
+    for j, (Pi, Ei) in enumerate(factors[1:], 2):
         s, w = C.shape[1], Pi.shape[1]
-        e = np.empty((g, s, w, R))
+        if out is not None and j == len(factors):      # the last step: straight into out
+            c, e = (x.reshape(g, s, w, R) for x in out)
+        else:
+            c, e = np.empty((g, s, w, R)), np.empty((g, s, w, R))
         np.multiply(C[:, :, None], Ei[:, None], out=e)
         e += E[:, :, None]
-        c = np.empty((g, s, w, R))
         np.multiply(C[:, :, None], Pi[:, None], out=c)
         C, E = c.reshape(g, s * w, R), e.reshape(g, s * w, R)
     return C, E
@@ -586,19 +596,23 @@ def _combine_local(tt: _TaskTables, g0: int, g1: int, sel: list, width: list[int
     Ef = [tt.E[g0:g1, i, sel[i]] for i in range(n)]
     a = _split(tuple(width), tuple(X))
     CA, EA = _grid(list(zip(Pf[:a], Ef[:a])), g, R)                         # [g, SA, R]
-    CB, EB = _grid(list(zip(Pf[a:], Ef[a:])), g, R)                         # [g, SB, R]
-    SA, SB = CA.shape[1], CB.shape[1]
+    XA = [i for i in X if i < a]
+    # B's grids are written straight into the right-hand side of the product: [EB | CB] and,
+    # when the defect phases all lie in B, CB·ship (no concatenation copy)
+    SB = math.prod(width[a:])
+    right = np.empty((g, (3 if X and not XA else 2) * SB, R))
+    CB, EB = _grid(list(zip(Pf[a:], Ef[a:])), g, R,
+                   out=(right[:, SB:2 * SB], right[:, :SB]))                 # [g, SB, R]
+    SA = CA.shape[1]
     WA = CA * tt.w                                                          # [g, SA, R]
     E0 = (EA @ tt.w)[:, :, None]                                            # [g, SA, 1]
-    XA = [i for i in X if i < a]
-    blocks = [EB, CB]
     if X:
         ship = _ship(tt, g0, g1, sel, width)                                # [g, w_X..., R]
         if not XA:
             shape = [g] + [width[i] if i in X else 1 for i in range(a, n)] + [R]
-            CBs = CB.reshape([g] + width[a:] + [R]) * ship.reshape(shape)
-            blocks.append(CBs.reshape(g, SB, R))
-    out = _bmm(WA, np.concatenate(blocks, axis=1))                          # [g, SA, k SB]
+            np.multiply(CB.reshape([g] + width[a:] + [R]), ship.reshape(shape),
+                        out=right[:, 2 * SB:].reshape([g] + width[a:] + [R]))
+    out = _bmm(WA, right)                                                   # [g, SA, k SB]
     E = E0 + out[..., :SB]
     C = out[..., SB:2 * SB]
     if not X:
