@@ -14,6 +14,11 @@ Prints one Markdown row per case: the log's policy's errors (cost per completed 
 completion, defect rate) and the largest errors over every other strategy, with the issue's
 thresholds (own: 3% / 0.5 points / 15% or 0.3 points; others: 5% / 1 point).
 
+With ``--ab``: A/B logs instead, each bundled workload with two strategies that split the tasks
+between them (two-tier and single:claude-sonnet-5, each on its own half: ``assign="split"``),
+per-call and per-attempt rows, both calibrated without --policy; both strategies are "own"
+(the worse of the two is shown).
+
 With ``--seeds``: one case (workload/policy/rows; ``attempt`` rows are calibrated with --policy,
 ``call`` rows without) on logs of several seeds, to tell a bias from noise: per seed the fitted
 feedback gain and difficulty spread, and the own policy's completion error taken apart into the
@@ -105,6 +110,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", type=int, default=30_000)
     ap.add_argument("--quick", action="store_true", help="every fifth case only")
+    ap.add_argument("--ab", action="store_true",
+                    help="A/B logs: two strategies splitting the tasks, per bundled workload")
     ap.add_argument("--seeds", help="one case over these seeds, e.g. 1-8 or 1,3,5")
     ap.add_argument("--case", default="small-team/cheapest-routing/attempt",
                     help="with --seeds: workload/policy/rows (call or attempt)")
@@ -123,13 +130,19 @@ def main() -> None:
     worst = {"own_cost": 0.0, "own_comp": 0.0, "own_def": 0.0, "cost": 0.0, "comp": 0.0}
     n_ok = n = 0
     t0 = time.perf_counter()
-    for case, (w, p) in enumerate(cases(args.quick)):
-        for rows, with_policy in (("call", False), ("attempt", True)):
+    todo = cases(args.quick)
+    if args.ab:
+        todo = [(ROOT / "workloads" / f"{w}-team.yaml",
+                 [ROOT / "policies" / "two-tier.yaml", "single:claude-sonnet-5"])
+                for w in ("small", "medium", "large")]
+    for case, (w, p) in enumerate(todo):
+        for rows, with_policy in (("call", False), ("attempt", not args.ab)):
             seed = 2 * case + (rows == "attempt")
             d = Path(tempfile.mkdtemp())
             _, res, _ = roundtrip(d, w, p, rows=rows, tasks=args.tasks, seed=seed,
-                                  with_policy=with_policy)
-            own = next(r for r in res if r["own"])
+                                  with_policy=with_policy,
+                                  **({"assign": "split"} if args.ab else {}))
+            own = max((r for r in res if r["own"]), key=lambda r: abs(r["completion"]))
             others = [r for r in res if not r["own"]]
             wc = max(others, key=lambda r: abs(r["cost"]))
             wp = max(others, key=lambda r: abs(r["completion"]))
@@ -142,7 +155,9 @@ def main() -> None:
             worst["own_def"] = max(worst["own_def"], rel)
             worst["cost"] = max(worst["cost"], abs(wc["cost"]))
             worst["comp"] = max(worst["comp"], abs(wp["completion"]))
-            print(f"| {w.stem} | {p.stem} | {rows} | {'yes' if with_policy else 'no'} | "
+            name = (" / ".join(Path(str(x)).stem if not str(x).startswith("single:") else str(x)
+                               for x in p) + " (A/B)") if args.ab else p.stem
+            print(f"| {w.stem} | {name} | {rows} | {'yes' if with_policy else 'no'} | "
                   f"{own['cost']:+.2%} | {100 * own['completion']:+.2f} | "
                   f"{100 * own['defect']:+.2f} pt ({rel:.0%}) | {wc['cost']:+.2%} "
                   f"({wc['name']}) | {100 * wp['completion']:+.2f} ({wp['name']}) | "

@@ -120,7 +120,9 @@ def roundtrip(tmp_path, workload, policy, *, rows="call", tasks=10_000, seed=0,
     """Simulate ``tasks`` tasks of ``workload`` under ``policy``, calibrate the log, write the
     fitted workload and the inferred policy, and compare every strategy on the fitted workload
     with the same strategy on the true one (the engine on the true files is the reference: it is
-    checked against tests/reference_model.py). Returns (result, rows, paths)."""
+    checked against tests/reference_model.py). ``policy`` may be a list of strategies (policy
+    files and ``single:MODEL``), one run each (``assign="split"``: an A/B log); every one of them
+    is then "own". Returns (result, rows, paths)."""
     from logsim import simulate_log, write_log
 
     from costsim.api import compare
@@ -136,18 +138,23 @@ def roundtrip(tmp_path, workload, policy, *, rows="call", tasks=10_000, seed=0,
     inferred = tmp_path / "inferred.yaml"
     if res.policy_data is not None:
         res.write_policy(inferred)
-    own = load_policy(policy)
+    strategies = list(policy) if isinstance(policy, (list, tuple)) else [policy]
+    singles = [str(s).split(":", 1)[1] for s in strategies if str(s).startswith("single:")]
+    owned = [Path(p) for p in strategies if not str(p).startswith("single:")]
+    own_pols = [load_policy(p) for p in owned]
+    own_names = {p.name for p in own_pols} | {f"single:{m}" for m in singles}
     pols = [Path(p) for p in (policies if policies is not None else BUNDLED_POLICIES)]
-    if Path(policy).resolve() not in {p.resolve() for p in pols}:
-        pols.append(Path(policy))
+    for p in owned:
+        if p.resolve() not in {q.resolve() for q in pols}:
+            pols.append(p)
     models = list(dict.fromkeys(single_models if single_models is not None
-                                else list(own.tiers.values())))
+                                else [m for p in own_pols for m in p.tiers.values()] + singles))
     true = compare(prices=PRICES, policies=pols, workload=workload, models=models)
     fit = compare(prices=PRICES, policies=pols, workload=fitted, models=models)
     out = []
     for s in true.strategies:
         f = fit.get(s.name)
-        out.append({"name": s.name, "own": s.name == own.name,
+        out.append({"name": s.name, "own": s.name in own_names,
                     "cost": f.cost_per_completed_task / s.cost_per_completed_task - 1,
                     "completion": f.completion_rate - s.completion_rate,
                     "defect": f.defect_rate - s.defect_rate, "true_defect": s.defect_rate})
