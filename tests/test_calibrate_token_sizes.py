@@ -132,3 +132,26 @@ def test_runs_that_split_the_tasks_read_one_size(tmp_path, rows):
     assert abs(common - 1) < tol, (common, tol)
     off = {k: round(v / common - 1, 4) for k, v in ratios.items() if abs(v / common - 1) > 0.01}
     assert not off, off
+
+
+def test_run_factor_counts_calls_not_rows():
+    """Two runs of the same tasks' size whose attempts made different numbers of calls (one
+    model works in 3 calls, the other in 6; per-attempt rows sum the outputs of all of them):
+    the same output per call, so neither run is rescaled. A run whose outputs per call are 10%
+    larger (larger tasks) is brought down to the pooled size, the other up."""
+    import pandas as pd
+
+    from costsim.calibrate.tokens import _run_sizes
+
+    def cell(run, calls, out_per_call, n=10):
+        return {"run": run, "task_type": "t", "phase": "p", "is_summary": 0, "attempt": 1,
+                "call": None, "calls": calls, "model": "m", "n": n,
+                "input": 1000.0 * calls * n, "cached": 0.0, "output": out_per_call * calls * n}
+
+    same = pd.DataFrame([cell("a", 3, 200.0), cell("b", 6, 200.0)])
+    assert _run_sizes(same) is same
+    big = pd.DataFrame([cell("a", 3, 220.0), cell("b", 3, 200.0)])
+    out = _run_sizes(big)
+    per_call = out["output"] / (out["calls"] * out["n"])
+    assert per_call.tolist() == pytest.approx([210.0, 210.0])
+    assert (out["input"] / big["input"]).tolist() == pytest.approx([210 / 220, 210 / 200])

@@ -305,11 +305,16 @@ def _run_sizes(tok):
     if tok["run"].nunique() < 2:
         return tok
     att = tok[(tok["is_summary"] == 0) & (tok["n"] > 0)]
+    # calls in a cell: its rows for call rows, rows x calls for attempt rows (whose outputs
+    # cover all the attempt's calls; how many calls an attempt made differs by model and run)
+    n = att["n"].to_numpy(dtype=float)
+    c = att["calls"].to_numpy(dtype=float, na_value=np.nan)
+    att = att.assign(ncalls=np.where(np.isnan(c), n, n * c))
     keys = ["task_type", "phase", "attempt"]
-    pooled = att.groupby(keys)[["output", "n"]].sum()
-    per_call = (pooled["output"] / pooled["n"]).rename("pc")
+    pooled = att.groupby(keys)[["output", "ncalls"]].sum()
+    per_call = (pooled["output"] / pooled["ncalls"]).rename("pc")
     a = att.join(per_call, on=keys)
-    a = a.assign(expected=a["pc"].to_numpy(float) * a["n"].to_numpy(float))
+    a = a.assign(expected=a["pc"].to_numpy(float) * a["ncalls"].to_numpy(float))
     g = a.groupby(["run", "task_type"])[["output", "expected"]].sum()
     ratio = {(str(r), str(t)): (float(o) / float(e) if e > 0 and o > 0 else 1.0)
              for (r, t), o, e in zip(g.index, g["output"], g["expected"])}
