@@ -135,6 +135,7 @@ class Measure:
         self.table = table
         self.prices_path = prices_path
         self.R = log.relation
+        self._unknown: bool | None = None
 
     def sql(self, q: str):
         return self.log.sql(q)
@@ -324,8 +325,7 @@ class Measure:
         # without outcomes) are measured apart, count and spend only; every rate, completion
         # and cost per completed task is over the others. Their tokens still reach the token
         # fit (token_table reads every row) and they count in the volume.
-        has_unknown = self.sql(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {R} WHERE "
-                               f"is_summary = 0 AND success IS NULL LIMIT 1) x")["n"].iloc[0]
+        has_unknown = self.has_unknown()
         eng.materialize("cal_unknown", f"""
             SELECT run, task_id FROM {R} WHERE is_summary = 0 {'' if has_unknown else 'AND 1 = 0'}
             GROUP BY run, task_id HAVING MAX(success) IS NULL""")
@@ -440,6 +440,15 @@ class Measure:
             ORDER BY a.pos""")
         return f, n > limit
 
+    def has_unknown(self) -> bool:
+        """Whether some attempt leaves success empty (a task without an outcome, measured
+        apart): one query, asked by :meth:`early_records` and :meth:`build`."""
+        if self._unknown is None:
+            self._unknown = bool(self.sql(
+                f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {self.R} WHERE is_summary = 0 AND "
+                f"success IS NULL LIMIT 1) x")["n"].iloc[0])
+        return self._unknown
+
     def early_records(self, limit: int):
         """The variation fit's part of :meth:`attempt_records` (every column but ``cost``), read
         from the log's rows before any pricing, so the fit can start while the queries that
@@ -448,8 +457,7 @@ class Measure:
         among the others, which takes the pricing's anti-join) or no output tokens in the
         sample (the fit then sizes tasks by cost)."""
         R = self.R
-        if self.sql(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {R} WHERE is_summary = 0 AND "
-                    f"success IS NULL LIMIT 1) x")["n"].iloc[0]:
+        if self.has_unknown():
             return None
         n = int(self.sql(f"SELECT COUNT(DISTINCT task_id) AS n FROM {R}")["n"].iloc[0])
         where = ""
