@@ -310,3 +310,24 @@ def test_prices_match_logged_model_ids(tmp_path):
     models = [r["model"] for r in rows(out)]
     assert models.count("claude-sonnet-4-5") == 5               # 3 + 2 sonnet calls
     assert models.count("claude-haiku-4-5-20251001") == 3       # not in the table: as logged
+
+
+@pytest.mark.parametrize("source, folder", [("claude-code", "claude_code"), ("otlp", "otlp")])
+def test_import_summary_fits_80_columns(tmp_path, monkeypatch, source, folder):
+    """The summary an import prints is read in a terminal: every line fits 80 columns but the
+    first (it names the output file) and the indented file:line reasons (they name the input
+    files); between them these fixtures show every other line the summary has (tokens, stated
+    cost, outcomes, calls moved, duplicates, the --task-by fallback, malformed records)."""
+    from typer.testing import CliRunner
+
+    from costsim.cli import app
+
+    monkeypatch.setenv("COLUMNS", "80")
+    fixtures = Path(__file__).parent / "fixtures" / "logs" / folder
+    res = CliRunner().invoke(app, ["log", "import", "--source", source, str(fixtures),
+                                   "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("wrote ") and any(x.startswith("stated cost: ") for x in lines)
+    wide = [x for x in lines[1:] if len(x) > 80 and not x.startswith("  ")]
+    assert not wide, wide

@@ -96,9 +96,10 @@ def render_summary(res, head: str | None = None) -> str:
         f"run{'s' if res.runs != 1 else ''}, from {res.files:,} "
         f"file{'s' if res.files != 1 else ''} ({res.source})",
         f"tokens: {res.input_tokens:,} input ({res.cached_input_tokens:,} cached), "
-        f"{res.output_tokens:,} output; stated cost: "
-        + (f"${res.cost_usd:,.6f} on {res.rows_with_cost:,} rows" if res.rows_with_cost
-           else "none (calibrate prices the rows from the price table)"),
+        f"{res.output_tokens:,} output",
+        "stated cost: " + (f"${res.cost_usd:,.6f} on {res.rows_with_cost:,} rows"
+                           if res.rows_with_cost
+                           else "none (calibrate prices the rows from the price table)"),
         f"outcomes: {res.tasks_with_outcome:,} tasks with one, {res.tasks_without_outcome:,} "
         f"without (their success is left empty)",
     ]
@@ -111,13 +112,13 @@ def render_summary(res, head: str | None = None) -> str:
         lines.append("model ids matched to the price table: " + ", ".join(shown)
                      + (f" and {more} more" if more > 0 else ""))
     if res.calls_moved:
-        lines.append(f"{res.calls_moved:,} calls on a second model inside an attempt went to "
-                     f"their own phase (<phase>@<model>)")
+        lines.append(f"{res.calls_moved:,} calls on a second model inside an attempt: "
+                     f"own phase <phase>@<model>")
     if res.duplicates:
         lines.append(f"duplicates removed: {res.duplicates:,}")
     if res.tasks_from_fallback:
-        lines.append(f"{res.tasks_from_fallback:,} tasks had no value for the --task-by key "
-                     f"and were keyed by session (or the source's own id)")
+        lines.append(f"{res.tasks_from_fallback:,} tasks without a --task-by value: keyed by "
+                     f"session (or the source's id)")
     if res.skipped:
         lines.append(f"malformed records skipped: {res.skipped:,}; first:")
         lines += [f"  {r}" for r in res.reasons]
