@@ -116,6 +116,41 @@ def test_the_report_says_how_tasks_differ(result, monkeypatch):
         assert (f"{shown} from --workload" in text) == (var["source"][k] != "log")
 
 
+def test_a_log_that_cannot_show_the_spread_says_how_to_measure_it(tmp_path, monkeypatch):
+    """One outcome per task (two configs of the OpenHands excerpt, each on its own half of the
+    instances): the spread comes from --workload, and the report says what would measure it.
+    The same instances run by both configs measure it, and the hint is gone."""
+    import pandas as pd
+
+    from costsim.calibrate import calibrate
+    from costsim.calibrate.render import render_calibration
+
+    monkeypatch.setenv("COLUMNS", "80")
+    d = pd.read_csv(ROOT / "tests" / "fixtures" / "openhands_excerpt.csv")
+    d = d[d["config"].str.contains("DeepSeek|opus")]
+    inst = sorted(d["instance"].unique())
+    even = d["instance"].isin(inst[::2])
+    cheap = d["config"].str.contains("DeepSeek")
+    texts = {}
+    for name, rows in (("unpaired", d[even == cheap]), ("paired", d)):
+        log = pd.DataFrame({"task_id": rows["instance"], "task_type": "swt", "phase": "main",
+                            "attempt": 1, "model": rows["model"], "input_tokens": 0,
+                            "cached_input_tokens": 0, "output_tokens": 0,
+                            "cost_usd": rows["cost_usd"], "success": rows["resolved"],
+                            "run": rows["config"]})
+        log.to_csv(tmp_path / f"{name}.csv", index=False)
+        res = calibrate(tmp_path / f"{name}.csv")
+        texts[name] = (res.fitted["variation"]["source"]["difficulty"],
+                       render_calibration(res, "table"))
+    hint = "run a sample of tasks (a few dozen or more) on two models too"
+    src, text = texts["unpaired"]
+    assert src != "log" and "0 of them with more than one outcome" in " ".join(text.split())
+    assert hint in " ".join(text.split())
+    assert max(len(line) for line in text.splitlines()) <= 80
+    src, text = texts["paired"]
+    assert src == "log" and hint not in " ".join(text.split())
+
+
 def test_per_run_table_names_each_strategy_once(tmp_path, monkeypatch):
     """Two runs, one named after its strategy (single:claude-sonnet-5) and one whose policy is
     inferred (two-tier): at 80 columns the table says "= run" and "inferred" instead of

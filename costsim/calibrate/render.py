@@ -134,6 +134,11 @@ def _fitted_lines(result) -> list[str]:
                                  ("difficulty", "tokens", "tokens_follow_difficulty"))
                      + f"; read from {var['tasks']:,} tasks, {var['tasks_seen_twice']:,} of "
                      "them with more than one outcome (runs, retries, escalations).")
+        if var["source"].get("difficulty") != "log":
+            lines.append("The difficulty spread decides how often a dearer model also fails "
+                         "the tasks a cheaper one failed, so what routing saves. To measure it, "
+                         "run a sample of tasks (a few dozen or more) on two models too, each "
+                         "model its own run.")
     if result.from_base:
         lines.append("From --workload (the log cannot show them): "
                      + "; ".join(f for f, _ in result.from_base) + ".")
