@@ -299,6 +299,7 @@ def test_text_values_after_the_enum_sample_read_as_with_the_whole_file(tmp_path,
     and an untrimmed value that first appear after them make the fast path give up: the file
     is read exactly, and every row holds what the file says, in file order, with its line."""
     import costsim.logs.runslog as rl
+    import costsim.logs.runslog.load as rl_load   # where the fast path reads ENUM_SAMPLE
 
     rows = [f"t{k},bugfix,implement,1,cheap,100,10,true" for k in range(4)]
     rows += ["t4,feature,plan,1,dear,200,20,false", "t5, bugfix ,review,1,cheap,300,30,true",
@@ -313,9 +314,9 @@ def test_text_values_after_the_enum_sample_read_as_with_the_whole_file(tmp_path,
         finally:
             log.close()
 
-    monkeypatch.setattr(rl, "ENUM_SAMPLE", 3)      # the first 3 rows: bugfix/implement/cheap
+    monkeypatch.setattr(rl_load, "ENUM_SAMPLE", 3)  # the first 3 rows: bugfix/implement/cheap
     sampled = read()
-    monkeypatch.setattr(rl, "ENUM_SAMPLE", 10**9)
+    monkeypatch.setattr(rl_load, "ENUM_SAMPLE", 10**9)
     assert sampled == read()
     assert [r[0] for r in sampled] == list(range(7)) == [r[1] for r in sampled]
     assert [(r[2], r[3], r[4], r[6], r[7]) for r in sampled[4:]] == [
@@ -323,6 +324,6 @@ def test_text_values_after_the_enum_sample_read_as_with_the_whole_file(tmp_path,
         ("t4", "feature", "plan", "cheap", 400)]
     # an error after the sample is still located on its line (header = line 1)
     p.write_text(p.read_text() + "t6,bugfix,implement,x,cheap,1,1,true\n")
-    monkeypatch.setattr(rl, "ENUM_SAMPLE", 3)
+    monkeypatch.setattr(rl_load, "ENUM_SAMPLE", 3)
     with pytest.raises(Exception, match=r"runs\.csv:9: attempt: expected an integer >= 1"):
         rl.read_log(str(p))
