@@ -95,6 +95,17 @@ def test_zst_needs_zstandard_or_says_so(tmp_path, monkeypatch):
         f"zstandard), or decompress the file first"
 
 
+def test_an_unsupported_compression_is_named(tmp_path):
+    """runs.csv.lz4 names the compression and the ones that work, not an 'unknown format'."""
+    p = tmp_path / "runs.csv.lz4"
+    p.write_bytes(b"\x04\x22\x4d\x18 not read")
+    assert _error(p) == (f"{p}: .lz4 compression is not supported (use .gz, .zst, .bz2, .xz or "
+                         f".zip, or decompress the file first)")
+    q = tmp_path / "notes.lz4"
+    q.write_bytes(b"x")
+    assert "unknown runs-log format '.lz4'" in _error(q)
+
+
 def test_a_truncated_gz(tmp_path):
     g = tmp_path / "runs.csv.gz"
     data = gzip.compress(("\n".join([HEADER] + GOOD * 2000) + "\n").encode())

@@ -27,6 +27,8 @@ class LogEngine:
 
 
 class DuckDBEngine(LogEngine):
+    """The measurements on the embedded DuckDB connection that read the log (the default)."""
+
     def __init__(self, con, relation: str = "runs"):
         self.con = con
         self.relation = relation

@@ -18,6 +18,7 @@ _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json
 _NATIVE = (".gz",)                               # DuckDB decompresses these itself
 _UNPACK = (".bz2", ".xz", ".zip", ".zst")        # Python unpacks these to a temporary file
 _COMPRESSED = _NATIVE + _UNPACK
+_OTHER_ARCHIVES = (".bz", ".lz4", ".7z", ".rar", ".tar", ".lz", ".lzma", ".z", ".br")
 
 
 # --- locating rows in files -----------------------------------------------------------------
@@ -82,11 +83,13 @@ def _kind(path: str) -> tuple[str, str | None]:
         comp = suffixes[-1]
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
+    if ext in _OTHER_ARCHIVES and len(suffixes) > 1 and suffixes[-2] in _FORMATS:
+        # runs.csv.lz4: a log in a compression costsim does not read
+        raise CostsimError(f"{ext} compression is not supported (use .gz, .zst, .bz2, .xz or "
+                           f".zip, or decompress the file first)", path)
     if ext not in _FORMATS:
         raise CostsimError(f"unknown runs-log format '{ext or '(no extension)'}' (expected .csv, "
                            f".jsonl/.ndjson/.json or .parquet, optionally compressed)", path)
-    if Path(path).suffix.lower() in (".bz", ".lz4", ".7z", ".rar", ".tar"):
-        raise CostsimError("this compression is not supported (use .gz or .zst)", path)
     return _FORMATS[ext], comp
 
 
@@ -158,7 +161,7 @@ def _unpack(path: str, comp: str, tmpdir: str) -> str:
         return out
     except CostsimError:
         raise
-    except (OSError, EOFError, ValueError, Exception) as exc:  # lzma.LZMAError, zlib errors
+    except Exception as exc:  # noqa: BLE001 - OSError, EOFError, lzma.LZMAError, zlib.error ...
         what = {".bz2": "bzip2", ".xz": "xz", ".zip": "zip", ".zst": "zstd"}[comp]
         raise CostsimError(f"not a valid {what} file, or truncated ({_reason(exc)})",
                            path) from None

@@ -64,11 +64,13 @@ def _duck_error(exc: BaseException) -> str:
 def _locate_csv_problem(shown: str, actual: str, width: int) -> CostsimError | None:
     """The first record DuckDB could not take: wrong field count or bad bytes."""
     try:
-        with open(actual, "rb") as fh:
-            if actual.lower().endswith(".gz"):
-                import gzip
+        if actual.lower().endswith(".gz"):
+            import gzip
 
-                fh = gzip.open(actual, "rb")
+            opened = gzip.open(actual, "rb")
+        else:
+            opened = open(actual, "rb")
+        with opened as fh:
             line_no = 0
             for raw in fh:
                 line_no += 1
@@ -204,7 +206,7 @@ def _load_jsonl(con, i: int, shown: str, actual: str) -> _Raw:
             raise err from None
         raise CostsimError(f"not valid JSON Lines: {_duck_error(exc)}", shown) from None
     loc = _Locator(shown, actual, "jsonl")
-    bad = con.execute(f"SELECT min(rowid), min(json_type(j)) FROM {table} "
+    bad = con.execute(f"SELECT min(rowid) FROM {table} "
                       f"WHERE json_type(j) <> 'OBJECT'").fetchone()
     if bad[0] is not None:
         r = int(bad[0])
@@ -264,11 +266,7 @@ def _load_parquet(con, i: int, shown: str, actual: str) -> _Raw:
 def _raw_value(con, raw: _Raw, row: int, column: str):
     """The value of ``column`` in data row ``row`` as written (error messages only)."""
     try:
-        if raw.fmt == "parquet":
-            expr = raw.columns[column][0]
-            return con.execute(f"SELECT {expr} FROM {raw.source} WHERE {raw.rowid} = {row}"
-                               ).fetchone()[0]
-        if raw.fmt == "jsonl":
+        if raw.fmt in ("parquet", "jsonl"):
             expr = raw.columns[column][0]
             return con.execute(f"SELECT {expr} FROM {raw.source} WHERE {raw.rowid} = {row}"
                                ).fetchone()[0]

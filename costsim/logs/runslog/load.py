@@ -52,6 +52,9 @@ def _enum_types(con, raws: list, sample: int = 0) -> tuple[dict, list]:
             f"COUNT(*) FILTER (WHERE g{k} = 0)" for k in range(len(cols)))
             + " FROM _distinct").fetchone()
         for k, col in enumerate(cols):
+            # raw values, before trimming: several spellings (' bugfix', 'bugfix ') may
+            # trim to one value, so the trimmed count is checked below; past 4x the ceiling
+            # the column is text without counting further
             if sizes[k] > MAX_ENUM * 4:
                 too_many.add(col)
                 continue
