@@ -151,6 +151,48 @@ def test_a_log_that_cannot_show_the_spread_says_how_to_measure_it(tmp_path, monk
     assert src == "log" and hint not in " ".join(text.split())
 
 
+def test_one_shot_runs_keep_one_attempt_unless_a_base_says_more(tmp_path):
+    """A log whose runs made one attempt per phase (benchmark results; usage logs, one session
+    per task) stopped every failed phase after one attempt: without --workload the fitted
+    workload allows 1, and each run's completion under the engine is the log's own (7 of 10,
+    8 of 10 here). With --workload, its max_attempts is what strategies may use (a two-step
+    cascade: 2)."""
+    import pandas as pd
+    import yaml
+
+    from costsim.calibrate import calibrate
+
+    rows = []
+    for run, model, wins in (("cheap", "m-cheap", 7), ("dear", "m-dear", 8)):
+        for i in range(10):
+            rows.append({"task_id": f"{run}-{i}", "task_type": "t", "phase": "main",
+                         "attempt": 1, "model": model, "input_tokens": 0,
+                         "cached_input_tokens": 0, "output_tokens": 0,
+                         "cost_usd": 0.1 if run == "cheap" else 0.5, "success": i < wins,
+                         "run": run})
+    log = tmp_path / "oneshot.csv"
+    pd.DataFrame(rows).to_csv(log, index=False)
+    res = calibrate(log)
+    assert res.workload.max_attempts == 1 and res.workload_data["max_attempts"] == 1
+    assert any("max_attempts 1" in n for n in res.notes)
+    fit = {(r["run"], r["scope"]): r for r in res.fit}
+    for run, want in (("cheap", 0.7), ("dear", 0.8)):
+        row = fit[(run, "all tasks")]
+        assert row["measured_completion_rate"] == want
+        assert abs(row["engine_completion_rate"] - want) < 1e-9
+        assert row["flag"] is None
+    base = yaml.safe_load((ROOT / "workloads" / "medium-team.yaml").read_text())
+    base["max_attempts"] = 2
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    res = calibrate(log, workload=tmp_path / "base.yaml")
+    assert res.workload.max_attempts == 2
+    assert "max_attempts" in [f for f, _ in res.from_base]
+    # two attempts where the log shows one: the engine completes more than the log did
+    assert fit[("cheap", "all tasks")]["engine_completion_rate"] < \
+        {(r["run"], r["scope"]): r for r in res.fit}[("cheap", "all tasks")][
+            "engine_completion_rate"]
+
+
 def test_per_run_table_names_each_strategy_once(tmp_path, monkeypatch):
     """Two runs, one named after its strategy (single:claude-sonnet-5) and one whose policy is
     inferred (two-tier): at 80 columns the table says "= run" and "inferred" instead of

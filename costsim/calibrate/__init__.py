@@ -173,11 +173,12 @@ def _calibrate(log_path: str | Path, *, pool, fitting, prices=None, policies=Non
     # The fits are small: BLAS threads only spin against each other and DuckDB's.
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit_and_report(log, log_path, pool=pool, table=table, prices_path=prices_path,
-                               policy=policy, base=base, settings=settings)
+                               policy=policy, base=base, settings=settings,
+                               base_given=workload is not None)
 
 
 def _fit_and_report(log, log_path, *, pool, table, prices_path, policy, base,
-                    settings) -> CalibrationResult:
+                    settings, base_given=True) -> CalibrationResult:
     """Measure the log read, fit, check and recommend (BLAS limited to one thread)."""
     from ..loader import check_policy_against
     from .check import engine_strategy, fit_check
@@ -243,7 +244,7 @@ def _fit_and_report(log, log_path, *, pool, table, prices_path, policy, base,
     handoff, why = _workload_handoff(tf.modes, inferred, policy, main_run, base)
     fitted = fit_workload(ms, tf, table, str(log_path), base=base, workload_handoff=handoff,
                           handoff_why=why, cost_only=cost_only,
-                          variation=state.get("variation"))
+                          variation=state.get("variation"), base_given=base_given)
     wl = fitted.workload
     notes += fitted.notes
     if not log.has_signals:

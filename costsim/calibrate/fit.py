@@ -379,19 +379,30 @@ def _class_values(values: dict, table: PriceTable) -> dict:
 
 # --- max attempts, volume ----------------------------------------------------------------------
 
-def fit_max_attempts(ms: Measurements, base: Workload | None) -> tuple[int, dict, list]:
+def fit_max_attempts(ms: Measurements, base: Workload | None, base_given: bool = True,
+                     notes: list | None = None) -> tuple[int, dict, list]:
     """(workload max_attempts, task type -> its own max_attempts, from_base). A phase that ran
-    out of attempts shows the ceiling; task types without one take the workload's."""
+    out of attempts shows the ceiling; task types without one take the workload's.
+
+    One-shot runs (one attempt per phase in every run: benchmark results, usage logs with one
+    session per task) stopped every failed phase after its first attempt. Without a base the
+    user gave (``base_given``), that is the ceiling the log shows, and 1 reproduces it; a base
+    the user gave says how many attempts the strategies to project may make (a two-step
+    cascade needs 2), and its max_attempts is kept."""
     s = ms.starts
     seen = s.groupby("task_type")["last_attempt"].max().to_dict()
     out = s[s["success_at"].isna()]
     shown = out.groupby("task_type")["last_attempt"].max().to_dict()
     from_base = []
-    if seen and max(int(v) for v in seen.values()) == 1 and base is not None:
-        # One-shot runs (benchmark results: one attempt per phase in every run) stop at the
-        # first attempt by design: they show no ceiling for a strategy that escalates.
-        return int(base.max_attempts), {}, [("max_attempts", "every run made one attempt per "
-                                             "phase (one-shot runs): no ceiling shows")]
+    if seen and max(int(v) for v in seen.values()) == 1:
+        if base is not None and base_given:
+            return int(base.max_attempts), {}, [("max_attempts", "every run made one attempt "
+                                                 "per phase (one-shot runs): no ceiling shows")]
+        if notes is not None:
+            notes.append("max_attempts 1: every run made one attempt per phase, and a failed "
+                         "phase was not retried; to project strategies that retry or escalate, "
+                         "give --workload with the attempts they may make")
+        return 1, {}, []
     if shown:
         vals = sorted(shown.values())
         wl_k = max(set(vals), key=lambda v: (vals.count(v), v))
@@ -416,11 +427,14 @@ def _round(x: float, nd: int = 6) -> float:
 
 def fit_workload(ms: Measurements, tf: TokenFit, table: PriceTable, log_name: str, *,
                  base: Workload | None, workload_handoff: dict | None,
-                 handoff_why: str | None = None, cost_only=None, variation=None) -> Fitted:
+                 handoff_why: str | None = None, cost_only=None, variation=None,
+                 base_given: bool = True) -> Fitted:
     """Fit success, signals, defects, max attempts and volume; assemble the workload dict and
     validate it. ``workload_handoff``: the handoff to write (decided by the caller from the
     runs; None: the base workload's). ``variation``: :func:`fit_variation_from`'s result when
-    the caller has it already (a future, or the value), else it is fitted here."""
+    the caller has it already (a future, or the value), else it is fitted here.
+    ``base_given``: whether the user gave ``base`` (``--workload``) rather than the bundled
+    default (see :func:`fit_max_attempts`)."""
     from_base = list(tf.from_base)
     notes: list[str] = []
     groups, shares, sig_names = signal_groups(ms.tasks)
@@ -435,7 +449,7 @@ def fit_workload(ms: Measurements, tf: TokenFit, table: PriceTable, log_name: st
     # task types and phases
     tcount = ms.tasks.groupby("task_type")["n"].sum()
     total = float(tcount.sum())
-    K, K_per, fb = fit_max_attempts(ms, base)
+    K, K_per, fb = fit_max_attempts(ms, base, base_given, notes)
     from_base += fb
     task_types = []
     shares_raw = {str(tt): float(c) / total for tt, c in tcount.items()}
