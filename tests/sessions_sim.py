@@ -554,7 +554,8 @@ def _tries(rng: random.Random, p1: float, p2: float, max_tries: int) -> list[boo
 
 def openhands_index(root: Path, n: int = 14, seed: int = 5) -> Truth:
     """instance_results/<config>.json for two configs over the same instances (cost, resolved;
-    no tokens), one instance not evaluated (resolved: null)."""
+    no tokens), one instance not evaluated (resolved: null), one that never ran (cost and
+    resolved null: skipped, nothing to bill)."""
     rng = random.Random(seed)
     configs = {"acp-claude/claude-sonnet-4-5": (0.55, "claude-sonnet-4-5"),
                "gpt-4.1-mini": (0.35, "gpt-4.1-mini")}
@@ -571,10 +572,11 @@ def openhands_index(root: Path, n: int = 14, seed: int = 5) -> Truth:
                      tries=[ok])
             t.calls.append(Call(model, "main", 0, 0, 0, 0, T0, cost=cost))
             tasks.append(t)
+        doc["proj__proj-0999"] = {"cost": None, "resolved": None}   # never ran: nothing to bill
         _write(root / "swt-bench" / "instance_results" / f"{cfg}.json",
                json.dumps(doc, indent=1))
     (root / "swt-bench" / "README.md").write_text("results\n")
-    return Truth("openhands", tasks, [root / "swt-bench"], None, 0, 0, 0,
+    return Truth("openhands", tasks, [root / "swt-bench"], None, 0, len(configs), 0,
                  {cfg: m for cfg, (_, m) in configs.items()})
 
 

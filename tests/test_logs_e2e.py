@@ -166,3 +166,126 @@ def test_import_twice_same_bytes(cases, name):
         assert invoke(case.import_args(out)).exit_code == 0
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
+
+
+# --- calibrate ------------------------------------------------------------------------------
+
+FIGURES = ("tasks", "completed", "spend", "completion_rate", "spend_per_task",
+           "cost_per_completed_task", "tasks_without_outcome", "spend_without_outcome")
+
+
+def _check_figures(got: dict, want: dict, where: str) -> None:
+    for k in FIGURES:
+        if k not in got:
+            continue                      # by_run rows carry no *_without_outcome
+        if want[k] is None:
+            assert got[k] is None, (where, k)
+        elif isinstance(want[k], int):
+            assert got[k] == want[k], (where, k, got[k], want[k])
+        else:
+            assert got[k] == pytest.approx(want[k], abs=1e-9), (where, k)
+
+
+def _calibrate(case: Case, log_args: list, *extra) -> dict:
+    res = invoke(["calibrate", *log_args, "--prices", case.prices, "--workload", case.base,
+                  "--format", "json", *extra])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+@pytest.fixture(scope="module")
+def calibrated(imported):
+    """name -> (case, report) of `calibrate runs.parquet --write-workload ...`: the fitted
+    workload, and what compare needs with it (the log's policy, prices for a cost-only log)."""
+    done: dict[str, tuple] = {}
+
+    def get(name: str):
+        if name not in done:
+            case, _, _ = imported(name)
+            extra = ["--write-workload", case.root / "fitted.yaml"]
+            if _cost_only(case):
+                extra += ["--write-prices", case.root / "fitted-prices.yaml"]
+            if _routed(case):
+                extra += ["--write-policy", case.root / "policy.yaml"]
+            done[name] = (case, _calibrate(case, [case.root / "runs.parquet"], *extra))
+        return done[name]
+    return get
+
+
+def _cost_only(case: Case) -> bool:
+    return all(c.input == c.out == 0 for t in case.truth.tasks for c in t.calls)
+
+
+def _routed(case: Case) -> bool:
+    return any(len({c.model for c in t.calls}) > 1 for t in case.truth.tasks)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_calibrate_reports_the_log_as_it_was(calibrated, name):
+    case, report = calibrated(name)
+    want = sim.expected_calibrate(case.truth)
+    _check_figures(report["overall"], want["overall"], "overall")
+    if len(want["by_run"]) > 1:
+        got_runs = {r["run"]: r for r in report["by_run"]}
+        assert sorted(got_runs) == sorted(want["by_run"])
+        for run, w in want["by_run"].items():
+            _check_figures(got_runs[run], w, run)
+
+
+@pytest.mark.parametrize("name", ["claude-code", "otlp", "aider-bench"])
+def test_calibrate_in_one_step_reports_the_same(calibrated, name):
+    case, report = calibrated(name)
+    args = ["--source", case.truth.source, *case.truth.paths]
+    if case.truth.outcomes:
+        args += ["--outcomes", case.truth.outcomes]
+    one = _calibrate(case, args)
+    for k in FIGURES:
+        assert one["overall"][k] == pytest.approx(report["overall"][k], abs=1e-12), k
+    assert one["log"]["tasks"] == report["log"]["tasks"]
+
+
+# --- compare on the fitted workload ---------------------------------------------------------
+
+def _sampling_errors(tasks: list) -> tuple[float, float]:
+    """Standard errors of the log's completion rate and cost per completed task, from the
+    truth: binomial (with one pseudo-success and one pseudo-failure, so a rate of 0 or 1 still
+    has an error) and the ratio estimator's linearisation sqrt(sum (x - R y)^2) / sum y."""
+    known = [t for t in tasks if t.outcome is not None]
+    n, k = len(known), sum(t.outcome for t in known)
+    p = (k + 1) / (n + 2)
+    se_c = math.sqrt(p * (1 - p) / n)
+    r = sum(t.spend() for t in known) / k
+    se_r = math.sqrt(sum((t.spend() - r * t.outcome) ** 2 for t in known)) / k
+    return se_c, se_r
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compare_reproduces_the_log(calibrated, name):
+    case, _ = calibrated(name)
+    prices = case.root / ("fitted-prices.yaml" if _cost_only(case) else "prices.yaml")
+    args = ["compare", "--workload", case.root / "fitted.yaml", "--prices", prices,
+            "--format", "json"]
+    strategies = {}
+    if _routed(case):
+        args += ["--policy", case.root / "policy.yaml"]
+        strategies = {"inferred": next(iter(case.truth.runs))}
+    else:
+        # compare runs every bundled policy unless given one; these name models this price
+        # table lacks, so give a one-model policy per run model (compare adds single:MODEL).
+        for i, model in enumerate(sorted(set(case.truth.runs.values()))):
+            pol = case.root / f"own{i}.yaml"
+            pol.write_text(f"version: 1\nname: own{i}\ntiers:\n  t: {model}\n"
+                           f"routes:\n  default: t\nescalation:\n  after_failures: 1\n")
+            args += ["--policy", pol]
+        strategies = {f"single:{m}": run for run, m in case.truth.runs.items()}
+    res = invoke(args)
+    assert res.exit_code == 0, res.output
+    got = {s["name"]: s for s in json.loads(res.stdout)["strategies"]}
+    by_run = case.truth.by_run()
+    want = sim.expected_calibrate(case.truth)["by_run"]
+    for strategy, run in strategies.items():
+        se_c, se_r = _sampling_errors(by_run[run])
+        s, w = got[strategy], want[run]
+        assert abs(s["completion_rate"] - w["completion_rate"]) <= 2.5 * se_c, (strategy, s, w)
+        assert abs(s["cost_per_completed_task"] - w["cost_per_completed_task"]) <= 2.5 * se_r, (
+            strategy, s, w)
