@@ -447,7 +447,24 @@ def imported_log(source: str, paths, **options):
     with tempfile.TemporaryDirectory(prefix="costsim-log-") as tmp:
         out = Path(tmp) / f"runs.{ext}"
         result = import_logs(source, paths, out, **options)
-        yield out, result
+        if options.get("outcomes") is not None and result.tasks_with_outcome == 0:
+            example = (f" ('{result.outcomes_unmatched_examples[0]}' is not one)"
+                       if result.outcomes_unmatched_examples else "")
+            raise CostsimError(f"no task id in the file matches an imported task{example}: "
+                               f"task ids are what --task-by {options.get('task_by', 'session')}"
+                               f" gives (see `costsim log import`)", str(options["outcomes"]))
+        try:
+            yield out, result
+        except CostsimError as exc:
+            # The temporary log means nothing to the user: name what they gave (a row number
+            # of the temporary log neither).
+            if exc.file != str(out):
+                raise
+            where = exc.path
+            if where and where.startswith("row "):
+                where = where.split(": ", 1)[1] if ": " in where else None
+            raise CostsimError(exc.message, f"{', '.join(map(str, paths))} ({source})",
+                               None, where) from None
 
 
 __all__ = ["ImportResult", "SOURCES", "import_logs", "imported_log", "output_columns"]
