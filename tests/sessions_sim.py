@@ -491,9 +491,12 @@ def litellm(root: Path, n: int = 12, seed: int = 4) -> Truth:
     tasks = _usage_tasks(rng, n, "claude-sonnet-4-5", "claude-haiku-4-5", "litellm",
                          cache_writes=True, p_success=0.6, no_outcome=2, stated_cost=True)
     rows = []
-    for t in tasks:
+    for i, t in enumerate(tasks):
         for j, c in enumerate(t.calls):
-            tags = [f"task:{t.branch}"] + ([f"agent:{c.phase}"] if c.phase != "main" else [])
+            # The ticket tag only where the agent set it (every other session): --task-by
+            # tag:task falls back to the session elsewhere.
+            tags = ([f"task:{t.branch}"] if i % 2 == 0 else []) + (
+                [f"agent:{c.phase}"] if c.phase != "main" else [])
             rows.append({
                 "request_id": f"chatcmpl-{t.id[:8]}-{j}", "call_type": "acompletion",
                 "api_key": "88dc", "spend": c.cost,

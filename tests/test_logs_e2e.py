@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from typer.testing import CliRunner
 from costsim.cli import app
 
 import sessions_sim as sim
+from reliability import run_main
 
 pq = pytest.importorskip("pyarrow.parquet")
 runner = CliRunner()
@@ -289,3 +291,149 @@ def test_compare_reproduces_the_log(calibrated, name):
         assert abs(s["completion_rate"] - w["completion_rate"]) <= 2.5 * se_c, (strategy, s, w)
         assert abs(s["cost_per_completed_task"] - w["cost_per_completed_task"]) <= 2.5 * se_r, (
             strategy, s, w)
+
+
+# --- what the user sees ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_import_and_calibrate_fit_80_columns(cases, calibrated, monkeypatch, name):
+    """At 80 columns: the import summary (but its first line, naming the output, and the
+    indented file:line reasons, naming the inputs) and the calibrate report keep to the width,
+    and no number in the report is cut."""
+    case, report = calibrated(name)
+    monkeypatch.setenv("COLUMNS", "80")
+    res = invoke(case.import_args(case.root / "w80.csv"))
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert [x for x in lines[1:] if len(x) > 80 and not x.startswith("  ")] == []
+    res = invoke(["calibrate", case.root / "runs.parquet", "--prices", case.prices,
+                  "--workload", case.base])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert max(map(len, lines)) <= 80
+    # The fit check prints log -> engine for completion, cost and defects: each side whole.
+    arrows = [x for x in lines if " → " in x and not x.startswith("Fit check")]
+    assert len(arrows) >= len(report["fit"])
+    for x in arrows:
+        for side in re.findall(r"→ (\S+)", x):
+            assert re.fullmatch(r"\d+\.\d+%|\$[\d,]+\.\d{4}|-", side), x
+    # A run's line folds its long names onto one more line at most.
+    if len(report["by_run"]) > 1:
+        i = [x.strip() for x in lines].index("Per run")
+        body = lines[i + 4:[x.strip() for x in lines].index("", i + 4)]
+        assert len(body) <= 2 * len(report["by_run"]), body
+
+
+def _one_line_error(res, *needles, after_summary=False):
+    """Exit 2, one line on stderr (with `calibrate --source`, the last line: the import
+    summary goes to stderr before it), no traceback."""
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert "Traceback" not in res.output, err
+    if after_summary:
+        err = err.splitlines()[-1]
+    assert len(err.splitlines()) == 1, err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_is_one_line_exit_2(cases, name, tmp_path):
+    case = cases(name)
+    src = case.truth.source
+    empty = tmp_path / ("results.csv" if src == "litellm" else "output.jsonl")
+    empty.write_text("")
+    _one_line_error(invoke(["log", "import", "-s", src, empty, "--out", tmp_path / "o.csv"]),
+                    str(empty), f"no {src} usage records found in 1 file")
+    nothing = tmp_path / "nothing"
+    (nothing / "sub").mkdir(parents=True)
+    (nothing / "sub" / "notes.txt").write_text("hello\n")
+    _one_line_error(invoke(["log", "import", "-s", src, nothing, "--out", tmp_path / "o.csv"]),
+                    str(nothing), f"no {src} log files found")
+    # An outcomes file with a value that is not a success: file:line: field: what is wrong.
+    bad = tmp_path / "bad.csv"
+    first = case.truth.tasks[0].id
+    bad.write_text(f"task_id,success\n{first},true\n{first}x,perhaps\n")
+    _one_line_error(invoke(case.import_args(tmp_path / "o.csv")[:-2] + ["--outcomes", bad]),
+                    f"{bad}:3: success: expected true or false, got 'perhaps'")
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_outcomes_that_match_no_task(cases, tmp_path):
+    """Outcome ids not in the logs are counted (the import goes on); in one step, a file of
+    which no id matches is an error that names it (calibrate would have nothing to measure),
+    and an error about the temporary imported log names the user's files, never the temp."""
+    case = cases("codex")
+    oc = tmp_path / "o.csv"
+    oc.write_text("task_id,success\nTICKET-1,true\nTICKET-2,false\n")
+    res = invoke(case.import_args(tmp_path / "r.csv", "--format", "json")[:-2]
+                 + ["--outcomes", oc])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["outcomes_unmatched"] == 2 and data["tasks_with_outcome"] == 0
+    one = ["calibrate", "--source", "codex", *case.truth.paths, "--prices", case.prices]
+    _one_line_error(invoke(one + ["--outcomes", oc]), f"{oc}: no task id in the file matches",
+                    "'TICKET-1' is not one", "--task-by session")
+    err = _one_line_error(invoke(one), "no task in the log has an outcome",
+                          after_summary=True)
+    assert err.startswith(f"{case.truth.paths[0]} (codex): ") and "costsim-log-" not in err
+
+
+def test_truncated_line_is_reported_with_its_column(imported):
+    _, summary, _ = imported("codex")
+    assert re.search(r"\.jsonl:5: not JSON \(Unterminated string starting at column \d+\)$",
+                     summary["reasons"][0]), summary["reasons"]
+
+
+def test_out_over_an_existing_file(cases, tmp_path):
+    """--out names the file to write: an existing file there is replaced when the import
+    succeeds (as `compare --out` does), and left as it was when it fails; an input, the
+    outcomes file or a folder is never written over."""
+    case = cases("litellm")
+    mine = tmp_path / "runs.csv"
+    mine.write_text("my own notes\n")
+    assert invoke(case.import_args(mine)).exit_code == 0
+    assert mine.read_text().startswith("task_id,task_type,phase,attempt,call,")
+    mine.write_text("my own notes\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    _one_line_error(invoke(["log", "import", "-s", "litellm", empty, "--out", mine]))
+    assert mine.read_text() == "my own notes\n"
+    before = case.truth.outcomes.read_bytes()
+    args = case.import_args(tmp_path / "x.csv")
+    args[args.index("--out") + 1] = case.truth.outcomes
+    _one_line_error(invoke(args), "--out: would overwrite the file given to --outcomes")
+    assert case.truth.outcomes.read_bytes() == before
+    # A folder: Click refuses it; through the console script's entry point (CliRunner shows
+    # Click's own multi-line usage text) that is one line too.
+    args[args.index("--out") + 1] = tmp_path
+    run = run_main(*map(str, args)).check(codes=(2,))
+    assert run.error_lines() == [f"costsim log import: Invalid value for '--out' / '-o': file "
+                                 f"'{tmp_path}' is a directory. (see 'costsim log import "
+                                 f"--help')"]
+
+
+def test_task_by_tag_missing_on_some_lines(cases, tmp_path):
+    """LiteLLM rows carry a `task:` tag on every other session: those are keyed by it, the
+    others fall back to their session (and the summary counts them); nothing is lost."""
+    case = cases("litellm")
+    res = invoke(case.import_args(tmp_path / "r.parquet", "--task-by", "tag:task",
+                                  "--format", "json"))
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    tasks = case.truth.tasks
+    assert data["tasks"] == len(tasks) and data["tasks_from_fallback"] == len(tasks) // 2
+    rows = pq.read_table(tmp_path / "r.parquet").to_pylist()
+    want = {(t.branch if i % 2 == 0 else t.id): sum(c.input for c in t.calls)
+            for i, t in enumerate(tasks)}
+    got: dict = defaultdict(int)
+    for r in rows:
+        got[r["task_id"]] += r["input_tokens"]
+    assert dict(got) == want
+    # The outcomes file names sessions: the tagged tasks' outcomes no longer match.
+    assert data["outcomes_unmatched"] == (case.truth.unmatched_outcomes + sum(
+        t.outcome is not None for i, t in enumerate(tasks) if i % 2 == 0))
+    res80 = invoke(case.import_args(tmp_path / "r.csv", "--task-by", "tag:task"))
+    assert f"{len(tasks) // 2} tasks without a --task-by value: keyed by session" in (
+        res80.stdout)
