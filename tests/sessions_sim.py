@@ -596,11 +596,20 @@ def openhands_eval(root: Path, n: int = 14, seed: int = 6) -> Truth:
         tries = _tries(rng, 0.5, 0.4, 2)
         t = Task(id=name, branch="", outcome=tries[-1], run=run, tries=tries)
         for k, ok in enumerate(tries):
-            read = rng.randrange(10_000, 90_000)
-            write = rng.randrange(1_000, 9_000)
-            fresh = rng.randrange(2_000, 20_000)
-            out = rng.randrange(500, 6_000)
+            # The attempt's calls, summed as OpenHands accumulates them: each resends the
+            # context so far (read from the cache), writes its new input to the cache, and a
+            # few tokens go uncached. A second attempt starts afresh.
             ncalls = rng.randint(3, 9)
+            prefix = rng.randrange(6_000, 12_000)
+            fresh = read = out = 0
+            write = prefix
+            for j in range(ncalls):
+                new, o = rng.randrange(300, 3_000), rng.randrange(100, 900)
+                fresh += rng.randint(1, 9)
+                read += prefix if j else 0
+                write += new
+                out += o
+                prefix += new + o
             c = Call("claude-sonnet-4-5", "main", fresh, read, write, out, T0)
             cost = c.cost = round(c.priced(), 12)      # what LiteLLM billed OpenHands
             t.calls.append(c)
@@ -635,7 +644,13 @@ def aider_bench(root: Path, n: int = 14, seed: int = 7) -> Truth:
     for i in range(n):
         lang, ex = langs[i % 3], f"exercise-{i:02d}"
         tries = _tries(rng, 0.55, 0.5, 2)
-        prompt, completion = rng.randrange(3_000, 40_000), rng.randrange(300, 5_000)
+        # The second try resends the first exchange with the failing tests' output; the file
+        # records the exercise's totals only.
+        p1, c1 = rng.randrange(3_000, 30_000), rng.randrange(300, 4_000)
+        prompt, completion = p1, c1
+        if len(tries) == 2:
+            prompt += p1 + c1 + rng.randrange(300, 3_000)
+            completion += rng.randrange(300, 4_000)
         cost = round((prompt * 3.0 + completion * 15.0) / 1e6, 10)   # sonnet's rates
         t = Task(id=f"{lang}/{ex}", branch="", outcome=tries[-1], run=run, tries=tries)
         t.calls.append(Call("claude-sonnet-4-5", "main", prompt, 0, 0, completion, T0,
@@ -677,3 +692,27 @@ def expected_calibrate(truth: Truth) -> dict:
                 "spend_without_outcome": sum(t.spend() for t in tasks if t.outcome is None)}
     return {"overall": fig(truth.tasks),
             "by_run": {run: fig(ts) for run, ts in truth.by_run().items()}}
+
+
+def compare_policies(report: dict, root: Path) -> tuple[list[Path], dict[str, str]]:
+    """The policy files that give `costsim compare` each run's own strategy, as calibrate read
+    it back (`strategies` of its JSON report), and {strategy name in compare: run}. A routed
+    strategy (two models, or one model whose retries start afresh) is its policy; a single
+    model is single:MODEL, which compare adds for every model a policy names, so it gets a
+    one-model policy (compare runs every bundled policy unless given one, and these name models
+    the test's price table lacks)."""
+    import yaml
+
+    files, names = [], {}
+    for i, s in enumerate(report["strategies"]):
+        path = root / f"strategy{i}.yaml"
+        if s["kind"] == "routed":
+            pol = dict(s["policy"], name=f"{s['policy']['name']}-{i}")
+            names[pol["name"]] = s["run"]
+        else:
+            pol = {"version": 1, "name": f"own{i}", "tiers": {"t": s["model"]},
+                   "routes": {"default": "t"}, "escalation": {"after_failures": 1}}
+            names[s["name"]] = s["run"]
+        path.write_text(yaml.safe_dump(pol, sort_keys=False))
+        files.append(path)
+    return files, names
