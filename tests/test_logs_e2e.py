@@ -53,10 +53,10 @@ class Case:
                              .read_text().replace("\nmax_attempts: 4", "\nmax_attempts: 1"))
         assert "max_attempts: 1" in self.base.read_text()
 
-    def import_args(self, out: Path, *extra) -> list:
+    def import_args(self, out: Path, *extra, outcomes: bool = True) -> list:
         args = ["log", "import", "--source", self.truth.source, *self.truth.paths,
                 "--out", out, "--prices", self.prices, *extra]
-        if self.truth.outcomes:
+        if self.truth.outcomes and outcomes:
             args += ["--outcomes", self.truth.outcomes]
         return args
 
@@ -133,6 +133,10 @@ def test_import_carries_every_token_and_cent(imported, name):
     assert summary["tasks_without_outcome"] == sum(t.outcome is None for t in truth.tasks)
     assert summary["outcomes_unmatched"] == truth.unmatched_outcomes
     assert summary["input_tokens"] == sum(t.totals()[0] for t in truth.tasks)
+    assert summary["cached_input_tokens"] == sum(t.totals()[1] for t in truth.tasks)
+    assert summary["output_tokens"] == sum(t.totals()[2] for t in truth.tasks)
+    assert summary["cost_usd"] == pytest.approx(
+        sum(c.cost or 0.0 for t in truth.tasks for c in t.calls), abs=1e-9)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -361,7 +365,7 @@ def test_bad_input_is_one_line_exit_2(cases, name, tmp_path):
     bad = tmp_path / "bad.csv"
     first = case.truth.tasks[0].id
     bad.write_text(f"task_id,success\n{first},true\n{first}x,perhaps\n")
-    _one_line_error(invoke(case.import_args(tmp_path / "o.csv")[:-2] + ["--outcomes", bad]),
+    _one_line_error(invoke(case.import_args(tmp_path / "o.csv", outcomes=False) + ["--outcomes", bad]),
                     f"{bad}:3: success: expected true or false, got 'perhaps'")
     assert not (tmp_path / "o.csv").exists()
 
@@ -373,7 +377,7 @@ def test_outcomes_that_match_no_task(cases, tmp_path):
     case = cases("codex")
     oc = tmp_path / "o.csv"
     oc.write_text("task_id,success\nTICKET-1,true\nTICKET-2,false\n")
-    res = invoke(case.import_args(tmp_path / "r.csv", "--format", "json")[:-2]
+    res = invoke(case.import_args(tmp_path / "r.csv", "--format", "json", outcomes=False)
                  + ["--outcomes", oc])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
@@ -443,3 +447,28 @@ def test_task_by_tag_missing_on_some_lines(cases, tmp_path):
     res80 = invoke(case.import_args(tmp_path / "r.csv", "--task-by", "tag:task"))
     assert f"{len(tasks) // 2} tasks without a --task-by value: keyed by session" in (
         res80.stdout)
+
+
+@pytest.mark.parametrize("name", ["claude-code", "codex"])
+def test_task_by_branch(cases, tmp_path, name):
+    """--task-by branch: a session resumed on the same branch is the same task (Claude Code's
+    resumed file keeps only its new calls, which join the original's)."""
+    case = cases(name)
+    out = tmp_path / "r.parquet"
+    res = invoke(case.import_args(out, "--task-by", "branch", "--format", "json", outcomes=False))
+    assert res.exit_code == 0, res.output
+    want: dict = defaultdict(lambda: [0, 0, 0])
+    for t in case.truth.tasks:
+        for c in t.calls:
+            w = want[t.branch]
+            w[0] += c.input
+            w[1] += c.read
+            w[2] += c.out
+    got: dict = defaultdict(lambda: [0, 0, 0])
+    for r in pq.read_table(out).to_pylist():
+        g = got[r["task_id"]]
+        g[0] += r["input_tokens"]
+        g[1] += r["cached_input_tokens"]
+        g[2] += r["output_tokens"]
+    assert dict(got) == dict(want)
+    assert json.loads(res.stdout)["tasks"] == len(want)
