@@ -175,13 +175,17 @@ def test_openhands_index_runs_are_configs(tmp_path):
             ("claude-opus-4-6", "1.2609801666666667", "true"),
         ("acp-claude/claude-opus-4-6", "django__django-11099"): ("claude-opus-4-6", "0.8731",
                                                                  "false"),
-        ("acp-claude/claude-opus-4-6", "sympy__sympy-20590"): ("claude-opus-4-6", "", ""),
         ("gpt-5", "astropy__astropy-12907"): ("gpt-5", "0.52", "false"),
         ("gpt-5", "django__django-11099"): ("gpt-5", "0.31", "true"),
     }
-    assert res.skipped == 1 and "'free'" in res.reasons[0]       # cost "free"
+    # cost "free": malformed; sympy__sympy-20590 (cost and resolved null: never ran) has
+    # nothing to bill: skipped too (kept, it made calibrate refuse the whole log).
+    assert res.skipped == 2 and "'free'" in " ".join(res.reasons)
+    assert any("sympy__sympy-20590: no cost and no token counts" in r for r in res.reasons)
     assert res.files == 2                                        # README.md is not read
-    assert {r["input_tokens"] for r in rs} == {""}               # not recorded: left empty
+    # The index records no tokens: 0 beside the stated cost, a cost-only row for calibrate.
+    assert {(r["input_tokens"], r["cached_input_tokens"], r["output_tokens"]) for r in rs} == {
+        ("0", "0", "0")}
 
 
 def test_openhands_eval_output_attempts(tmp_path):

@@ -157,10 +157,12 @@ def test_openhands_eval_variants(tmp_path):
         # report.resolved under test_result; 20000 <= 24000 < 20000 + 8000: the reads are
         # inside, the writes are not: 24000 + 8000 = 32000.
         "sympy__sympy-21612": ("2", "false", "32000", "20000", "700", "0.1", sonnet),
-        # metrics: null: tokens and cost not recorded; the model from metadata.llm_config.
-        "pallets__flask-5063": ("1", "true", "", "", "", "", "gpt-5"),
     }
-    assert res.skipped == 1 and "instance_id: missing" in res.reasons[0]
+    # pallets__flask-5063, metrics: null: neither tokens nor cost recorded, so nothing to bill:
+    # skipped and counted (kept, its empty token counts made calibrate refuse the whole log).
+    assert res.skipped == 2
+    assert "output.jsonl:4: pallets__flask-5063: no cost and no token counts" in res.reasons[0]
+    assert "instance_id: missing" in res.reasons[1]
 
 
 # --- Aider ----------------------------------------------------------------------------------
@@ -169,12 +171,13 @@ def test_aider_variants(tmp_path):
     res, rs = run(tmp_path, "aider-bench", "aider_variants")
     got = [(r["task_id"], r["attempt"], r["success"], r["input_tokens"], r["output_tokens"])
            for r in rs]
-    # zipper: an older file with no token counts (left empty), three tries; react: no try
-    # recorded, one failed attempt carrying all of the file's 4001 / 99 / $0.0123.
+    # zipper: an older file with no token counts, three tries: 0 tokens beside the stated cost
+    # (a cost-only row, as calibrate reads it); react: no try recorded, one failed attempt
+    # carrying all of the file's 4001 / 99 / $0.0123.
     assert got == [("python/react", "1", "false", "4001", "99"),
-                   ("python/zipper", "1", "false", "", ""),
-                   ("python/zipper", "2", "false", "", ""),
-                   ("python/zipper", "3", "true", "", "")]
+                   ("python/zipper", "1", "false", "0", "0"),
+                   ("python/zipper", "2", "false", "0", "0"),
+                   ("python/zipper", "3", "true", "0", "0")]
     zipper = [float(r["cost_usd"]) for r in rs if r["task_id"] == "python/zipper"]
     assert sum(zipper) == pytest.approx(0.0301, abs=1e-12) and len(set(zipper[:2])) == 1
     assert res.cost_usd == pytest.approx(0.0301 + 0.0123, abs=1e-12)

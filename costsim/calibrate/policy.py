@@ -43,7 +43,11 @@ def infer_strategy(ms, table: PriceTable, run: str, mode, name: str) -> Inferred
     models = att.groupby("model")["n"].sum().sort_values(ascending=False)
     summarizer = mode.summarizer if mode.handoff == "summary" else None
     used = set(str(m) for m in models.index)
-    if len(used) == 1 and (summarizer is None or summarizer in used):
+    # One model everywhere is single:MODEL, which resends failed attempts on a retry; a run
+    # whose retries start afresh (retry_context none) is a one-tier policy that says so, or the
+    # fit check and `compare` bill its retries for context they never resent.
+    if len(used) == 1 and (summarizer is None or summarizer in used) and not (
+            mode.retry_context == "none" and next(iter(used)) in table.models):
         return InferredStrategy(run=run, kind="single", model=next(iter(used)))
 
     notes = []

@@ -226,7 +226,7 @@ def render_calibration(result, fmt: str, wide: bool = False) -> str:
     items = [Text(head),
              _table("What the log shows", OVERALL_COLUMNS, overall, right=range(1, 6))]
     if runs:
-        items.append(_table("Per run", RUN_COLUMNS, runs, right=range(2, 6), wrap=(1,)))
+        items.append(_table("Per run", RUN_COLUMNS, runs, right=range(2, 6), wrap=(0, 1)))
     if weekly:
         items.append(_table("Per ISO week (of each task's first timestamp)", WEEK_COLUMNS,
                             weekly, right=range(1, 5)))
@@ -234,7 +234,7 @@ def render_calibration(result, fmt: str, wide: bool = False) -> str:
         items.append(_table("Fit check, log → engine: the fitted workload under the log's own "
                             "strategy, evaluated as `costsim compare` does (* = a gap over 5% "
                             "beyond the log's sampling error, ~ = within it)",
-                            FIT_COLUMNS, fit, right=range(1, 4)))
+                            FIT_COLUMNS, fit, right=range(1, 4), wrap=(0,)))
     items += [Text(f"gap: {f}") for f in flags]
     if fit and not any(r.get("flag_significant") for r in result.fit):
         items.append(Text("No gap over 5% beyond sampling error: the fitted workload "

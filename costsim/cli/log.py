@@ -103,14 +103,16 @@ def render_summary(res, head: str | None = None) -> str:
         f"outcomes: {res.tasks_with_outcome:,} tasks with one, {res.tasks_without_outcome:,} "
         f"without (their success is left empty)",
     ]
+    # Ids (task ids, model ids) go one to an indented line, as the reasons below: a list of
+    # them on one line ran past 80 columns (5 session UUIDs: 230 characters).
     if res.outcomes_unmatched:
-        lines.append(f"outcomes for {res.outcomes_unmatched:,} task ids not in the logs (e.g. "
-                     f"{', '.join(res.outcomes_unmatched_examples)})")
+        lines.append(f"outcomes for {res.outcomes_unmatched:,} task ids not in the logs, e.g.:")
+        lines += [f"  {t}" for t in res.outcomes_unmatched_examples]
     if res.models_matched:
         shown = [f"{k} -> {v}" for k, v in list(res.models_matched.items())[:5]]
         more = len(res.models_matched) - len(shown)
-        lines.append("model ids matched to the price table: " + ", ".join(shown)
-                     + (f" and {more} more" if more > 0 else ""))
+        lines.append("model ids matched to the price table:")
+        lines += [f"  {x}" for x in shown] + ([f"  and {more} more"] if more > 0 else [])
     if res.calls_moved:
         lines.append(f"{res.calls_moved:,} calls on a second model inside an attempt: "
                      f"own phase <phase>@<model>")

@@ -136,6 +136,11 @@ class _StagingSink:
     def attempt(self, *, file, line, task, phase, attempt, model, input_tokens,
                 cached_input_tokens, output_tokens, success, run, cost_usd=None, calls=None,
                 timestamp=None, dedup_key=None):
+        if input_tokens is None and output_tokens is None and cost_usd is None:
+            # Nothing says what it cost (an OpenHands instance that never ran, metrics: null):
+            # a row with neither could not be billed, and calibrate would refuse the whole log.
+            self.skip(file, line, f"{task}: no cost and no token counts (nothing to bill)")
+            return
         self._row(run, task, task, phase, None, attempt, model, input_tokens, cached_input_tokens,
                   output_tokens, cost_usd, success, calls, timestamp, dedup_key)
 
@@ -396,11 +401,21 @@ def _pipeline(con, tmpdir: Path, staging: Path, src, task_type: str, result: Imp
 
 def _write(con, out: Path, fmt: str, src, result: ImportResult) -> None:
     cols = output_columns(src.per_call)
+    # A row that states its cost but no tokens (the OpenHands index, Aider results files from
+    # before token counts) is written with 0 tokens: the runs log requires token counts, and
+    # calibrate reads a row with a cost and 0 tokens as billed by its cost (docs/calibrate.md,
+    # "Logs that show costs but no tokens"). Left empty, calibrate refused the imported log.
+    cost_only = "(cost_usd IS NOT NULL AND input_tokens IS NULL AND output_tokens IS NULL)"
+
+    def tokens(col: str) -> str:
+        return f"CASE WHEN {cost_only} THEN coalesce({col}, 0) ELSE {col} END"
+
     select = {
         "task_id": "task_id", "task_type": "task_type", "phase": "phase", "attempt": "attempt",
         "call": "call::INTEGER", "calls": "calls", "model": "model",
-        "input_tokens": "input_tokens", "cached_input_tokens": "cached_input_tokens",
-        "output_tokens": "output_tokens", "cost_usd": "cost_usd", "success": "success_out",
+        "input_tokens": tokens("input_tokens"),
+        "cached_input_tokens": tokens("cached_input_tokens"),
+        "output_tokens": tokens("output_tokens"), "cost_usd": "cost_usd", "success": "success_out",
         "reviewer_changes": "reviewer_changes", "signals": "signals", "timestamp": "ts",
         "run": "run",
     }
@@ -432,7 +447,24 @@ def imported_log(source: str, paths, **options):
     with tempfile.TemporaryDirectory(prefix="costsim-log-") as tmp:
         out = Path(tmp) / f"runs.{ext}"
         result = import_logs(source, paths, out, **options)
-        yield out, result
+        if options.get("outcomes") is not None and result.tasks_with_outcome == 0:
+            example = (f" ('{result.outcomes_unmatched_examples[0]}' is not one)"
+                       if result.outcomes_unmatched_examples else "")
+            raise CostsimError(f"no task id in the file matches an imported task{example}: "
+                               f"task ids are what --task-by {options.get('task_by', 'session')}"
+                               f" gives (see `costsim log import`)", str(options["outcomes"]))
+        try:
+            yield out, result
+        except CostsimError as exc:
+            # The temporary log means nothing to the user: name what they gave (a row number
+            # of the temporary log neither).
+            if exc.file != str(out):
+                raise
+            where = exc.path
+            if where and where.startswith("row "):
+                where = where.split(": ", 1)[1] if ": " in where else None
+            raise CostsimError(exc.message, f"{', '.join(map(str, paths))} ({source})",
+                               None, where) from None
 
 
 __all__ = ["ImportResult", "SOURCES", "import_logs", "imported_log", "output_columns"]

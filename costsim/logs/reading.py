@@ -74,12 +74,16 @@ def json_lines(path: Path, on_bad) -> Iterator[tuple[int, dict]]:
                 if not raw.strip():
                     continue
                 try:
-                    obj = json.loads(raw)
+                    # Without its line end: a line cut inside a string (a truncated write) then
+                    # reads "Unterminated string", not "Invalid control character" (the newline).
+                    obj = json.loads(raw.rstrip(b"\r\n"))
                 except UnicodeDecodeError:
                     on_bad(n, "not UTF-8 text")
                     continue
                 except ValueError as exc:
-                    on_bad(n, f"not JSON ({getattr(exc, 'msg', exc)})")
+                    col = getattr(exc, "colno", None)
+                    where = f" at column {col}" if col else ""
+                    on_bad(n, f"not JSON ({getattr(exc, 'msg', exc).removesuffix(' at')}{where})")
                     continue
                 if not isinstance(obj, dict):
                     on_bad(n, f"expected a JSON object, got {type(obj).__name__}")
