@@ -77,9 +77,6 @@ def one(name: str, n: int, seed: int, root: Path) -> list[dict]:
     truth = sim.SOURCES[name](root / "in", n=n, seed=seed)
     prices = root / "prices.yaml"
     prices.write_text(sim.prices_yaml())
-    base = root / "base.yaml"
-    base.write_text((HERE.parent / "workloads" / "medium-team.yaml").read_text()
-                    .replace("\nmax_attempts: 4", "\nmax_attempts: 1"))
     out = root / "runs.parquet"
     args = ["log", "import", "--source", truth.source, *truth.paths, "--out", out,
             "--prices", prices, "--format", "json"]
@@ -91,7 +88,7 @@ def one(name: str, n: int, seed: int, root: Path) -> list[dict]:
     exact = (exact_import(truth, rows) and summary["duplicates"] == truth.duplicates
              and summary["skipped"] == truth.malformed)
     cost_only = all(c.input == c.out == 0 for t in truth.tasks for c in t.calls)
-    cal = ["calibrate", out, "--prices", prices, "--workload", base, "--format", "json",
+    cal = ["calibrate", out, "--prices", prices, "--format", "json",
            "--write-workload", root / "fitted.yaml"]
     if cost_only:
         cal += ["--write-prices", root / "fitted-prices.yaml"]

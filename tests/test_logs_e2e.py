@@ -46,12 +46,8 @@ class Case:
         self.truth = sim.SOURCES[name](root / "in")
         self.prices = root / "prices.yaml"
         self.prices.write_text(sim.prices_yaml())
-        # Usage logs show one attempt per session: the ceiling their strategy had is one
-        # attempt (calibrate cannot see it and takes it from --workload: docs/calibrate.md).
-        self.base = root / "base.yaml"
-        self.base.write_text((Path(__file__).parents[1] / "workloads" / "medium-team.yaml")
-                             .read_text().replace("\nmax_attempts: 4", "\nmax_attempts: 1"))
-        assert "max_attempts: 1" in self.base.read_text()
+        # No --workload, as a user would run it: usage logs show one attempt per session, and
+        # calibrate fits max_attempts 1 from such one-shot logs (docs/calibrate.md).
 
     def import_args(self, out: Path, *extra, outcomes: bool = True) -> list:
         args = ["log", "import", "--source", self.truth.source, *self.truth.paths,
@@ -189,8 +185,8 @@ def _check_figures(got: dict, want: dict, where: str) -> None:
 
 
 def _calibrate(case: Case, log_args: list, *extra) -> dict:
-    res = invoke(["calibrate", *log_args, "--prices", case.prices, "--workload", case.base,
-                  "--format", "json", *extra])
+    res = invoke(["calibrate", *log_args, "--prices", case.prices, "--format", "json",
+                  *extra])
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout)
 
@@ -316,8 +312,7 @@ def test_calibrate_report_fits_80_columns(calibrated, monkeypatch, name):
     """At 80 columns the calibrate report keeps to the width and no number in it is cut."""
     case, report = calibrated(name)
     monkeypatch.setenv("COLUMNS", "80")
-    res = invoke(["calibrate", case.root / "runs.parquet", "--prices", case.prices,
-                  "--workload", case.base])
+    res = invoke(["calibrate", case.root / "runs.parquet", "--prices", case.prices])
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     assert max(map(len, lines)) <= 80
