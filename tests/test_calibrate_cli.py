@@ -218,3 +218,31 @@ def test_per_run_table_names_each_strategy_once(tmp_path, monkeypatch):
     names = {s["run"]: s["name"] for s in res.to_dict()["strategies"]}
     assert names == {"single:claude-sonnet-5": "single:claude-sonnet-5",
                      "two-tier": "inferred-two-tier"}
+
+
+def test_no_file_is_written_when_one_of_them_cannot_be(tmp_path):
+    """--write-policy on a single-model log (no policy to write) fails with one line and exit
+    2 before --write-workload writes anything: a file the user already has stays as it was."""
+    import pandas as pd
+
+    log = tmp_path / "single.csv"
+    pd.DataFrame([{"task_id": f"t{i}", "task_type": "bugfix", "phase": "implement",
+                   "attempt": 1, "model": "claude-sonnet-5", "input_tokens": 2000,
+                   "output_tokens": 500, "success": i % 3 > 0} for i in range(12)]
+                 ).to_csv(log, index=False)
+    wl, pol = tmp_path / "fitted.yaml", tmp_path / "policy.yaml"
+    wl.write_text("mine\n")
+    res = runner.invoke(app, ["calibrate", str(log), "--prices", str(PRICES),
+                              "--write-workload", str(wl), "--write-policy", str(pol)])
+    assert res.exit_code == 2
+    assert res.stderr.strip().splitlines()[-1] == (
+        "--write-policy: the log's strategy is a single model: there is no policy to write")
+    assert wl.read_text() == "mine\n" and not pol.exists()
+    res = runner.invoke(app, ["calibrate", str(log), "--prices", str(PRICES),
+                              "--write-workload", str(wl), "--write-prices",
+                              str(tmp_path / "p.yaml")])
+    assert res.exit_code == 2 and "no effective prices to write" in res.stderr
+    assert wl.read_text() == "mine\n"
+    res = runner.invoke(app, ["calibrate", str(log), "--prices", str(PRICES),
+                              "--write-workload", str(wl)])
+    assert res.exit_code == 0 and load_workload(wl).task_types[0].name == "bugfix"

@@ -92,28 +92,38 @@ class CalibrationResult:
                 f"cost.\n")
         return head + yaml.safe_dump(self.prices_data, sort_keys=False, width=100)
 
-    def write_prices(self, path: str | Path) -> None:
+    def prices_text(self) -> str:
+        """:meth:`prices_yaml`, or the error --write-prices gives when there is none."""
         from ..errors import CostsimError
-        from ..fsutil import atomic_write
 
         text = self.prices_yaml()
         if text is None:
             raise CostsimError("the log shows tokens for every phase: its models are priced "
                                "by --prices, there are no effective prices to write",
                                path="--write-prices")
-        atomic_write(path, text)
+        return text
+
+    def write_prices(self, path: str | Path) -> None:
+        from ..fsutil import atomic_write
+
+        atomic_write(path, self.prices_text())
 
     def policy_yaml(self) -> str | None:
         if self.policy_data is None:
             return None
         return policy_yaml(self.policy_data, self.log)
 
-    def write_policy(self, path: str | Path) -> None:
+    def policy_text(self) -> str:
+        """:meth:`policy_yaml`, or the error --write-policy gives when there is none."""
         from ..errors import CostsimError
-        from ..fsutil import atomic_write
 
         text = self.policy_yaml()
         if text is None:
             raise CostsimError("the log's strategy is a single model: there is no policy to "
                                "write", path="--write-policy")
-        atomic_write(path, text)
+        return text
+
+    def write_policy(self, path: str | Path) -> None:
+        from ..fsutil import atomic_write
+
+        atomic_write(path, self.policy_text())

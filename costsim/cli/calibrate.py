@@ -144,13 +144,15 @@ def register(app: typer.Typer) -> None:
         from ..calibrate.render import render_calibration
 
         text = render_calibration(result, getattr(format, "value", format), wide=wide)
-        if write_workload is not None:
-            result.write_workload(write_workload)
-            typer.echo(f"wrote {write_workload}", err=True)
-        if write_policy is not None:
-            result.write_policy(write_policy)
-            typer.echo(f"wrote {write_policy}", err=True)
-        if write_prices is not None:
-            result.write_prices(write_prices)
-            typer.echo(f"wrote {write_prices}", err=True)
+        # Every file's text first: one that cannot be written (no policy for a single-model
+        # log, no effective prices for a log with tokens) fails before any is written.
+        files = [(p, make()) for p, make in ((write_workload, result.workload_yaml),
+                                             (write_policy, result.policy_text),
+                                             (write_prices, result.prices_text))
+                 if p is not None]
+        from ..fsutil import atomic_write
+
+        for p, body in files:
+            atomic_write(p, body)
+            typer.echo(f"wrote {p}", err=True)
         emit(text, out)
