@@ -217,6 +217,17 @@ def _fit_and_report(log, log_path, *, pool, table, prices_path, policy, base,
         warnings.append(f"{ms.unpriced_rows:,} rows have no cost_usd: those were priced from "
                         f"the price table")
 
+    # Models the price table lacks, whose rows state their costs: effective rates fitted to
+    # those costs join the table (docs/calibrate.md), so the fitted workload can name them.
+    prices_data = None
+    if ms.unpriced_models is not None and len(ms.unpriced_models):
+        from .unpriced import fit_rates, table_with
+
+        rates = fit_rates(ms.unpriced_models)
+        prices_data = table_with(table, rates, source=str(log_path))
+        table = PriceTable.model_validate(prices_data)
+        notes += rates.notes
+
     # The strategy of every run, inferred from the log.
     run_tasks = {r["run"]: r["tasks"] for r in ms.by_run} or {ms.runs[0]: ms.overall["tasks"]}
     main_run = max(sorted(run_tasks), key=lambda r: run_tasks[r])
@@ -229,7 +240,6 @@ def _fit_and_report(log, log_path, *, pool, table, prices_path, policy, base,
     # A log that shows some phases by cost only (benchmark results, billing exports): those
     # phases get nominal sizes and their models effective prices (docs/calibrate.md).
     cost_only = None
-    prices_data = None
     if ms.records is not None and len(ms.records):
         from .cost_only import cost_only_phases, fit_cost_only, price_table
 

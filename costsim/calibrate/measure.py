@@ -126,6 +126,7 @@ class Measurements:
     records: object = None    # per attempt of up to VARIATION_TASKS tasks (variation, cost-only;
                               #   cost NaN when read before pricing: no phase is cost-only)
     records_sampled: bool = False
+    unpriced_models: object = None  # per model the price table lacks: cost_moments' sums
 
 
 class Measure:
@@ -245,6 +246,28 @@ class Measure:
                                  f"'{r['model']}' is not in the price table "
                                  f"{self.prices_path} and the row has no cost_usd")
         return sorted(str(m) for m in d["model"])
+
+    def cost_moments(self, models: list[str]):
+        """For each of ``models`` (the log's models the price table lacks: every row of theirs
+        states its cost), the sums a least-squares fit of per-token rates to those costs needs:
+        row count, tokens (uncached input ``u``, cached input ``c``, output ``o``, in millions),
+        their cross products and products with the cost. A few numbers per model, one pass."""
+        if not models:
+            return None
+        R = self.R
+        names = ", ".join(lit(m) for m in models)
+        u = "(CAST(input_tokens AS DOUBLE) - COALESCE(cached_input_tokens, 0)) / 1e6"
+        c = "CAST(COALESCE(cached_input_tokens, 0) AS DOUBLE) / 1e6"
+        o = "CAST(output_tokens AS DOUBLE) / 1e6"
+        return self.sql(f"""
+            SELECT model, COUNT(*) AS n, SUM(cost_usd) AS y, SUM(cost_usd * cost_usd) AS yy,
+                   SUM(u) AS su, SUM(c) AS sc, SUM(o) AS so,
+                   SUM(u * u) AS uu, SUM(u * c) AS uc, SUM(u * o) AS uo, SUM(c * c) AS cc,
+                   SUM(c * o) AS co, SUM(o * o) AS oo,
+                   SUM(u * cost_usd) AS uy, SUM(c * cost_usd) AS cy, SUM(o * cost_usd) AS oy
+            FROM (SELECT model, cost_usd, {u} AS u, {c} AS c, {o} AS o FROM {R}
+                  WHERE model IN ({names}))
+            GROUP BY model ORDER BY model""")
 
     def _price_values(self, models: list[str]) -> str:
         """Every model of the log: its rates (NULL when unpriced) and its route bit."""
@@ -753,6 +776,7 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn, records_fn=N
     task_types, order, runs = M.structure()
     ms = Measurements(task_types=task_types, phase_order=order, runs=runs,
                       tokens=M.token_table(order))
+    ms.unpriced_models = M.cost_moments([m for m in models if m not in table.models])
     growth = growth_fn(ms)
     M.build(growth, models)
     ms.attempts = M.attempt_table()

@@ -86,10 +86,10 @@ class CalibrationResult:
         import yaml
 
         head = (f"# Price table written by `costsim calibrate --write-prices` from {self.log}:\n"
-                f"# the --prices table plus effective prices (USD per 1M input tokens, output\n"
-                f"# and cached input free) for the models the log shows by cost only. Use it\n"
-                f"# with the fitted workload: together they bill each attempt its recorded "
-                f"cost.\n")
+                f"# the --prices table plus effective prices for the models the log shows by\n"
+                f"# cost only (USD per 1M input tokens, output and cached input free) or that\n"
+                f"# the table lacks (rates fitted to their rows' costs). Use it with the fitted\n"
+                f"# workload: together they bill each attempt its recorded cost.\n")
         return head + yaml.safe_dump(self.prices_data, sort_keys=False, width=100)
 
     def prices_text(self) -> str:
