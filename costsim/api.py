@@ -146,15 +146,29 @@ def _as_policies(policies) -> list[Policy]:
     return out
 
 
-def load_inputs(prices=None, policies=None, workload=None):
-    """Load and cross-check the three inputs (paths, models or None for the defaults)."""
+def load_inputs(prices=None, policies=None, workload=None, notes: list | None = None):
+    """Load and cross-check the three inputs (paths, models or None for the defaults).
+
+    With ``policies`` None (the bundled policies, nobody asked for them by name), a bundled
+    policy that cannot run with the price table or workload (your own table, without the
+    models it names) is left out, and ``notes`` (when given) gets (its name, why); a policy
+    given by name must run, or it is an error."""
     table, prices_path = _as_prices(prices)
     wl, wl_path = _as_workload(workload)
     pols = _as_policies(policies)
     check_workload_against(wl, table)
+    kept = []
     for p in pols:
-        check_policy_against(p, table, wl)
-    return table, prices_path, wl, wl_path, pols
+        try:
+            check_policy_against(p, table, wl)
+        except CostsimError as exc:
+            if policies is not None:
+                raise
+            if notes is not None:
+                notes.append((p.name, exc.message))
+            continue
+        kept.append(p)
+    return table, prices_path, wl, wl_path, kept
 
 
 def strategies_for(table: PriceTable, policies: Sequence[Policy],
@@ -408,8 +422,13 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
                               bootstrap=bootstrap, pareto=pareto, baseline=baseline)
     if samples < 1:
         raise CostsimError(f"must be at least 1, got {samples}", path="--samples")
-    table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload)
+    left_out: list[tuple[str, str]] = []
+    table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload, left_out)
     strategies = strategies_for(table, pols, models, pareto)
+    if not strategies:
+        raise CostsimError("nothing to compare: no bundled policy runs with this price table "
+                           "(they name models it lacks); give --policy or --model",
+                           path="--policy")
     base_name, chosen_by = choose_baseline(table, pols, models, strategies, baseline)
     results = []
     settings: dict = {}
@@ -425,12 +444,24 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
         results.append(r)
     results.sort(key=lambda r: (r.cost_per_completed_task, r.name))
     mark_savings_and_pareto(results, base_name)
-    warnings = price_warnings(table) + [w for p in pols for w in policy_warnings(p, wl)]
+    warnings = (price_warnings(table) + _left_out_warning(left_out)
+                + [w for p in pols for w in policy_warnings(p, wl)])
     return CompareResult(prices=prices_path, prices_as_of=str(table.as_of), workload=wl_path,
                          workload_name=wl.name, engine=engine, strategies=results,
                          warnings=warnings + input_warnings(table, wl, strategies, results),
                          settings=settings, tasks_per_month=wl.monthly_tasks,
                          baseline=base_name, baseline_chosen_by=chosen_by)
+
+
+def _left_out_warning(left_out: list) -> list[str]:
+    """One line for the bundled policies :func:`load_inputs` left out, with the first reason."""
+    if not left_out:
+        return []
+    name, why = left_out[0]
+    return [f"{len(left_out)} bundled polic{'y' if len(left_out) == 1 else 'ies'} left out, "
+            f"they cannot run with this price table or workload "
+            f"({', '.join(n for n, _ in left_out)}; e.g. {name}: {why}); --policy FILE "
+            f"compares your own"]
 
 
 def input_warnings(table: PriceTable, wl: Workload, strategies: Sequence[Strategy],

@@ -150,3 +150,27 @@ def test_help_mentions_every_option():
     for opt in ("--prices", "--workload", "--policy", "--model", "--breakdown", "--format",
                 "--out", "--engine", "--samples", "--seed"):
         assert opt in res.stdout
+
+
+def test_own_price_table_without_policy_leaves_the_bundled_policies_out(tmp_path):
+    """Your own price table (models 'cheap', 'mid', 'top', none of the bundled policies'): with
+    no --policy the bundled policies cannot run, so they are left out with one warning line
+    and --model still compares; with nothing left to compare it is one error line; a bundled
+    policy asked for by name must run."""
+    prices = Path(__file__).parent / "fixtures" / "prices.yaml"
+    workload = Path(__file__).parent / "fixtures" / "workload.yaml"
+    res = runner.invoke(app, ["compare", "--prices", str(prices), "--workload", str(workload),
+                              "--model", "mid", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert [s["name"] for s in json.loads(res.stdout)["strategies"]] == ["single:mid"]
+    warns = [ln for ln in res.stderr.splitlines() if ln.startswith("warning: ")]
+    left = [ln for ln in warns if "bundled policies left out" in ln]
+    assert len(left) == 1 and "two-tier" in left[0] and "unknown model" in left[0]
+    res = runner.invoke(app, ["compare", "--prices", str(prices), "--workload", str(workload)])
+    assert res.exit_code == 2
+    assert res.stderr.strip() == ("--policy: nothing to compare: no bundled policy runs with "
+                                  "this price table (they name models it lacks); give --policy "
+                                  "or --model")
+    res = runner.invoke(app, ["compare", "--prices", str(prices), "--workload", str(workload),
+                              "--policy", "two-tier", "--model", "mid"])
+    assert res.exit_code == 2 and "unknown model" in res.stderr and "Traceback" not in res.output

@@ -79,7 +79,8 @@ def register(app: typer.Typer) -> None:
                            "--policy": policy_paths, "--log": log}, writes={"--out": out})
         # replay takes max_attempts from the log unless a workload is named
         wl = workload_path if workload is not None or log is None else None
-        result = run(prices_path, policy_paths, wl, model or (),
+        # no --policy: the bundled ones, those that cannot run with the table left out
+        result = run(prices_path, policy_paths if policy else None, wl, model or (),
                      engine=getattr(engine, "value", engine), samples=samples, seed=seed,
                      pareto=pareto or (), baseline=baseline, log=log, bootstrap=bootstrap)
         for w in result.warnings:
