@@ -107,7 +107,15 @@ def main() -> None:
         path = d / f"runs-{args.rows}.parquet"
         t = time.perf_counter()
         if not path.exists():
-            n = write_log(path, args.rows)
+            # in a process of its own: DuckDB's COPY grows this process to ~1.6 GB at 50M
+            # rows, and a child forked from it starts its peak RSS (what wait4 reports) there
+            out = subprocess.run(
+                [sys.executable, "-c", "import sys; from pathlib import Path; "
+                 f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+                 "from bench_calibrate_large import write_log; "
+                 "print(write_log(Path(sys.argv[1]), int(sys.argv[2])))",
+                 str(path), str(args.rows)], check=True, capture_output=True, text=True)
+            n = int(out.stdout.split()[-1])
             print(f"wrote {n:,} rows ({path.stat().st_size / 1e6:,.0f} MB Parquet) in "
                   f"{time.perf_counter() - t:.0f} s")
         wall, peak, got = run(path, args.engine)
