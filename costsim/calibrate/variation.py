@@ -286,12 +286,15 @@ def _se_last(grad, x, eps=1e-5) -> float:
     information about it is nil."""
     n = x.size
     H = np.zeros((n, n))
+    # forward differences from the gradient at x (n + 1 gradients, half of central
+    # differences: 0.06 s of a 1M-row calibrate); the O(eps) error moves the standard error by
+    # about 1e-5 of itself
+    g0 = grad(x)
     for j in range(n):
         h = eps * max(1.0, abs(x[j]))
-        up, dn = x.copy(), x.copy()
+        up = x.copy()
         up[j] += h
-        dn[j] -= h
-        H[:, j] = (grad(up) - grad(dn)) / (2 * h)
+        H[:, j] = (grad(up) - g0) / h
     H = (H + H.T) / 2
     # items that (almost) always or never succeed carry no information: leave them out
     d = np.diag(H)[:-1]
