@@ -106,12 +106,13 @@ def calibrate(log_path: str | Path, **kwargs) -> CalibrationResult:
     ``review_changes_below``: the recommendation rules (docs/calibrate.md); ``engine``:
     ``duckdb`` or ``ibis:URL``, where the measurement SQL runs (costsim/logs/engines.py).
     """
-    # pandas' and SciPy's imports (0.7-0.9 s) run on the fits' thread while DuckDB reads the log.
+    # pandas', SciPy's and the engine's imports (0.7-0.9 s) run on the fits' thread while
+    # DuckDB reads the log (_calibrate).
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="costsim-fits")
     try:
-        return _calibrate(log_path, pool=pool, fitting=pool.submit(_load_fitting), **kwargs)
+        return _calibrate(log_path, pool=pool, **kwargs)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
@@ -126,21 +127,24 @@ def _load_fitting():
     import pandas  # noqa: F401
     import scipy.optimize  # noqa: F401
     import scipy.special  # noqa: F401
+    # the engine (numpy, the compile step: 0.1 s), which the fit check and the projections
+    # use, so that the main thread reaches read_log without it
+    from ..engine import analytic  # noqa: F401
 
 
-def _calibrate(log_path: str | Path, *, pool, fitting, prices=None, policies=None,
+def _calibrate(log_path: str | Path, *, pool, prices=None, policies=None,
                workload=None, min_samples: int = DEFAULT_MIN_SAMPLES,
                raise_below: float = DEFAULT_RAISE_BELOW,
                lower_max_gap: float = DEFAULT_LOWER_MAX_GAP,
                review_changes_below: float = DEFAULT_REVIEW_CHANGES_BELOW,
                engine: str = "duckdb") -> CalibrationResult:
-    """Check the options, load the inputs, read the log (while ``fitting``, pandas' and SciPy's
-    imports, runs on ``pool``), then :func:`_fit_and_report` with BLAS limited to one thread."""
+    """Check the options, load the inputs, read the log (while :func:`_load_fitting`, the
+    imports of pandas, SciPy and the engine, runs on ``pool``), then :func:`_fit_and_report`
+    with BLAS limited to one thread."""
     from threadpoolctl import threadpool_limits
 
     from .. import paths
-    from ..api import _as_prices
-    from ..loader import load_policy, load_workload
+    from ..loader import load_policy, load_prices, load_workload
     from ..logs.runslog import read_log
 
     if min_samples < 1:
@@ -149,7 +153,12 @@ def _calibrate(log_path: str | Path, *, pool, fitting, prices=None, policies=Non
                     ("--review-changes-below", review_changes_below)):
         if not 0.0 <= v <= 1.0:
             raise CostsimError(f"must be between 0 and 1, got {v}", path=name)
-    table, prices_path = _as_prices(prices)
+    # (costsim.api's _as_prices, without importing the engine on this thread: _load_fitting)
+    if isinstance(prices, PriceTable):
+        table, prices_path = prices, (prices.doc.file if prices.doc else "<price table>")
+    else:
+        prices_path = str(paths.resolve_prices_path(prices))
+        table = load_prices(prices_path)
     policy: Policy | None = None
     if policies:
         pols = [policies] if isinstance(policies, (str, Path, Policy)) else list(policies)
@@ -164,6 +173,9 @@ def _calibrate(log_path: str | Path, *, pool, fitting, prices=None, policies=Non
 
     settings = {"min_samples": min_samples, "raise_below": raise_below,
                 "lower_max_gap": lower_max_gap, "review_changes_below": review_changes_below}
+    # The imports start once the inputs are loaded (on this thread they would wait for the
+    # GIL the imports hold) and run while DuckDB, which releases it, reads the log.
+    fitting = pool.submit(_load_fitting)
     log = read_log(log_path, engine=engine)
     try:
         fitting.result()
