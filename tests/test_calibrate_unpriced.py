@@ -100,3 +100,25 @@ def test_fit_rates_from_hand_made_sums():
     assert billed == pytest.approx(y, rel=1e-9)
     assert r.input["x"] >= 0 and r.output["x"] >= 0
     assert r.cache_read["x"] == r.input["x"] and r.error["x"] < 1e-9
+
+
+def test_models_shown_by_cost_only_stay_with_the_cost_only_prices(tmp_path):
+    """Rows with a cost and no tokens (benchmark results) are priced by the cost-only path: no
+    fitted-rates note for their models, and their tier is the third of the effective prices
+    (the cheaper of two configs: budget), not the nearest tier of a rate of 0."""
+    from costsim.calibrate import calibrate
+
+    rows = []
+    for model, cost in (("cfg-cheap", 0.05), ("cfg-dear", 0.9)):
+        for i in range(20):
+            rows.append({"task_id": f"i{i}", "task_type": "t", "phase": "main", "attempt": 1,
+                         "model": model, "input_tokens": 0, "cached_input_tokens": 0,
+                         "output_tokens": 0, "cost_usd": cost * (1 + i % 3), "success": i % 2,
+                         "run": model})
+    pd.DataFrame(rows).to_csv(tmp_path / "bench.csv", index=False)
+    res = calibrate(tmp_path / "bench.csv", prices=PRICES)
+    assert not any("not in the price table" in n for n in res.notes)
+    models = res.prices_data["models"]
+    assert models["cfg-cheap"]["tier"] == "budget" and models["cfg-cheap"]["output"] == 0.0
+    # its mean cost (0.05 x (7 x 1 + 7 x 2 + 6 x 3) / 20) per 1M nominal tokens
+    assert models["cfg-cheap"]["input"] == pytest.approx(0.0975, rel=1e-9)

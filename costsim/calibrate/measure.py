@@ -251,7 +251,9 @@ class Measure:
         """For each of ``models`` (the log's models the price table lacks: every row of theirs
         states its cost), the sums a least-squares fit of per-token rates to those costs needs:
         row count, tokens (uncached input ``u``, cached input ``c``, output ``o``, in millions),
-        their cross products and products with the cost. A few numbers per model, one pass."""
+        their cross products and products with the cost. A few numbers per model, one pass.
+        A model whose rows show no tokens at all is left out: it is shown by cost only, and
+        :mod:`.cost_only` prices it."""
         if not models:
             return None
         R = self.R
@@ -267,7 +269,9 @@ class Measure:
                    SUM(u * cost_usd) AS uy, SUM(c * cost_usd) AS cy, SUM(o * cost_usd) AS oy
             FROM (SELECT model, cost_usd, {u} AS u, {c} AS c, {o} AS o FROM {R}
                   WHERE model IN ({names}))
-            GROUP BY model ORDER BY model""")
+            GROUP BY model
+            HAVING SUM(u) + SUM(c) + SUM(o) > 0
+            ORDER BY model""")
 
     def _price_values(self, models: list[str]) -> str:
         """Every model of the log: its rates (NULL when unpriced) and its route bit."""
