@@ -12,8 +12,9 @@ resolved). For each config on each benchmark (instances with a recorded cost):
    type of their own (``<benchmark>-free``: runs that recorded no spend), so the share of them
    is fitted like any task-type share.
 2. Prices for a cost-only log (costsim/cost_prices.py of the replay work is not on main yet, so
-   built here): the config is a model priced $P per 1M output tokens, P = its median cost; each
-   row's ``output_tokens`` = its cost / P x 1M (nominal tokens: a median task is 1M).
+   built here): the config is a model priced $P per NOMINAL output tokens, P = its median
+   cost; each row's ``output_tokens`` = its cost / P x NOMINAL (a median task is 10,000 nominal
+   tokens).
 3. ``costsim calibrate`` fits the workload from that log (task-type shares, the phase's mean
    output tokens, success map, max_attempts 1).
 4. The size spread: ``variation.tokens`` = the maximum-likelihood spread of log cost over the
@@ -53,7 +54,8 @@ DATA = next((p / "shared" / "data" / "openhands_instances_dev.csv"
 QS = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 TARGET = 0.25
 BOOT = 400
-NOMINAL = 1_000_000
+NOMINAL = 10_000   # tokens of a median task (small: a mixture's dear component stays within
+                   # costsim's 100M-token limit per call)
 
 
 def lognormal_mixture(logc: np.ndarray, iters: int = 500):
@@ -133,7 +135,8 @@ def fit_config(g: pd.DataFrame, bench: str, tmp: Path, samples: int, seed: int,
     log.to_csv(lp, index=False)
     pp.write_text(yaml.safe_dump({"version": 1, "as_of": "2026-06-30", "currency": "USD",
                                   "models": {"cfg": {"provider": "p", "tier": "midrange",
-                                                     "input": 0.0, "output": price,
+                                                     "input": 0.0,
+                                                     "output": price * 1e6 / NOMINAL,
                                                      "cache_read": 0.0}}}))
     cal = calibrate(str(lp), prices=str(pp))
     wl = dict(cal.workload_data)

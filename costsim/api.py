@@ -444,7 +444,7 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
         results.append(r)
     results.sort(key=lambda r: (r.cost_per_completed_task, r.name))
     mark_savings_and_pareto(results, base_name)
-    warnings = (price_warnings(table) + _left_out_warning(left_out)
+    warnings = (price_warnings(table) + left_out_warning(left_out)
                 + [w for p in pols for w in policy_warnings(p, wl)])
     return CompareResult(prices=prices_path, prices_as_of=str(table.as_of), workload=wl_path,
                          workload_name=wl.name, engine=engine, strategies=results,
@@ -453,7 +453,7 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
                          baseline=base_name, baseline_chosen_by=chosen_by)
 
 
-def _left_out_warning(left_out: list) -> list[str]:
+def left_out_warning(left_out: list) -> list[str]:
     """One line for the bundled policies :func:`load_inputs` left out, with the first reason."""
     if not left_out:
         return []

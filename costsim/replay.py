@@ -11,8 +11,8 @@ from typing import Iterable
 
 import numpy as np
 
-from .api import (CompareResult, StrategyResult, choose_baseline, load_inputs,
-                  mark_savings_and_pareto, price_warnings, strategies_for)
+from .api import (CompareResult, StrategyResult, choose_baseline, left_out_warning,
+                  load_inputs, mark_savings_and_pareto, price_warnings, strategies_for)
 from .loader import policy_warnings
 from .engine.compile import Strategy
 from .engine.replay import (DEFAULT_BOOTSTRAP, LEVEL, ReplayMetrics, check_bootstrap,
@@ -70,7 +70,8 @@ def compare_replay(log, prices=None, policies=None, workload=None, models: Itera
                            "token counts the log does not carry per strategy)", path="--pareto")
     seed = check_seed(seed)
     bootstrap = check_bootstrap(bootstrap)
-    table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload)
+    left_out: list[tuple[str, str]] = []
+    table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload, left_out)
     records = read_attempts(Path(log), table)
     rlog = prepare(records)
     in_log = [m for m in rlog.model_names if m in table.models]
@@ -80,7 +81,8 @@ def compare_replay(log, prices=None, policies=None, workload=None, models: Itera
                          resamples=bootstrap, seed=seed)
     tiers = {mid: mp.tier for mid, mp in table.models.items()}
     providers = {mid: mp.provider for mid, mp in table.models.items()}
-    warnings = price_warnings(table) + [w for p in pols for w in policy_warnings(p, wl)]
+    warnings = (price_warnings(table) + left_out_warning(left_out)
+                + [w for p in pols for w in policy_warnings(p, wl)])
     results, masks = [], {}
     for s, m in zip(strategies, figures):
         if m.covered == 0:
