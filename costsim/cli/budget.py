@@ -161,7 +161,6 @@ def register(app: typer.Typer) -> None:
         """
         from .. import paths
         from ..budget import budget as run
-        from ..errors import CostsimError
 
         # everything that can be refused is refused before the simulation runs
         if fail_above is not None and not fail_above >= 0:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Mapping, Optional
