@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .api import (RESULT_VERSION, left_out_warning, load_inputs, parse_strategy,
+from .api import (RESULT_VERSION, check_named, left_out_warning, load_inputs, parse_strategy,
                   price_warnings)
 from .loader import policy_warnings
 from .engine.analytic import evaluate
@@ -215,14 +215,7 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
                            path="--budget")
     left_out: list[tuple[str, str]] = []
     table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload, left_out)
-    if strategy is not None and strategy in {name for name, _ in left_out}:
-        # a bundled policy asked for by name must run, as one given with --policy: its error
-        from .api import _as_policies
-        from .loader import check_policy_against
-
-        for p in _as_policies(None):
-            if p.name == strategy:
-                check_policy_against(p, table, wl)
+    check_named(strategy, left_out, table, wl)
     if strategy is None:
         strat = cheapest_routed(table, pols, wl)
         chosen_by = "cheapest routed policy"
