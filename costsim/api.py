@@ -429,6 +429,7 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
         raise CostsimError("nothing to compare: no bundled policy runs with this price table "
                            "(they name models it lacks); give --policy or --model",
                            path="--policy")
+    check_named(baseline, left_out, table, wl)
     base_name, chosen_by = choose_baseline(table, pols, models, strategies, baseline)
     results = []
     settings: dict = {}
@@ -451,6 +452,17 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
                          warnings=warnings + input_warnings(table, wl, strategies, results),
                          settings=settings, tasks_per_month=wl.monthly_tasks,
                          baseline=base_name, baseline_chosen_by=chosen_by)
+
+
+def check_named(name: str | None, left_out: list, table: PriceTable, wl: Workload) -> None:
+    """A bundled policy :func:`load_inputs` left out but asked for by name (``--baseline``,
+    budget's ``--strategy``) must run, as one given with ``--policy``: the error that left it
+    out (its file and line), rather than 'unknown strategy'."""
+    if name is None or name not in {n for n, _ in left_out}:
+        return
+    for p in _as_policies(None):
+        if p.name == name:
+            check_policy_against(p, table, wl)
 
 
 def left_out_warning(left_out: list) -> list[str]:

@@ -19,7 +19,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .api import RESULT_VERSION, load_inputs, parse_strategy, price_warnings
+from .api import (RESULT_VERSION, check_named, left_out_warning, load_inputs, parse_strategy,
+                  price_warnings)
 from .loader import policy_warnings
 from .engine.analytic import evaluate
 from .engine.compile import Strategy, compile_ladders
@@ -212,7 +213,9 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
     if budget_usd is not None and not (0 <= budget_usd < math.inf):
         raise CostsimError(f"budget must be a non-negative amount, got {budget_usd}",
                            path="--budget")
-    table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload)
+    left_out: list[tuple[str, str]] = []
+    table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload, left_out)
+    check_named(strategy, left_out, table, wl)
     if strategy is None:
         strat = cheapest_routed(table, pols, wl)
         chosen_by = "cheapest routed policy"
@@ -279,7 +282,8 @@ def budget(prices=None, policies=None, workload=None, *, strategy: str | None = 
         completed_expected=mean_tasks * m.completion_rate, completed_low=completed_low,
         per_provider=per_provider,
         histogram={"edges": [float(x) for x in edges], "counts": [int(c) for c in counts]},
-        warnings=price_warnings(table) + [w for p in pols for w in policy_warnings(p, wl)],
+        warnings=(price_warnings(table) + left_out_warning(left_out)
+                  + [w for p in pols for w in policy_warnings(p, wl)]),
         notes=notes, monthly_spend=spend,
         strategy_chosen_by=chosen_by, tasks_cv=cv, method=sim.method)
 

@@ -11,8 +11,9 @@ from typing import Iterable
 
 import numpy as np
 
-from .api import (CompareResult, StrategyResult, choose_baseline, left_out_warning,
-                  load_inputs, mark_savings_and_pareto, price_warnings, strategies_for)
+from .api import (CompareResult, StrategyResult, check_named, choose_baseline,
+                  left_out_warning, load_inputs, mark_savings_and_pareto, price_warnings,
+                  strategies_for)
 from .loader import policy_warnings
 from .engine.compile import Strategy
 from .engine.replay import (DEFAULT_BOOTSTRAP, LEVEL, ReplayMetrics, check_bootstrap,
@@ -76,6 +77,7 @@ def compare_replay(log, prices=None, policies=None, workload=None, models: Itera
     rlog = prepare(records)
     in_log = [m for m in rlog.model_names if m in table.models]
     strategies = strategies_for(table, pols, list(models) + in_log)
+    check_named(baseline, left_out, table, wl)
     base_name, chosen_by = choose_baseline(table, pols, models, strategies, baseline)
     figures = replay_all(rlog, strategies, wl, explicit_workload=workload is not None,
                          resamples=bootstrap, seed=seed)

@@ -243,3 +243,29 @@ def test_fail_above_and_plot_are_refused_before_the_simulation(fixtures, monkeyp
     assert "--plot" in r.stderr and "Traceback" not in r.output
     r = CliRunner().invoke(app, cli_args(fixtures, "--budget", "-1"))
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
+
+
+def test_own_price_table_without_policy_leaves_the_bundled_policies_out():
+    """As compare does: your own price table (models 'cheap', 'mid', 'top', none of the bundled
+    policies') and no --policy: the bundled policies cannot run, so they are left out with one
+    warning line and --strategy single:MODEL still runs (before, budget stopped at the first
+    bundled policy with 'unknown model' though the user asked for none of them); a bundled
+    policy asked for by name must run."""
+    from pathlib import Path
+
+    fx = Path(__file__).parent / "fixtures"
+    common = ["budget", "--prices", str(fx / "prices.yaml"), "--workload",
+              str(fx / "workload.yaml"), "--months", "50", "--format", "json"]
+    runner = CliRunner()
+    res = runner.invoke(app, common + ["--strategy", "single:mid"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["strategy"]["name"] == "single:mid"
+    left = [ln for ln in res.stderr.splitlines() if "bundled policies left out" in ln]
+    assert len(left) == 1 and "two-tier" in left[0] and "unknown model" in left[0]
+    res = runner.invoke(app, common)
+    assert res.exit_code == 2 and "no routing policy to choose from" in res.stderr
+    for named in (["--strategy", "two-tier"], ["--policy", "two-tier"]):
+        res = runner.invoke(app, common + named)
+        assert res.exit_code == 2, res.output
+        assert "two-tier.yaml:" in res.stderr and "unknown model" in res.stderr
+        assert "Traceback" not in res.output

@@ -122,3 +122,19 @@ def test_models_shown_by_cost_only_stay_with_the_cost_only_prices(tmp_path):
     assert models["cfg-cheap"]["tier"] == "budget" and models["cfg-cheap"]["output"] == 0.0
     # its mean cost (0.05 x (7 x 1 + 7 x 2 + 6 x 3) / 20) per 1M nominal tokens
     assert models["cfg-cheap"]["input"] == pytest.approx(0.0975, rel=1e-9)
+
+
+def test_rows_shown_by_cost_only_stay_out_of_the_rates_fit(tmp_path):
+    """A model the table lacks with tokens in one phase and a cost alone (0 tokens) in another:
+    its rates are fitted to the rows that show tokens (which they bill exactly), and the note
+    counts and measures those rows; before, the 0-token rows, which no rate can bill, were
+    counted in (600 rows, 'they bill those rows to 70%')."""
+    from costsim.calibrate import calibrate
+
+    d = _log(tmp_path / "tok.csv", n=200, seed=3)
+    review = d.assign(phase="review", input_tokens=0, cached_input_tokens=0, output_tokens=0)
+    pd.concat([d, review]).to_csv(tmp_path / "runs.csv", index=False)
+    res = calibrate(tmp_path / "runs.csv", prices=PRICES)
+    note = next(n for n in res.notes if "acme/coder-1 is not in the price table" in n)
+    assert "its 200 rows ($1.25 input, $0.125 cached, $10 output" in note
+    assert "they bill those rows to 0.0%" in note

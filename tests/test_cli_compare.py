@@ -174,3 +174,24 @@ def test_own_price_table_without_policy_leaves_the_bundled_policies_out(tmp_path
     res = runner.invoke(app, ["compare", "--prices", str(prices), "--workload", str(workload),
                               "--policy", "two-tier", "--model", "mid"])
     assert res.exit_code == 2 and "unknown model" in res.stderr and "Traceback" not in res.output
+
+
+def test_baseline_naming_a_bundled_policy_left_out_gives_its_error():
+    """--baseline two-tier with your own price table (no --policy): two-tier was left out, and
+    naming it must fail as naming it with --policy does (its file:line, 'unknown model'), not
+    with 'unknown strategy (known: single:MODEL, pareto:SCORE)', which hid why."""
+    fx = Path(__file__).parent / "fixtures"
+    res = runner.invoke(app, ["compare", "--prices", str(fx / "prices.yaml"), "--workload",
+                              str(fx / "workload.yaml"), "--model", "mid",
+                              "--baseline", "two-tier"])
+    assert res.exit_code == 2, res.output
+    assert "two-tier.yaml:" in res.stderr and "unknown model" in res.stderr
+    assert "Traceback" not in res.output
+    # the same in --engine replay (a log of the fixture table's model 'mid')
+    log = Path(__file__).parent.parent / "docs" / "examples" / "replay-runs.csv"
+    assert log.exists()
+    res = runner.invoke(app, ["compare", "--engine", "replay", "--log", str(log), "--prices",
+                              str(fx / "prices.yaml"), "--model", "mid",
+                              "--baseline", "two-tier"])
+    assert res.exit_code == 2, res.output
+    assert "two-tier.yaml:" in res.stderr and "unknown model" in res.stderr

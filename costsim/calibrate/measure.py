@@ -252,8 +252,9 @@ class Measure:
         states its cost), the sums a least-squares fit of per-token rates to those costs needs:
         row count, tokens (uncached input ``u``, cached input ``c``, output ``o``, in millions),
         their cross products and products with the cost. A few numbers per model, one pass.
-        A model whose rows show no tokens at all is left out: it is shown by cost only, and
-        :mod:`.cost_only` prices it."""
+        Only rows that show tokens count: a row with a cost and no tokens is shown by cost
+        only (:mod:`.cost_only` prices such phases), no rate can bill it, and a model with no
+        other rows is left out."""
         if not models:
             return None
         R = self.R
@@ -268,10 +269,8 @@ class Measure:
                    SUM(c * o) AS co, SUM(o * o) AS oo,
                    SUM(u * cost_usd) AS uy, SUM(c * cost_usd) AS cy, SUM(o * cost_usd) AS oy
             FROM (SELECT model, cost_usd, {u} AS u, {c} AS c, {o} AS o FROM {R}
-                  WHERE model IN ({names}))
-            GROUP BY model
-            HAVING SUM(u) + SUM(c) + SUM(o) > 0
-            ORDER BY model""")
+                  WHERE model IN ({names}) AND input_tokens + output_tokens > 0)
+            GROUP BY model ORDER BY model""")
 
     def _price_values(self, models: list[str]) -> str:
         """Every model of the log: its rates (NULL when unpriced) and its route bit."""

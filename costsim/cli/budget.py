@@ -168,6 +168,7 @@ def register(app: typer.Typer) -> None:
                                path="--fail-above")
         prices = paths.resolve_prices_path(prices)
         workload = paths.resolve_workload_path(workload)
+        given = bool(policy)
         policy = paths.resolve_policy_paths(policy or ())
         guard_files(reads={"--prices": prices, "--workload": workload, "--policy": policy},
                     writes={"--out": out, "--plot": plot}, images=["--plot"])
@@ -178,12 +179,14 @@ def register(app: typer.Typer) -> None:
                 # size the bar once the task count is known (the workload default)
                 from ..api import load_inputs
 
-                _, _, wl, _, _ = load_inputs(prices, policy or None, workload)
+                _, _, wl, _, _ = load_inputs(prices, policy if given else None, workload)
                 from ..budget import months_for
 
                 n = n_tasks or round(wl.monthly_tasks)
                 prog.total = n * months_for(n, months, wl.variation is not None)
-            result = run(prices, policy or None, workload, strategy=strategy, tasks=tasks,
+            # no --policy: the bundled ones, those that cannot run with the table left out
+            result = run(prices, policy if given else None, workload, strategy=strategy,
+                         tasks=tasks,
                          confidence=confidence, budget_usd=budget_usd, seed=seed,
                          months=months, progress=prog)
         finally:
