@@ -139,18 +139,32 @@ def _gap(measured, engine):
     return (engine - measured) / measured
 
 
-def fit_check(table, wl, strategies: list, measured: dict, names: dict) -> tuple[list, list]:
+def fit_check(table, wl, strategies: list, measured: dict, names: dict,
+              one_shot: frozenset = frozenset()) -> tuple[list, list]:
     """Rows of (run, scope) with the log's and the engine's completion, cost per completed task
     and defect rate, and the words for every gap over 5%. ``strategies``: [(run, engine
-    Strategy or None, why)]; ``measured``: {(run, scope): summary}; ``names``: run -> label."""
+    Strategy or None, why)]; ``measured``: {(run, scope): summary}; ``names``: run -> label.
+    ``one_shot``: runs that made one attempt per phase (benchmark results, one session per
+    task): checked as they ran, with one attempt, whatever ``max_attempts`` the workload gives
+    the strategies it will project (a two-step cascade's 2)."""
     rows, flags = [], []
+    wl_one = None
     for run, strategy, why in strategies:
         label = names.get(run, run)
         if strategy is None:
             flags.append(f"{label}: no fit check ({why})")
             continue
+        run_wl = wl
+        if run in one_shot and (wl.max_attempts != 1
+                                or any(t.max_attempts not in (None, 1) for t in wl.task_types)):
+            if wl_one is None:
+                wl_one = wl.model_copy(update={
+                    "max_attempts": 1,
+                    "task_types": [t.model_copy(update={"max_attempts": None})
+                                   for t in wl.task_types]})
+            run_wl = wl_one
         try:
-            L = compile_for(table, strategy, wl)
+            L = compile_for(table, strategy, run_wl)
         except CostsimError as exc:
             flags.append(f"{label}: no fit check: the engine cannot evaluate "
                          f"{strategy.name} ({exc.message})")
