@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ...errors import CostsimError
 from .checks import _cross_checks
+from .columns import constant_columns
 from .engine import DuckDBEngine, LogEngine, RunsLog
 from .files import _UNPACK, _Locator, _kind, _unpack, find_files, log_format
 from .formats import _csv_source, _load_csv, _load_jsonl, _load_parquet, _raw_value
@@ -107,12 +108,19 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
         # rowid is the row's place in the log, and the view ``runs`` numbers the rows from it.
         # CSV files are read straight into it, with no copy of the file as a table (DuckDB's
         # CSV reader gives no row numbers: the rowid does), first on the fast path below.
-        checks = _load_rows_fast(con, raws) if any(r.fmt == "csv" for r in raws) else None
+        # Columns with one value on every row are not stored (constant_columns): `rows` is
+        # the table with them added back, and the rowid as _rid.
+        consts = constant_columns(raws)
+        omit = frozenset(consts)
+        checks = (_load_rows_fast(con, raws, omit) if any(r.fmt == "csv" for r in raws)
+                  else None)
         if checks is None:
-            checks = _load_rows(con, raws)
-        per_file = con.execute("""SELECT src, count(*), count(cost_usd), count(reviewer_changes),
+            checks = _load_rows(con, raws, omit)
+        rows = "(SELECT rowid AS _rid, *" + "".join(f", {v} AS {k}" for k, v in consts.items()) \
+            + " FROM runs_rows)"
+        per_file = con.execute(f"""SELECT src, count(*), count(cost_usd), count(reviewer_changes),
                 count(ts), MIN(run), MAX(run), count(call), SUM(is_summary), MAX(_bad)
-                FROM runs_rows GROUP BY src""").fetchall()
+                FROM {rows} GROUP BY src""").fetchall()
         counts = {r[0]: r[1] for r in per_file}
         for i, raw in enumerate(raws):
             if counts.get(i, 0) == 0:
@@ -128,17 +136,18 @@ def read_log(path: str | Path, *, engine: str = "duckdb") -> RunsLog:
         for i in range(len(raws) - 1):
             starts.append(starts[-1] + counts.get(i, 0))
         if stats[7]:
-            src, rowid, k = con.execute("SELECT src, rowid, _bad FROM runs_rows WHERE _bad > 0 "
-                                        "ORDER BY rowid LIMIT 1").fetchone()
+            src, rowid, k = con.execute(f"SELECT src, _rid, _bad FROM {rows} WHERE _bad > 0 "
+                                        f"ORDER BY _rid LIMIT 1").fetchone()
             row = rowid - starts[src]
             column, _, msg = checks[src][k - 1]
             if callable(msg):
                 msg = msg(_raw_value(con, raws[src], row, column))
             raise locators[src].error(row, column, msg)
-        row = ("rowid" if len(raws) == 1
-               else f"rowid - CAST([{', '.join(map(str, starts))}][src + 1] AS BIGINT)")
-        con.execute(f"CREATE TEMP VIEW runs AS SELECT src, {row} AS row, rowid AS pos, "
-                    f"* EXCLUDE (src) FROM runs_rows")
+        row = ("_rid" if len(raws) == 1
+               else f"_rid - CAST([{', '.join(map(str, starts))}][src + 1] AS BIGINT)")
+        names = [c for c in RUNS_COLUMNS if c not in ("src", "row", "pos")] + ["_bad"]
+        con.execute(f"CREATE TEMP VIEW runs AS SELECT src, {row} AS row, _rid AS pos, "
+                    f"{', '.join(names)} FROM {rows}")
         for table in tables:
             con.execute(f"DROP TABLE {table}")
         log = RunsLog(

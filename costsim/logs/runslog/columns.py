@@ -198,12 +198,37 @@ def _checks(cols: dict[str, _Col]) -> list[tuple[str, str, object]]:
     return [(name, pred, msg) for name, c in cols.items() for pred, msg in c.checks]
 
 
+def constant_columns(raws: list) -> dict[str, str]:
+    """The normalised columns that hold one value on every row of the log (no file has the
+    column they come from; ``src`` with one file), as SQL constants of their stored type. They
+    are not stored: the view ``runs`` supplies them (writing 1M copies of a constant costs as
+    much as a real column)."""
+    have = {c for raw in raws for c in raw.columns}
+    out = {}
+    if len(raws) == 1:
+        out["src"] = "CAST(0 AS INTEGER)"
+    if "run" not in have:
+        out["run"] = "CAST('' AS VARCHAR)"
+    if "call" not in have:
+        out["call"] = "CAST(NULL AS INTEGER)"
+        if "calls" not in have:
+            out["calls"] = "CAST(1 AS INTEGER)"
+    if "kind" not in have:
+        out["is_summary"] = "CAST(0 AS INTEGER)"
+    if "cost_usd" not in have:
+        out["cost_usd"] = "CAST(NULL AS DOUBLE)"
+    if "signals" not in have:
+        out["signals"] = "CAST(NULL AS VARCHAR)"
+    return out
+
+
 def _normalised_select(i: int, raw: _Raw, cols: dict[str, _Col], checks: list,
-                       enums: dict) -> str:
+                       enums: dict, omit=frozenset()) -> str:
     """Two stages: the inner SELECT parses each raw value once; the outer one builds the
     normalised columns and ``_bad``, the number of the first check the row fails (0: none).
-    ``enums``: text column -> the ENUM type it is stored as. No row number: the rows are
-    stored in file order and ``runs`` numbers them from the table's rowid (see read_log)."""
+    ``enums``: text column -> the ENUM type it is stored as; ``omit``: columns not stored
+    (:func:`constant_columns`). No row number: the rows are stored in file order and ``runs``
+    numbers them from the table's rowid (see read_log)."""
     def get(name, default):
         value = cols[name].value if name in cols else default
         if name in enums and name != "run":
@@ -240,4 +265,5 @@ def _normalised_select(i: int, raw: _Raw, cols: dict[str, _Col], checks: list,
         f"CAST({get('timestamp', 'NULL')} AS DOUBLE) AS ts",
         f"{bad} AS _bad",
     ]
+    out = [o for o in out if o.rsplit(" AS ", 1)[1] not in omit]
     return f"SELECT {', '.join(out)} FROM (SELECT {inner} FROM {raw.source})"

@@ -106,7 +106,7 @@ def _typed(raw: _Raw) -> _Raw:
         for n, (c, t) in raw.columns.items()}})
 
 
-def _load_rows_fast(con, raws: list) -> list | None:
+def _load_rows_fast(con, raws: list, omit=frozenset()) -> list | None:
     """The ENUMs from the first ENUM_SAMPLE rows of each CSV file, then every file in one
     typed pass. Any failure (a text value the sample did not show, a value DuckDB's typed
     parse refuses, a malformed file) undoes it all and returns None: :func:`_load_rows` then
@@ -125,7 +125,7 @@ def _load_rows_fast(con, raws: list) -> list | None:
                 _skip_trim(cols, clean[i])
                 checks.append(_checks(cols))
                 verb = "CREATE TEMP TABLE runs_rows AS" if i == 0 else "INSERT INTO runs_rows"
-                con.execute(f"{verb} {_normalised_select(i, r, cols, checks[-1], enums)}")
+                con.execute(f"{verb} {_normalised_select(i, r, cols, checks[-1], enums, omit)}")
                 done.append(r)
             raws[:] = done
             return checks
@@ -137,7 +137,7 @@ def _load_rows_fast(con, raws: list) -> list | None:
     return None
 
 
-def _load_rows(con, raws: list) -> list:
+def _load_rows(con, raws: list, omit=frozenset()) -> list:
     """Every file into ``runs_rows``, the ENUMs from all of every file's values. Returns each
     file's checks."""
     enums, clean = _enum_types(con, raws)
@@ -152,7 +152,8 @@ def _load_rows(con, raws: list) -> list:
             _skip_trim(cols, clean[i])
             checks.append(_checks(cols))
             try:
-                con.execute(f"{verb} {_normalised_select(i, typed, cols, checks[-1], enums)}")
+                con.execute(f"{verb} "
+                            f"{_normalised_select(i, typed, cols, checks[-1], enums, omit)}")
                 raws[i] = typed
                 continue
             except Exception:  # noqa: BLE001 - read again as text below
@@ -161,7 +162,7 @@ def _load_rows(con, raws: list) -> list:
         _skip_trim(cols, clean[i])
         checks.append(_checks(cols))
         try:
-            con.execute(f"{verb} {_normalised_select(i, raw, cols, checks[-1], enums)}")
+            con.execute(f"{verb} {_normalised_select(i, raw, cols, checks[-1], enums, omit)}")
         except Exception as exc:
             err = (_locate_csv_problem(raw.shown, raw.actual, len(raw.header))
                    if raw.fmt == "csv" else None)
