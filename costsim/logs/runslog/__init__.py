@@ -5,7 +5,9 @@ or ``.zst`` when the ``zstandard`` package is installed), a directory of such fi
 pattern. Each file is read by DuckDB (CSV typed by its parser where every value parses,
 else as text; Parquet keeps its types), every column is validated in SQL, and the rows of all
 files become one normalised relation, ``runs`` (see :data:`RUNS_COLUMNS`): a view numbering
-the rows of the table ``runs_rows``, stored in file order, by its rowid. Measurements then run SQL
+the rows of the table ``runs_rows``, stored in file order, by its rowid, and supplying as
+constants the columns that hold one value on every row (``columns.constant_columns``: not
+stored). Measurements then run SQL
 against that relation through :class:`LogEngine`, so the same text can later run on another
 engine.
 
