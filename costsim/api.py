@@ -426,8 +426,9 @@ def compare(prices=None, policies=None, workload=None, models: Iterable[str] = (
     table, prices_path, wl, wl_path, pols = load_inputs(prices, policies, workload, left_out)
     strategies = strategies_for(table, pols, models, pareto)
     if not strategies:
-        raise CostsimError("nothing to compare: no bundled policy runs with this price table "
-                           "(they name models it lacks); give --policy or --model",
+        why = (": no bundled policy runs with this price table (they name models it lacks)"
+               if policies is None else "")
+        raise CostsimError(f"nothing to compare{why}; give --policy or --model",
                            path="--policy")
     check_named(baseline, left_out, table, wl)
     base_name, chosen_by = choose_baseline(table, pols, models, strategies, baseline)
