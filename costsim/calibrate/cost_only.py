@@ -39,13 +39,20 @@ class CostOnly:
     notes: list[str] = field(default_factory=list)
 
 
+def tokenless_phases(frame) -> set[tuple[str, str]]:
+    """(task type, phase) whose attempt records show no token at all (summaries left out where
+    ``frame`` marks them)."""
+    f = frame[~frame["summary"].to_numpy(bool)] if "summary" in frame else frame
+    tok = f["input_tokens"].to_numpy(float) + f["output_tokens"].to_numpy(float)
+    sums = f.assign(_tok=tok).groupby(["task_type", "phase"])["_tok"].sum()
+    return {(str(t), str(p)) for (t, p), v in sums.items() if v == 0}
+
+
 def cost_only_phases(frame) -> set[tuple[str, str]]:
     """(task type, phase) whose attempt records carry a cost and no tokens at all."""
     f = frame[~frame["summary"].to_numpy(bool)]
-    tok = f["input_tokens"].to_numpy(float) + f["output_tokens"].to_numpy(float)
-    g = f.assign(_tok=tok, _cost=f["cost"].notna()).groupby(["task_type", "phase"])
-    agg = g.agg(tok=("_tok", "sum"), cost=("_cost", "all"))
-    return {(str(t), str(p)) for (t, p), r in agg.iterrows() if r["tok"] == 0 and r["cost"]}
+    costed = f["cost"].notna().groupby([f["task_type"], f["phase"]]).all()
+    return {k for k in tokenless_phases(f) if costed[k]}
 
 
 def fit_cost_only(frame, selection: dict | None = None) -> CostOnly | None:
@@ -150,24 +157,32 @@ def price_entries(fit: CostOnly, table=None) -> dict[str, dict]:
     return out
 
 
-def price_table(fit: CostOnly, table=None, *, as_of=None, source: str = "log") -> dict:
-    """A whole price table (a dict in the file format): ``table``'s models with the cost-only
-    models' effective entries in place of theirs."""
+def table_dict(table, entries: dict, *, source: str, note: str, as_of=None) -> dict:
+    """``table`` (a :class:`~costsim.models.PriceTable`, or None) as a dict in the file format,
+    its models and sources kept, with ``entries`` (model -> entry) in place of theirs and a
+    source saying where they come from (``source``: the log; ``note``: how)."""
     import datetime as dt
 
-    models = {}
+    models, sources = {}, []
     if table is not None:
+        dumped = table.model_dump(mode="json", by_alias=True, exclude_none=True,
+                                  exclude_defaults=True)
+        models, sources = dumped["models"], list(dumped.get("sources", []))
         for mid, mp in table.models.items():
-            models[mid] = mp.model_dump(by_alias=True, exclude_none=True,
-                                        exclude_defaults=True)
             models[mid].setdefault("provider", mp.provider)
             models[mid].setdefault("tier", mp.tier)
             models[mid].setdefault("input", mp.input)
             models[mid].setdefault("output", mp.output)
-    models.update(price_entries(fit, table))
+    models.update(entries)
     return {"version": 1, "as_of": str(as_of or (table.as_of if table is not None
                                                  else dt.date.today())),
             "currency": "USD",
-            "sources": [{"name": "calibrate", "ref": source,
-                         "note": "effective prices of models the log shows by cost only"}],
+            "sources": sources + [{"name": "calibrate", "ref": source, "note": note}],
             "models": models}
+
+
+def price_table(fit: CostOnly, table=None, *, as_of=None, source: str = "log") -> dict:
+    """A whole price table (a dict in the file format): ``table``'s models with the cost-only
+    models' effective entries in place of theirs."""
+    return table_dict(table, price_entries(fit, table), source=source, as_of=as_of,
+                      note="effective prices of models the log shows by cost only")

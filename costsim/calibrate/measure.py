@@ -758,13 +758,6 @@ def weekly_rows(days) -> list[dict]:
     return out
 
 
-def _tokenless_phases(records) -> bool:
-    """Whether some (task type, phase) of the attempt records shows no token at all."""
-    tok = records["input_tokens"].to_numpy(float) + records["output_tokens"].to_numpy(float)
-    sums = records.assign(_tok=tok).groupby(["task_type", "phase"], observed=True)["_tok"].sum()
-    return bool((sums == 0).any())
-
-
 def measure(log, table: PriceTable, prices_path: str, *, growth_fn, records_fn=None):
     """Run every query. ``growth_fn(measurements)`` fits the per-call growth the pricing of
     per-attempt rows needs; ``records_fn(records)``, when given, is called as soon as the
@@ -783,7 +776,9 @@ def measure(log, table: PriceTable, prices_path: str, *, growth_fn, records_fn=N
     growth = growth_fn(ms)
     M.build(growth, models)
     ms.attempts = M.attempt_table()
-    if early is not None and not _tokenless_phases(early):
+    from .cost_only import tokenless_phases
+
+    if early is not None and not tokenless_phases(early):
         # The early records stand in for the priced ones (the same tasks, attempts and
         # values: tests/test_calibrate_measure.py): their cost is only read for the phases a
         # log shows by cost alone (cost_only.cost_only_phases: no tokens in the sample), and

@@ -79,26 +79,16 @@ def fit_rates(moments) -> Rates:
 def table_with(table, rates: Rates, source: str) -> dict:
     """``table`` (a :class:`~costsim.models.PriceTable`) as a dict in the file format, with an
     entry per model of ``rates``."""
-    dumped = table.model_dump(mode="json", by_alias=True, exclude_none=True,
-                              exclude_defaults=True)
-    models = dumped["models"]
-    data = {"version": 1, "as_of": str(table.as_of), "currency": "USD",
-            "sources": list(dumped.get("sources", [])) + [
-                {"name": "calibrate", "ref": source,
-                 "note": "effective rates of the log's models the table lacks, fitted to "
-                         "their costs"}],
-            "models": models}
-    for mid, mp in table.models.items():
-        models[mid].setdefault("provider", mp.provider)
-        models[mid].setdefault("tier", mp.tier)
-        models[mid].setdefault("input", mp.input)
-        models[mid].setdefault("output", mp.output)
-    for m in rates.input:
-        models[m] = {"provider": "log", "tier": _nearest_tier(table, rates, m),
-                     "input": round(rates.input[m], 10), "output": round(rates.output[m], 10),
-                     "cache_read": round(rates.cache_read[m], 10),
-                     "note": f"effective rates: fitted to {rates.rows[m]:,} rows' stated costs"}
-    return data
+    from .cost_only import table_dict
+
+    entries = {m: {"provider": "log", "tier": _nearest_tier(table, rates, m),
+                   "input": round(rates.input[m], 10), "output": round(rates.output[m], 10),
+                   "cache_read": round(rates.cache_read[m], 10),
+                   "note": f"effective rates: fitted to {rates.rows[m]:,} rows' stated costs"}
+               for m in rates.input}
+    return table_dict(table, entries, source=source,
+                      note="effective rates of the log's models the table lacks, fitted to "
+                           "their costs")
 
 
 def _nearest_tier(table, rates: Rates, m: str) -> str:

@@ -198,27 +198,26 @@ def _checks(cols: dict[str, _Col]) -> list[tuple[str, str, object]]:
     return [(name, pred, msg) for name, c in cols.items() for pred, msg in c.checks]
 
 
+#: normalised column -> (the raw columns that give it a value per row, the value without them)
+_CONSTANT_WITHOUT = {
+    "run": (("run",), "CAST('' AS VARCHAR)"),
+    "call": (("call",), "CAST(NULL AS INTEGER)"),
+    "calls": (("call", "calls"), "CAST(1 AS INTEGER)"),
+    "is_summary": (("kind",), "CAST(0 AS INTEGER)"),
+    "cost_usd": (("cost_usd",), "CAST(NULL AS DOUBLE)"),
+    "signals": (("signals",), "CAST(NULL AS VARCHAR)"),
+}
+
+
 def constant_columns(raws: list) -> dict[str, str]:
     """The normalised columns that hold one value on every row of the log (no file has the
     column they come from; ``src`` with one file), as SQL constants of their stored type. They
     are not stored: the view ``runs`` supplies them (writing 1M copies of a constant costs as
     much as a real column)."""
     have = {c for raw in raws for c in raw.columns}
-    out = {}
-    if len(raws) == 1:
-        out["src"] = "CAST(0 AS INTEGER)"
-    if "run" not in have:
-        out["run"] = "CAST('' AS VARCHAR)"
-    if "call" not in have:
-        out["call"] = "CAST(NULL AS INTEGER)"
-        if "calls" not in have:
-            out["calls"] = "CAST(1 AS INTEGER)"
-    if "kind" not in have:
-        out["is_summary"] = "CAST(0 AS INTEGER)"
-    if "cost_usd" not in have:
-        out["cost_usd"] = "CAST(NULL AS DOUBLE)"
-    if "signals" not in have:
-        out["signals"] = "CAST(NULL AS VARCHAR)"
+    out = {"src": "CAST(0 AS INTEGER)"} if len(raws) == 1 else {}
+    out.update({name: value for name, (sources, value) in _CONSTANT_WITHOUT.items()
+                if not have.intersection(sources)})
     return out
 
 
