@@ -21,7 +21,6 @@ import math
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -45,21 +44,7 @@ def invoke(args):
 
 
 def exact_import(truth, rows) -> bool:
-    want: dict = defaultdict(lambda: [0, 0, 0, 0.0])
-    for t in truth.tasks:
-        for c in t.calls:
-            w = want[(t.run, t.id, c.model)]
-            w[0] += c.input
-            w[1] += c.read
-            w[2] += c.out
-            w[3] += c.cost or 0.0
-    got: dict = defaultdict(lambda: [0, 0, 0, 0.0])
-    for r in rows:
-        g = got[(r["run"], r["task_id"], r["model"])]
-        g[0] += r["input_tokens"] or 0
-        g[1] += r["cached_input_tokens"] or 0
-        g[2] += r["output_tokens"] or 0
-        g[3] += r["cost_usd"] or 0.0
+    want, got = sim.truth_totals(truth), sim.row_totals(rows)
     return sorted(got) == sorted(want) and all(
         got[k][:3] == w[:3] and abs(got[k][3] - w[3]) < 1e-9 for k, w in want.items())
 

@@ -15,6 +15,8 @@ cache-write column).
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import csv
 import gzip
 import io
@@ -675,6 +677,36 @@ SOURCES = {"claude-code": claude_code, "codex": codex, "otlp": otlp, "litellm": 
 
 
 # --- what the checker expects ---------------------------------------------------------------
+
+def truth_totals(truth: Truth, key=lambda t, c: (t.run, t.id, c.model)) -> dict:
+    """Per ``key(task, call)`` (by default run, task and model): [input, cache-read, output
+    tokens, stated cost, calls] of the truth, what an imported log must carry (compare with
+    :func:`row_totals`)."""
+    want: dict = defaultdict(lambda: [0, 0, 0, 0.0, 0])
+    for t in truth.tasks:
+        for c in t.calls:
+            w = want[key(t, c)]
+            w[0] += c.input
+            w[1] += c.read
+            w[2] += c.out
+            w[3] += c.cost or 0.0
+            w[4] += 1
+    return dict(want)
+
+
+def row_totals(rows, key=lambda r: (r["run"], r["task_id"], r["model"])) -> dict:
+    """The same sums per ``key(row)`` over an imported log's rows (dicts of its columns); the
+    last is rows."""
+    got: dict = defaultdict(lambda: [0, 0, 0, 0.0, 0])
+    for r in rows:
+        g = got[key(r)]
+        g[0] += r["input_tokens"] or 0
+        g[1] += r["cached_input_tokens"] or 0
+        g[2] += r["output_tokens"] or 0
+        g[3] += r["cost_usd"] or 0.0
+        g[4] += 1
+    return dict(got)
+
 
 def expected_calibrate(truth: Truth) -> dict:
     """The figures a calibration of the imported log must report, from the truth alone: tasks

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -92,23 +91,7 @@ def test_import_carries_every_token_and_cent(imported, name):
     truth = case.truth
     per_call = truth.source not in ("openhands", "aider-bench")
     # Tokens per run, task and model, to the unit; stated cost to 1e-9.
-    want: dict = defaultdict(lambda: [0, 0, 0, 0.0, 0])
-    for t in truth.tasks:
-        for c in t.calls:
-            w = want[(t.run, t.id, c.model)]
-            w[0] += c.input
-            w[1] += c.read
-            w[2] += c.out
-            w[3] += c.cost or 0.0
-            w[4] += 1
-    got: dict = defaultdict(lambda: [0, 0, 0, 0.0, 0])
-    for r in rows:
-        g = got[(r["run"], r["task_id"], r["model"])]
-        g[0] += r["input_tokens"] or 0
-        g[1] += r["cached_input_tokens"] or 0
-        g[2] += r["output_tokens"] or 0
-        g[3] += r["cost_usd"] or 0.0
-        g[4] += 1
+    want, got = sim.truth_totals(truth), sim.row_totals(rows)
     assert sorted(got) == sorted(want)
     for key, w in want.items():
         g = got[key]
@@ -452,18 +435,8 @@ def test_task_by_branch(cases, tmp_path, name):
     out = tmp_path / "r.parquet"
     res = invoke(case.import_args(out, "--task-by", "branch", "--format", "json", outcomes=False))
     assert res.exit_code == 0, res.output
-    want: dict = defaultdict(lambda: [0, 0, 0])
-    for t in case.truth.tasks:
-        for c in t.calls:
-            w = want[t.branch]
-            w[0] += c.input
-            w[1] += c.read
-            w[2] += c.out
-    got: dict = defaultdict(lambda: [0, 0, 0])
-    for r in pq.read_table(out).to_pylist():
-        g = got[r["task_id"]]
-        g[0] += r["input_tokens"]
-        g[1] += r["cached_input_tokens"]
-        g[2] += r["output_tokens"]
-    assert dict(got) == dict(want)
+    want = {k: v[:3] for k, v in sim.truth_totals(case.truth, lambda t, c: t.branch).items()}
+    got = {k: v[:3] for k, v in sim.row_totals(pq.read_table(out).to_pylist(),
+                                               lambda r: r["task_id"]).items()}
+    assert got == want
     assert json.loads(res.stdout)["tasks"] == len(want)
